@@ -1,0 +1,9 @@
+//! The pure core: parsing, validation, naming, extraction and the decisions of a mount.
+//! Nothing here does I/O or knows tonic, the AWS SDK or Kubernetes.
+
+pub mod arn;
+pub mod mode;
+pub mod naming;
+pub mod objects;
+pub mod region;
+pub mod secret;
