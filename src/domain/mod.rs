@@ -2,8 +2,12 @@
 //! Nothing here does I/O or knows tonic, the AWS SDK or Kubernetes.
 
 pub mod arn;
+pub mod attributes;
+pub mod extract;
+pub mod failover;
 pub mod mode;
 pub mod naming;
 pub mod objects;
 pub mod region;
 pub mod secret;
+pub mod versions;

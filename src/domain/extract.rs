@@ -1,0 +1,175 @@
+//! JMESPath extraction (spec §5): values of a JSON secret written to their own files.
+
+use super::mode::FileMode;
+use super::naming::FileName;
+use super::objects::JmesEntry;
+use super::secret::SecretValue;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    #[error("invalid JSON used with jmesPath")]
+    InvalidJson,
+    #[error("jmesPath `{path}` (alias `{alias}`) failed: {reason}")]
+    Failed {
+        path: String,
+        alias: String,
+        reason: String,
+    },
+    #[error("jmesPath `{path}` (alias `{alias}`) found nothing")]
+    NotFound { path: String, alias: String },
+    #[error("jmesPath `{path}` (alias `{alias}`) found a {kind}, not a string")]
+    NotString {
+        path: String,
+        alias: String,
+        kind: &'static str,
+    },
+}
+
+/// One extracted file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extracted {
+    pub file: FileName,
+    pub mode: FileMode,
+    pub value: SecretValue,
+}
+
+/// Evaluates every entry against the secret. Messages never include the secret.
+pub fn extract(value: &SecretValue, entries: &[JmesEntry]) -> Result<Vec<Extracted>, ExtractError> {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Parse through serde_json: its errors carry a position, never the text.
+    let json: serde_json::Value =
+        serde_json::from_slice(value.expose()).map_err(|_| ExtractError::InvalidJson)?;
+    let data = jmespath::Variable::try_from(json).map_err(|_| ExtractError::InvalidJson)?;
+    let data = jmespath::Rcvar::new(data);
+    entries
+        .iter()
+        .map(|entry| {
+            let found =
+                entry
+                    .expression
+                    .search(data.clone())
+                    .map_err(|e| ExtractError::Failed {
+                        path: entry.path.clone(),
+                        alias: entry.alias.clone(),
+                        reason: e
+                            .to_string()
+                            .lines()
+                            .next()
+                            .unwrap_or("evaluation error")
+                            .to_string(),
+                    })?;
+            let text = match &*found {
+                jmespath::Variable::String(s) => s.clone(),
+                jmespath::Variable::Null => {
+                    return Err(ExtractError::NotFound {
+                        path: entry.path.clone(),
+                        alias: entry.alias.clone(),
+                    })
+                }
+                other => {
+                    return Err(ExtractError::NotString {
+                        path: entry.path.clone(),
+                        alias: entry.alias.clone(),
+                        kind: kind_of(other),
+                    })
+                }
+            };
+            Ok(Extracted {
+                file: entry.file.clone(),
+                mode: entry.mode,
+                value: SecretValue::new(text),
+            })
+        })
+        .collect()
+}
+
+fn kind_of(v: &jmespath::Variable) -> &'static str {
+    match v {
+        jmespath::Variable::Bool(_) => "boolean",
+        jmespath::Variable::Number(_) => "number",
+        jmespath::Variable::Array(_) => "list",
+        jmespath::Variable::Object(_) => "object",
+        jmespath::Variable::Expref(_) => "expression",
+        jmespath::Variable::String(_) | jmespath::Variable::Null => "value",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::naming::PathTranslation;
+
+    fn entry(path: &str, alias: &str) -> JmesEntry {
+        JmesEntry {
+            path: path.to_string(),
+            alias: alias.to_string(),
+            expression: jmespath::compile(path).unwrap(),
+            file: FileName::from_object_name(alias, PathTranslation::default()).unwrap(),
+            mode: FileMode::DEFAULT,
+        }
+    }
+
+    fn secret(s: &str) -> SecretValue {
+        SecretValue::new(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn extracts_plain_nested_indexed_and_hyphenated_keys() {
+        let v = secret(
+            r#"{"username":"u","a":{"b":{"c":"deep"}},"list":["first"],"hyphenated-key":"h"}"#,
+        );
+        let out = extract(
+            &v,
+            &[
+                entry("username", "user"),
+                entry("a.b.c", "deep"),
+                entry("list[0]", "first"),
+                entry(r#""hyphenated-key""#, "hy"),
+            ],
+        )
+        .unwrap();
+        let values: Vec<&[u8]> = out.iter().map(|e| e.value.expose()).collect();
+        assert_eq!(values, vec![&b"u"[..], b"deep", b"first", b"h"]);
+        assert_eq!(out[0].file.as_str(), "user");
+    }
+
+    #[test]
+    fn invalid_json_fails_without_the_value() {
+        let e = extract(&secret("hunter2 not json"), &[entry("a", "b")]).unwrap_err();
+        assert_eq!(e, ExtractError::InvalidJson);
+        assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn missing_key_fails_naming_path_and_alias() {
+        let e = extract(&secret(r#"{"a":"x"}"#), &[entry("nope", "alias1")]).unwrap_err();
+        assert!(matches!(e, ExtractError::NotFound { .. }));
+        assert!(e.to_string().contains("nope") && e.to_string().contains("alias1"));
+    }
+
+    #[test]
+    fn non_string_result_fails() {
+        let e = extract(
+            &secret(r#"{"n":5,"o":{"k":"secretvalue"}}"#),
+            &[entry("o", "x")],
+        )
+        .unwrap_err();
+        assert!(matches!(e, ExtractError::NotString { kind: "object", .. }));
+        assert!(!e.to_string().contains("secretvalue"));
+        let e = extract(&secret(r#"{"n":5}"#), &[entry("n", "x")]).unwrap_err();
+        assert!(matches!(e, ExtractError::NotString { kind: "number", .. }));
+    }
+
+    #[test]
+    fn functions_work() {
+        let out = extract(&secret(r#"{"l":["a","b"]}"#), &[entry("join(',', l)", "j")]).unwrap();
+        assert_eq!(out[0].value.expose(), b"a,b");
+    }
+
+    #[test]
+    fn no_entries_does_not_require_json() {
+        assert!(extract(&secret("plain text"), &[]).unwrap().is_empty());
+    }
+}
