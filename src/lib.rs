@@ -4,3 +4,5 @@
 //! `adapters` the edges (CSI transport, file system, stores), `config` the settings.
 
 pub mod domain;
+pub mod ports;
+pub mod service;

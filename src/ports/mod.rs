@@ -1,0 +1,10 @@
+//! The traits the mount use case needs from the outside world. Owned by the core:
+//! adapters implement them and turn vendor answers into these types.
+
+pub mod identity;
+pub mod sink;
+pub mod store;
+
+pub use identity::{Identity, IdentityError, IdentityResolver};
+pub use sink::{MountSink, OutputFile, Published, SinkError};
+pub use store::{Fetched, SecretStore, StoreError};

@@ -1,0 +1,46 @@
+//! Why a mount failed. Converted to a gRPC status once, in the CSI adapter.
+
+use crate::domain::attributes::AttributeError;
+use crate::domain::extract::ExtractError;
+use crate::domain::mode::ModeError;
+use crate::domain::objects::ClassErrors;
+use crate::domain::region::Region;
+use crate::ports::{IdentityError, SinkError, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("invalid mount request: {0}")]
+    Attributes(#[from] AttributeError),
+    #[error("invalid mount request: {0}")]
+    Permission(#[from] ModeError),
+    #[error("invalid SecretProviderClass: {0}")]
+    Class(#[from] ClassErrors),
+    #[error("no region: set `region` in the SecretProviderClass, AWS_REGION on the provider, or the label topology.kubernetes.io/region on the node")]
+    NoRegion,
+    #[error("failoverRegion `{0}` must differ from the primary region")]
+    SameRegions(Region),
+    #[error("{0}")]
+    Identity(#[from] IdentityError),
+    #[error("{}", fetch_message(object, region, error, also_failed))]
+    Fetch {
+        object: String,
+        region: Region,
+        error: StoreError,
+        /// How many other objects failed too.
+        also_failed: usize,
+    },
+    #[error("{object}: {error}")]
+    Extract { object: String, error: ExtractError },
+    #[error("{0}")]
+    Write(#[from] SinkError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn fetch_message(object: &str, region: &Region, error: &StoreError, also_failed: &usize) -> String {
+    let mut text = format!("failed to fetch {object} in {region}: {error}");
+    if *also_failed > 0 {
+        text.push_str(&format!(" (and {also_failed} more objects failed)"));
+    }
+    text
+}

@@ -1,0 +1,8 @@
+//! The mount use case: from a raw request to published files, over the ports.
+
+mod error;
+mod fetch;
+mod mount;
+
+pub use error::MountError;
+pub use mount::{MountOutcome, MountRequest, MountService, MountSettings, Mounter};

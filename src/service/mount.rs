@@ -1,0 +1,176 @@
+//! The mount use case. Validates everything before any fetch, fetches concurrently,
+//! applies failover and extraction, then publishes all files in one step.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::attributes::MountAttributes;
+use crate::domain::extract::extract;
+use crate::domain::mode::FileMode;
+use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
+use crate::domain::region::{Region, Regions};
+use crate::domain::versions::{response_versions, ObjectVersion};
+use crate::ports::{IdentityResolver, MountSink, OutputFile, Published, SecretStore};
+
+use super::error::MountError;
+use super::fetch::fetch_all;
+
+/// A mount as the driver asks for it, before any parsing.
+#[derive(Debug, Clone, Default)]
+pub struct MountRequest {
+    /// JSON object of strings (spec §3).
+    pub attributes: String,
+    /// Default file mode in decimal, e.g. "420".
+    pub permission: String,
+    pub target_path: String,
+    pub current_versions: Vec<ObjectVersion>,
+}
+
+/// What a successful mount produced.
+#[derive(Debug, Clone)]
+pub struct MountOutcome {
+    pub versions: Vec<ObjectVersion>,
+    /// Files for the driver to write (driver-writes mode), else `None`.
+    pub files: Option<Vec<OutputFile>>,
+    /// Objects of the class (not counting jmesPath files).
+    pub objects: usize,
+}
+
+/// Settings that do not change per mount.
+#[derive(Debug, Clone)]
+pub struct MountSettings {
+    /// The provider's own region (AWS_REGION), used when the class names none.
+    pub default_region: Option<Region>,
+    /// Store calls in flight at once for one mount.
+    pub fetch_concurrency: usize,
+    pub yaml_limits: YamlLimits,
+}
+
+impl Default for MountSettings {
+    fn default() -> Self {
+        MountSettings {
+            default_region: None,
+            fetch_concurrency: 16,
+            yaml_limits: YamlLimits::default(),
+        }
+    }
+}
+
+/// The inbound port the transports drive.
+#[async_trait]
+pub trait Mounter: Send + Sync {
+    async fn mount(&self, request: MountRequest) -> Result<MountOutcome, MountError>;
+}
+
+pub struct MountService {
+    identity: Arc<dyn IdentityResolver>,
+    store: Arc<dyn SecretStore>,
+    sink: Arc<dyn MountSink>,
+    settings: MountSettings,
+}
+
+impl MountService {
+    pub fn new(
+        identity: Arc<dyn IdentityResolver>,
+        store: Arc<dyn SecretStore>,
+        sink: Arc<dyn MountSink>,
+        settings: MountSettings,
+    ) -> Self {
+        MountService {
+            identity,
+            store,
+            sink,
+            settings,
+        }
+    }
+
+    async fn primary_region(&self, attributes: &MountAttributes) -> Result<Region, MountError> {
+        if let Some(region) = attributes
+            .region
+            .as_ref()
+            .or(self.settings.default_region.as_ref())
+        {
+            return Ok(region.clone());
+        }
+        self.identity
+            .node_region(&attributes.pod)
+            .await?
+            .ok_or(MountError::NoRegion)
+    }
+}
+
+#[async_trait]
+impl Mounter for MountService {
+    async fn mount(&self, request: MountRequest) -> Result<MountOutcome, MountError> {
+        let attributes = MountAttributes::parse(&request.attributes)?;
+        let default_mode = FileMode::parse_decimal(&request.permission)?;
+        let primary = self.primary_region(&attributes).await?;
+        let regions = Regions::new(primary, attributes.failover_region.clone())
+            .map_err(|e| MountError::SameRegions(e.0))?;
+        let ctx = ClassContext {
+            translation: attributes.translation,
+            default_mode,
+            primary_region: Some(&regions.primary),
+            failover_region: regions.failover.as_ref(),
+            limits: self.settings.yaml_limits,
+        };
+        let objects = parse_objects(&attributes.objects, &ctx)?;
+
+        let identity = self
+            .identity
+            .identity(&attributes.pod, attributes.auth, &attributes.tokens)
+            .await?;
+        let fetched = fetch_all(
+            &*self.store,
+            &identity,
+            &regions,
+            &objects,
+            self.settings.fetch_concurrency,
+        )
+        .await?;
+
+        let mut files = Vec::new();
+        let mut written = Vec::new();
+        for (object, fetched) in objects.iter().zip(&fetched) {
+            let extracted =
+                extract(&fetched.value, &object.jmes).map_err(|error| MountError::Extract {
+                    object: object.describe(),
+                    error,
+                })?;
+            files.push(OutputFile {
+                path: object.file.clone(),
+                mode: object.mode,
+                contents: fetched.value.clone(),
+            });
+            written.push(ObjectVersion {
+                id: object.file.to_string(),
+                version: fetched.version.clone(),
+            });
+            for e in extracted {
+                written.push(ObjectVersion {
+                    id: e.file.to_string(),
+                    version: fetched.version.clone(),
+                });
+                files.push(OutputFile {
+                    path: e.file,
+                    mode: e.mode,
+                    contents: e.value,
+                });
+            }
+        }
+        let files = match self.sink.publish(&request.target_path, files).await? {
+            Published::Written => None,
+            Published::ForDriver(files) => Some(files),
+        };
+        Ok(MountOutcome {
+            versions: response_versions(&written, &request.current_versions),
+            files,
+            objects: objects.len(),
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "mount_tests.rs"]
+mod tests;

@@ -1,0 +1,462 @@
+//! The mount use case over mocked ports.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::*;
+use crate::domain::failover::{ClientKind, ErrorClass};
+use crate::domain::objects::ObjectKind;
+use crate::domain::secret::SecretValue;
+use crate::ports::identity::MockIdentityResolver;
+use crate::ports::sink::MockMountSink;
+use crate::ports::store::MockSecretStore;
+use crate::ports::{Fetched, Identity, StoreError};
+
+fn attributes(objects: &str, extra: &[(&str, &str)]) -> String {
+    let mut map: HashMap<&str, &str> = extra.iter().copied().collect();
+    map.insert("objects", objects);
+    map.insert("csi.storage.k8s.io/pod.namespace", "shop");
+    map.insert("csi.storage.k8s.io/serviceAccount.name", "web");
+    serde_json::to_string(&map).unwrap()
+}
+
+fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {
+    MountRequest {
+        attributes: attributes(objects, extra),
+        permission: "420".to_string(),
+        target_path: "/target".to_string(),
+        current_versions: vec![],
+    }
+}
+
+fn identity_mock() -> MockIdentityResolver {
+    let mut identity = MockIdentityResolver::new();
+    identity.expect_identity().returning(|pod, auth, _| {
+        Ok(Identity {
+            auth,
+            namespace: pod.namespace.clone(),
+            service_account: pod.service_account.clone(),
+            role_arn: None,
+            token: None,
+        })
+    });
+    identity.expect_node_region().returning(|_| Ok(None));
+    identity
+}
+
+/// A store answering from a map keyed by (region, name); everything else is not found.
+fn store_mock(
+    values: &[(&str, &str, &str)],
+    failures: &[(&str, &str, ErrorClass)],
+) -> (MockSecretStore, Arc<Mutex<Vec<(String, usize)>>>) {
+    let values: HashMap<(String, String), String> = values
+        .iter()
+        .map(|(r, n, v)| ((r.to_string(), n.to_string()), v.to_string()))
+        .collect();
+    let failures: HashMap<(String, String), ErrorClass> = failures
+        .iter()
+        .map(|(r, n, c)| ((r.to_string(), n.to_string()), *c))
+        .collect();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let seen = calls.clone();
+    let mut store = MockSecretStore::new();
+    store.expect_batch_limit().returning(|kind| {
+        if kind == ObjectKind::SsmParameter {
+            10
+        } else {
+            1
+        }
+    });
+    store.expect_fetch().returning(move |region, _, batch| {
+        seen.lock().unwrap().push((region.to_string(), batch.len()));
+        batch
+            .iter()
+            .map(|o| {
+                let key = (region.to_string(), o.name.clone());
+                if let Some(class) = failures.get(&key) {
+                    return Err(StoreError::new(*class, format!("{} failed", o.name)));
+                }
+                match values.get(&key) {
+                    Some(v) => Ok(Fetched {
+                        value: SecretValue::new(v.as_bytes().to_vec()),
+                        version: format!("v-{region}"),
+                    }),
+                    None => Err(StoreError::new(
+                        ErrorClass::Client(ClientKind::NotFound),
+                        format!("{} not found", o.name),
+                    )),
+                }
+            })
+            .collect()
+    });
+    (store, calls)
+}
+
+fn capturing_sink() -> (MockMountSink, Arc<Mutex<Vec<OutputFile>>>) {
+    let written = Arc::new(Mutex::new(Vec::new()));
+    let w = written.clone();
+    let mut sink = MockMountSink::new();
+    sink.expect_publish().returning(move |target, files| {
+        assert_eq!(target, "/target");
+        *w.lock().unwrap() = files;
+        Ok(Published::Written)
+    });
+    (sink, written)
+}
+
+fn service(
+    identity: MockIdentityResolver,
+    store: MockSecretStore,
+    sink: MockMountSink,
+    default_region: Option<&str>,
+) -> MountService {
+    let settings = MountSettings {
+        default_region: default_region.map(|r| Region::parse(r).unwrap()),
+        ..MountSettings::default()
+    };
+    MountService::new(
+        Arc::new(identity),
+        Arc::new(store),
+        Arc::new(sink),
+        settings,
+    )
+}
+
+fn no_sink() -> MockMountSink {
+    let mut sink = MockMountSink::new();
+    sink.expect_publish().never();
+    sink
+}
+
+const CLASS: &str = r#"
+- objectName: MySecret
+  objectType: secretsmanager
+  filePermission: "0600"
+  jmesPath:
+    - {path: username, objectAlias: user}
+- objectName: /app/host
+  objectType: ssmparameter
+"#;
+
+#[tokio::test]
+async fn mounts_objects_and_their_jmes_files_with_modes_and_versions() {
+    let (store, _) = store_mock(
+        &[
+            ("us-east-1", "MySecret", r#"{"username":"memeuser"}"#),
+            ("us-east-1", "/app/host", "db"),
+        ],
+        &[],
+    );
+    let (sink, written) = capturing_sink();
+    let svc = service(identity_mock(), store, sink, None);
+    let out = svc
+        .mount(request(CLASS, &[("region", "us-east-1")]))
+        .await
+        .unwrap();
+    let files = written.lock().unwrap().clone();
+    let summary: Vec<(String, u32, Vec<u8>)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.path.to_string(),
+                f.mode.bits(),
+                f.contents.expose().to_vec(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (
+                "MySecret".to_string(),
+                0o600,
+                br#"{"username":"memeuser"}"#.to_vec()
+            ),
+            ("user".to_string(), 0o600, b"memeuser".to_vec()),
+            ("_app_host".to_string(), 0o644, b"db".to_vec()),
+        ]
+    );
+    let ids: Vec<(&str, &str)> = out
+        .versions
+        .iter()
+        .map(|v| (v.id.as_str(), v.version.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("MySecret", "v-us-east-1"),
+            ("_app_host", "v-us-east-1"),
+            ("user", "v-us-east-1")
+        ]
+    );
+    assert_eq!(out.objects, 2);
+    assert!(out.files.is_none());
+}
+
+#[tokio::test]
+async fn an_invalid_class_fetches_and_writes_nothing() {
+    let mut store = MockSecretStore::new();
+    store.expect_fetch().never();
+    let mut identity = MockIdentityResolver::new();
+    identity.expect_identity().never();
+    let svc = service(identity, store, no_sink(), None);
+    let err = svc
+        .mount(request(
+            "- objectName: a\n  objectType: ssm\n",
+            &[("region", "us-east-1")],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::Class(_)), "{err}");
+    assert!(err.to_string().contains("\"a\""), "{err}");
+}
+
+#[tokio::test]
+async fn region_comes_from_attribute_then_provider_then_node() {
+    let (store, calls) = store_mock(
+        &[
+            ("eu-west-1", "s", "x"),
+            ("ap-south-1", "s", "x"),
+            ("us-east-2", "s", "x"),
+        ],
+        &[],
+    );
+    let (sink, _) = capturing_sink();
+    let mut identity = identity_mock();
+    identity.checkpoint();
+    identity.expect_identity().returning(|pod, auth, _| {
+        Ok(Identity {
+            auth,
+            namespace: pod.namespace.clone(),
+            service_account: pod.service_account.clone(),
+            role_arn: None,
+            token: None,
+        })
+    });
+    identity
+        .expect_node_region()
+        .times(1)
+        .returning(|_| Ok(Some(Region::parse("us-east-2").unwrap())));
+    let class = "- {objectName: s, objectType: secretsmanager}\n";
+    let with_default = service(identity, store, sink, None);
+    with_default
+        .mount(request(class, &[("region", "eu-west-1")]))
+        .await
+        .unwrap();
+    with_default.mount(request(class, &[])).await.unwrap();
+    let regions: Vec<String> = calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(r, _)| r.clone())
+        .collect();
+    assert_eq!(regions, vec!["eu-west-1", "us-east-2"]);
+
+    let (store, calls) = store_mock(&[("ap-south-1", "s", "x")], &[]);
+    let (sink, _) = capturing_sink();
+    let mut identity = identity_mock();
+    identity.checkpoint();
+    identity.expect_identity().returning(|pod, auth, _| {
+        Ok(Identity {
+            auth,
+            namespace: pod.namespace.clone(),
+            service_account: pod.service_account.clone(),
+            role_arn: None,
+            token: None,
+        })
+    });
+    identity.expect_node_region().never();
+    service(identity, store, sink, Some("ap-south-1"))
+        .mount(request(class, &[]))
+        .await
+        .unwrap();
+    assert_eq!(calls.lock().unwrap()[0].0, "ap-south-1");
+}
+
+#[tokio::test]
+async fn no_region_anywhere_is_an_error() {
+    let mut store = MockSecretStore::new();
+    store.expect_fetch().never();
+    let svc = service(identity_mock(), store, no_sink(), None);
+    let err = svc
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}\n",
+            &[],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::NoRegion));
+}
+
+#[tokio::test]
+async fn parameters_are_batched_by_ten_and_secrets_one_per_call() {
+    let mut values = vec![];
+    let names: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
+    for n in &names {
+        values.push(("us-east-1", n.as_str(), "v"));
+    }
+    values.push(("us-east-1", "s1", "v"));
+    values.push(("us-east-1", "s2", "v"));
+    let (store, calls) = store_mock(&values, &[]);
+    let (sink, written) = capturing_sink();
+    let mut class = String::new();
+    for n in &names {
+        class.push_str(&format!(
+            "- {{objectName: {n}, objectType: ssmparameter}}\n"
+        ));
+    }
+    class.push_str("- {objectName: s1, objectType: secretsmanager}\n- {objectName: s2, objectType: secretsmanager}\n");
+    service(identity_mock(), store, sink, None)
+        .mount(request(&class, &[("region", "us-east-1")]))
+        .await
+        .unwrap();
+    let mut sizes: Vec<usize> = calls.lock().unwrap().iter().map(|(_, n)| *n).collect();
+    sizes.sort();
+    assert_eq!(sizes, vec![1, 1, 2, 10]);
+    assert_eq!(written.lock().unwrap().len(), 14);
+}
+
+const FAILOVER: &str = "- {objectName: s, objectType: secretsmanager, objectAlias: s, failoverObject: {objectName: s-dr}}\n";
+const TWO_REGIONS: &[(&str, &str)] = &[("region", "us-east-1"), ("failoverRegion", "us-west-2")];
+
+#[tokio::test]
+async fn failover_server_error_in_primary_uses_the_failover_answer() {
+    let (store, _) = store_mock(
+        &[("us-west-2", "s-dr", "from-west")],
+        &[("us-east-1", "s", ErrorClass::Server)],
+    );
+    let (sink, written) = capturing_sink();
+    let out = service(identity_mock(), store, sink, None)
+        .mount(request(FAILOVER, TWO_REGIONS))
+        .await
+        .unwrap();
+    assert_eq!(written.lock().unwrap()[0].contents.expose(), b"from-west");
+    assert_eq!(out.versions[0].version, "v-us-west-2");
+}
+
+#[tokio::test]
+async fn failover_both_answer_primary_wins() {
+    let (store, _) = store_mock(
+        &[
+            ("us-east-1", "s", "from-east"),
+            ("us-west-2", "s-dr", "from-west"),
+        ],
+        &[],
+    );
+    let (sink, written) = capturing_sink();
+    service(identity_mock(), store, sink, None)
+        .mount(request(FAILOVER, TWO_REGIONS))
+        .await
+        .unwrap();
+    assert_eq!(written.lock().unwrap()[0].contents.expose(), b"from-east");
+}
+
+#[tokio::test]
+async fn failover_client_error_fails_the_mount_and_writes_nothing() {
+    let (store, _) = store_mock(
+        &[("us-east-1", "s", "from-east")],
+        &[(
+            "us-west-2",
+            "s-dr",
+            ErrorClass::Client(ClientKind::AccessDenied),
+        )],
+    );
+    let err = service(identity_mock(), store, no_sink(), None)
+        .mount(request(FAILOVER, TWO_REGIONS))
+        .await
+        .unwrap_err();
+    match &err {
+        MountError::Fetch { region, error, .. } => {
+            assert_eq!(region.as_str(), "us-west-2");
+            assert_eq!(error.class, ErrorClass::Client(ClientKind::AccessDenied));
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(err.to_string().contains("object \"s\""), "{err}");
+}
+
+#[tokio::test]
+async fn a_failed_object_fails_the_whole_mount_and_counts_the_others() {
+    let (store, _) = store_mock(&[("us-east-1", "ok", "v")], &[]);
+    let class = "- {objectName: ok, objectType: secretsmanager}\n- {objectName: gone1, objectType: secretsmanager}\n- {objectName: gone2, objectType: secretsmanager}\n";
+    let err = service(identity_mock(), store, no_sink(), None)
+        .mount(request(class, &[("region", "us-east-1")]))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("gone1") && text.contains("1 more"), "{text}");
+}
+
+#[tokio::test]
+async fn jmes_path_on_a_non_json_secret_writes_nothing() {
+    let (store, _) = store_mock(&[("us-east-1", "s", "hunter2")], &[]);
+    let class =
+        "- {objectName: s, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: b}]}\n";
+    let err = service(identity_mock(), store, no_sink(), None)
+        .mount(request(class, &[("region", "us-east-1")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::Extract { .. }));
+    assert!(!err.to_string().contains("hunter2"));
+}
+
+#[tokio::test]
+async fn current_versions_not_overwritten_are_passed_back() {
+    let (store, _) = store_mock(&[("us-east-1", "s", "v")], &[]);
+    let (sink, _) = capturing_sink();
+    let mut req = request(
+        "- {objectName: s, objectType: secretsmanager}\n",
+        &[("region", "us-east-1")],
+    );
+    req.current_versions = vec![
+        ObjectVersion {
+            id: "gone".into(),
+            version: "7".into(),
+        },
+        ObjectVersion {
+            id: "s".into(),
+            version: "old".into(),
+        },
+    ];
+    let out = service(identity_mock(), store, sink, None)
+        .mount(req)
+        .await
+        .unwrap();
+    let ids: Vec<(&str, &str)> = out
+        .versions
+        .iter()
+        .map(|v| (v.id.as_str(), v.version.as_str()))
+        .collect();
+    assert_eq!(ids, vec![("gone", "7"), ("s", "v-us-east-1")]);
+}
+
+#[tokio::test]
+async fn a_store_breaking_its_contract_is_an_internal_error_not_a_panic() {
+    let mut store = MockSecretStore::new();
+    store.expect_batch_limit().returning(|_| 10);
+    store.expect_fetch().returning(|_, _, _| vec![]);
+    let err = service(identity_mock(), store, no_sink(), None)
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}\n",
+            &[("region", "us-east-1")],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::Internal(_)));
+}
+
+#[tokio::test]
+async fn a_bad_permission_is_refused() {
+    let mut req = request(
+        "- {objectName: s, objectType: secretsmanager}\n",
+        &[("region", "us-east-1")],
+    );
+    req.permission = "0644x".into();
+    let mut store = MockSecretStore::new();
+    store.expect_fetch().never();
+    let err = service(identity_mock(), store, no_sink(), None)
+        .mount(req)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::Permission(_)));
+}
