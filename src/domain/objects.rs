@@ -566,7 +566,7 @@ impl ObjectChecker<'_, '_> {
                 }
             }
         }
-        (self.errors.len() == before).then(|| ObjectRef {
+        (self.errors.len() == before).then_some(ObjectRef {
             kind: primary.kind,
             name: fo_name,
             version: raw.object_version,

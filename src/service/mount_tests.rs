@@ -44,11 +44,14 @@ fn identity_mock() -> MockIdentityResolver {
     identity
 }
 
+/// (region, batch size) of every store call.
+type Calls = Arc<Mutex<Vec<(String, usize)>>>;
+
 /// A store answering from a map keyed by (region, name); everything else is not found.
 fn store_mock(
     values: &[(&str, &str, &str)],
     failures: &[(&str, &str, ErrorClass)],
-) -> (MockSecretStore, Arc<Mutex<Vec<(String, usize)>>>) {
+) -> (MockSecretStore, Calls) {
     let values: HashMap<(String, String), String> = values
         .iter()
         .map(|(r, n, v)| ((r.to_string(), n.to_string()), v.to_string()))
