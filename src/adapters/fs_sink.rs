@@ -1,0 +1,315 @@
+//! Provider-writes mode: all files of a mount become visible in one rename, or none do.
+//!
+//! The layout is the one the driver's own atomic writer (and the kubelet's) uses:
+//!
+//! ```text
+//! target/..2026_11_26_23_33_25.123456789_x7f3q/   the files of one mount
+//! target/..data -> ..2026_11_26_23_33_25.123456789_x7f3q
+//! target/<name> -> ..data/<name>                    one link per top-level entry
+//! ```
+//!
+//! A new mount writes a fresh directory, then swaps `..data` with one `rename`, so a
+//! reader sees either every old file or every new one. Until the swap nothing visible
+//! changes; after it, a failure puts the old `..data` back.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use rand::distr::{Alphanumeric, SampleString};
+
+use crate::ports::{MountSink, OutputFile, Published, SinkError};
+
+const DATA_LINK: &str = "..data";
+const DIR_MODE: u32 = 0o755;
+
+/// Writes files into the pod's volume. Mounts of one target are serialized; different
+/// targets proceed in parallel.
+#[derive(Default)]
+pub struct FsSink {
+    locks: Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl FsSink {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock_for(&self, target: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(target.to_path_buf()).or_default().clone()
+    }
+
+    fn release(&self, target: &Path, lock: Arc<tokio::sync::Mutex<()>>) {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        drop(lock);
+        // Only this map holds it: nobody waits, so forget the target (bounded memory).
+        if locks.get(target).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(target);
+        }
+    }
+}
+
+#[async_trait]
+impl MountSink for FsSink {
+    async fn publish(&self, target: &str, files: Vec<OutputFile>) -> Result<Published, SinkError> {
+        let target_path = PathBuf::from(target);
+        if !target_path.is_absolute() {
+            return Err(SinkError::Target {
+                path: target.to_string(),
+                reason: "must be an absolute path".into(),
+            });
+        }
+        let lock = self.lock_for(&target_path);
+        let result = {
+            let _guard = lock.lock().await;
+            let dir = target_path.clone();
+            tokio::task::spawn_blocking(move || write_atomically(&dir, &files))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(SinkError::Write {
+                        path: target.to_string(),
+                        reason: format!("writer task failed: {e}"),
+                    })
+                })
+        };
+        self.release(&target_path, lock);
+        result.map(|()| Published::Written)
+    }
+}
+
+/// The whole publish, synchronous. On `Err`, the target is as it was.
+pub fn write_atomically(target: &Path, files: &[OutputFile]) -> Result<(), SinkError> {
+    let meta = fs::symlink_metadata(target).map_err(|e| target_error(target, &e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(target_error(target, "is not a directory"));
+    }
+    let previous = read_data_link(target);
+    remove_leftovers(target, previous.as_deref());
+
+    let new_dir_name = format!("..{}_{}", timestamp(), random_suffix());
+    let new_dir = target.join(&new_dir_name);
+    if let Err(e) = write_payload(&new_dir, files) {
+        let _ = fs::remove_dir_all(&new_dir);
+        return Err(e);
+    }
+    let new_names: BTreeSet<String> = files
+        .iter()
+        .map(|f| f.path.top_level().to_string())
+        .collect();
+    let old_names = our_links(target);
+    if let Err(e) = commit(
+        target,
+        &new_dir_name,
+        &new_names,
+        &old_names,
+        previous.as_deref(),
+    ) {
+        let _ = fs::remove_dir_all(&new_dir);
+        return Err(e);
+    }
+    // The new files are live; what follows only tidies up and cannot undo a mount.
+    for name in old_names.difference(&new_names) {
+        let _ = fs::remove_file(target.join(name));
+    }
+    if let Some(old) = previous {
+        if old != new_dir_name {
+            let _ = fs::remove_dir_all(target.join(old));
+        }
+    }
+    Ok(())
+}
+
+fn target_error(target: &Path, reason: &str) -> SinkError {
+    SinkError::Target {
+        path: target.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn write_error(path: &Path, e: io::Error) -> SinkError {
+    SinkError::Write {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// The directory `..data` points at, when it is a link to a `..` entry of ours.
+fn read_data_link(target: &Path) -> Option<String> {
+    let dest = fs::read_link(target.join(DATA_LINK)).ok()?;
+    let name = dest.to_str()?;
+    (name.starts_with("..") && !name.contains('/') && name != ".." && name != DATA_LINK)
+        .then(|| name.to_string())
+}
+
+/// Removes what a killed mount left behind: payload directories `..data` does not
+/// point at, and temporary links. The driver's own layout uses the same names, and is
+/// replaced the same way.
+fn remove_leftovers(target: &Path, current: Option<&str>) {
+    let Ok(entries) = fs::read_dir(target) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with("..") || name == DATA_LINK || Some(name) == current {
+            continue;
+        }
+        let path = entry.path();
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_dir() => {
+                let _ = fs::remove_dir_all(&path);
+            }
+            Ok(_) => {
+                let _ = fs::remove_file(&path);
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Top-level entries that are links into `..data`: what earlier mounts of ours wrote.
+fn our_links(target: &Path) -> BTreeSet<String> {
+    let Ok(entries) = fs::read_dir(target) else {
+        return BTreeSet::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_string();
+            let dest = fs::read_link(entry.path()).ok()?;
+            (dest == Path::new(DATA_LINK).join(&name)).then_some(name)
+        })
+        .collect()
+}
+
+fn write_payload(dir: &Path, files: &[OutputFile]) -> Result<(), SinkError> {
+    make_dir(dir)?;
+    for file in files {
+        let path = dir.join(file.path.as_str());
+        if let Some(parent) = path.parent() {
+            let mut current = dir.to_path_buf();
+            for element in parent
+                .strip_prefix(dir)
+                .unwrap_or(Path::new(""))
+                .components()
+            {
+                current.push(element);
+                if !current.is_dir() {
+                    make_dir(&current)?;
+                }
+            }
+        }
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| write_error(&path, e))?;
+        out.write_all(file.contents.expose())
+            .map_err(|e| write_error(&path, e))?;
+        // Set the mode on the open file: exact whatever the umask, and no window in which
+        // the file is more readable than asked.
+        out.set_permissions(Permissions::from_mode(file.mode.bits()))
+            .map_err(|e| write_error(&path, e))?;
+        out.sync_all().map_err(|e| write_error(&path, e))?;
+    }
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| write_error(dir, e))?;
+    Ok(())
+}
+
+fn make_dir(path: &Path) -> Result<(), SinkError> {
+    fs::create_dir(path).map_err(|e| write_error(path, e))?;
+    fs::set_permissions(path, Permissions::from_mode(DIR_MODE)).map_err(|e| write_error(path, e))
+}
+
+/// Swaps `..data`, then links new top-level names. Undone on failure.
+fn commit(
+    target: &Path,
+    new_dir: &str,
+    new_names: &BTreeSet<String>,
+    old_names: &BTreeSet<String>,
+    previous: Option<&str>,
+) -> Result<(), SinkError> {
+    // Entries in the way of a new top-level link: a link of ours is fine; a file is
+    // replaced by the rename; a directory (an older provider's sub-directory) is moved
+    // aside first and restored on failure.
+    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let undo_moves = |moved: &[(PathBuf, PathBuf)]| {
+        for (from, to) in moved.iter().rev() {
+            let _ = fs::rename(to, from);
+        }
+    };
+    for name in new_names.difference(old_names) {
+        let path = target.join(name);
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            let aside = target.join(format!("..replaced_{}", random_suffix()));
+            if let Err(e) = fs::rename(&path, &aside) {
+                undo_moves(&moved);
+                return Err(write_error(&path, e));
+            }
+            moved.push((path, aside));
+        }
+    }
+
+    if let Err(e) = replace_with_link(target, DATA_LINK, Path::new(new_dir)) {
+        undo_moves(&moved);
+        return Err(e);
+    }
+    let mut linked = Vec::new();
+    for name in new_names.difference(old_names) {
+        if let Err(e) = replace_with_link(target, name, &Path::new(DATA_LINK).join(name)) {
+            for done in &linked {
+                let _ = fs::remove_file(target.join(done));
+            }
+            match previous {
+                Some(old) => {
+                    let _ = replace_with_link(target, DATA_LINK, Path::new(old));
+                }
+                None => {
+                    let _ = fs::remove_file(target.join(DATA_LINK));
+                }
+            }
+            undo_moves(&moved);
+            return Err(e);
+        }
+        linked.push(name.clone());
+    }
+    for (_, aside) in &moved {
+        let _ = fs::remove_dir_all(aside);
+    }
+    Ok(())
+}
+
+/// Makes `target/name` a link to `dest` in one rename, whatever file was there.
+fn replace_with_link(target: &Path, name: &str, dest: &Path) -> Result<(), SinkError> {
+    let tmp = target.join(format!("..tmp_{}", random_suffix()));
+    symlink(dest, &tmp).map_err(|e| write_error(&tmp, e))?;
+    fs::rename(&tmp, target.join(name)).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        write_error(&target.join(name), e)
+    })
+}
+
+fn timestamp() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:09}", now.as_secs(), now.subsec_nanos())
+}
+
+fn random_suffix() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 8)
+}
+
+#[cfg(test)]
+#[path = "fs_sink_tests.rs"]
+mod tests;
