@@ -1,3 +1,5 @@
 //! The edges: CSI transport, file system, secret stores, cluster lookups.
 
+pub mod driver_sink;
 pub mod fs_sink;
+pub mod local;

@@ -1,0 +1,40 @@
+//! Driver-writes mode (`--driver-writes-secrets`): nothing is written here; the files
+//! travel back in the MountResponse and the driver writes them with its own atomic writer.
+
+use async_trait::async_trait;
+
+use crate::ports::{MountSink, OutputFile, Published, SinkError};
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DriverSink;
+
+#[async_trait]
+impl MountSink for DriverSink {
+    async fn publish(&self, _target: &str, files: Vec<OutputFile>) -> Result<Published, SinkError> {
+        Ok(Published::ForDriver(files))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::mode::FileMode;
+    use crate::domain::naming::{FileName, PathTranslation};
+    use crate::domain::secret::SecretValue;
+
+    #[tokio::test]
+    async fn hands_every_file_back_and_touches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = vec![OutputFile {
+            path: FileName::from_object_name("a", PathTranslation::default()).unwrap(),
+            mode: FileMode::DEFAULT,
+            contents: SecretValue::new(b"x".to_vec()),
+        }];
+        let out = DriverSink
+            .publish(dir.path().to_str().unwrap(), files.clone())
+            .await
+            .unwrap();
+        assert_eq!(out, Published::ForDriver(files));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
