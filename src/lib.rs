@@ -1,9 +1,13 @@
 //! AWS provider for the Kubernetes Secrets Store CSI Driver.
 //!
 //! `domain` is the pure core, `ports` the traits it needs, `service` the mount use case,
-//! `adapters` the edges (CSI transport, file system, stores), `config` the settings.
+//! `adapters` the edges (CSI transport, file system, stores), `config` and `cli` the
+//! settings and command line, `app` the composition root.
 
 pub mod adapters;
+pub mod app;
+pub mod cli;
+pub mod config;
 pub mod domain;
 pub mod ports;
 pub mod service;

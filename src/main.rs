@@ -1,1 +1,86 @@
-fn main() {}
+//! `secrets-store-csi-driver-provider-aws`: serves the CSI driver, or runs `mount` and
+//! `validate` for development. All wiring lives in `provider::app`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use provider::cli::validate::validate_files;
+use provider::cli::{normalize_go_flags, Cli, Command};
+use provider::config::Settings;
+use provider::domain::region::Region;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(normalize_go_flags(std::env::args_os()));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Validate(args)) = &cli.command {
+        let region = args.region.as_deref().map(Region::parse).transpose()?;
+        let report = validate_files(&args.files, region.as_ref());
+        for error in &report.errors {
+            println!("{error}");
+        }
+        println!(
+            "{} classes checked, {} errors",
+            report.classes,
+            report.errors.len()
+        );
+        return Ok(if report.errors.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    let settings = Settings::load(cli.flags.config.as_deref(), &cli.flags)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Some(Command::Mount(args)) => {
+            let outcome = runtime.block_on(provider::app::mount_once(&settings, &args))?;
+            for file in &outcome.summary {
+                println!(
+                    "{}\t{}\t{}",
+                    args.target.join(&file.path).display(),
+                    file.mode,
+                    file.version
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Validate(_)) => Ok(ExitCode::SUCCESS),
+        None => {
+            runtime.block_on(provider::app::serve(settings, shutdown_signal()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight mounts"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing in-flight mounts"),
+    }
+}

@@ -67,16 +67,21 @@ impl MountSink for FsSink {
         }
         let lock = self.lock_for(&target_path);
         let result = {
-            let _guard = lock.lock().await;
+            // The guard moves into the blocking task: if this mount is cancelled (deadline),
+            // the write still finishes before the next mount of the target starts.
+            let guard = lock.clone().lock_owned().await;
             let dir = target_path.clone();
-            tokio::task::spawn_blocking(move || write_atomically(&dir, &files))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(SinkError::Write {
-                        path: target.to_string(),
-                        reason: format!("writer task failed: {e}"),
-                    })
+            tokio::task::spawn_blocking(move || {
+                let _guard = guard;
+                write_atomically(&dir, &files)
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(SinkError::Write {
+                    path: target.to_string(),
+                    reason: format!("writer task failed: {e}"),
                 })
+            })
         };
         self.release(&target_path, lock);
         result.map(|()| Published::Written)

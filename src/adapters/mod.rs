@@ -1,5 +1,6 @@
 //! The edges: CSI transport, file system, secret stores, cluster lookups.
 
+pub mod csi;
 pub mod driver_sink;
 pub mod fs_sink;
 pub mod local;

@@ -33,6 +33,8 @@ pub enum MountError {
     Extract { object: String, error: ExtractError },
     #[error("{0}")]
     Write(#[from] SinkError),
+    #[error("the mount did not finish within {0:?}")]
+    Deadline(std::time::Duration),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -5,4 +5,4 @@ mod fetch;
 mod mount;
 
 pub use error::MountError;
-pub use mount::{MountOutcome, MountRequest, MountService, MountSettings, Mounter};
+pub use mount::{FileSummary, MountOutcome, MountRequest, MountService, MountSettings, Mounter};

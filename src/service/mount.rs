@@ -2,6 +2,7 @@
 //! applies failover and extraction, then publishes all files in one step.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 
@@ -35,6 +36,16 @@ pub struct MountOutcome {
     pub files: Option<Vec<OutputFile>>,
     /// Objects of the class (not counting jmesPath files).
     pub objects: usize,
+    /// Every file of the mount, for people: path, mode, version.
+    pub summary: Vec<FileSummary>,
+}
+
+/// A file of a mount, without its contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    pub path: String,
+    pub mode: FileMode,
+    pub version: String,
 }
 
 /// Settings that do not change per mount.
@@ -102,8 +113,37 @@ impl MountService {
 
 #[async_trait]
 impl Mounter for MountService {
+    /// One log line per mount: pod, namespace, objects, duration, outcome. Never a value.
     async fn mount(&self, request: MountRequest) -> Result<MountOutcome, MountError> {
-        let attributes = MountAttributes::parse(&request.attributes)?;
+        let started = Instant::now();
+        let attributes = MountAttributes::parse(&request.attributes);
+        let (namespace, pod) = match &attributes {
+            Ok(a) => (a.pod.namespace.clone(), a.pod.name.clone()),
+            Err(_) => (String::new(), String::new()),
+        };
+        let result = match attributes {
+            Ok(attributes) => self.mount_parsed(attributes, request).await,
+            Err(e) => Err(e.into()),
+        };
+        let millis = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(out) => {
+                tracing::info!(%namespace, %pod, objects = out.objects, files = out.summary.len(), duration_ms = millis, outcome = "ok", "mount")
+            }
+            Err(e) => {
+                tracing::warn!(%namespace, %pod, duration_ms = millis, outcome = "error", error = %e, "mount")
+            }
+        }
+        result
+    }
+}
+
+impl MountService {
+    async fn mount_parsed(
+        &self,
+        attributes: MountAttributes,
+        request: MountRequest,
+    ) -> Result<MountOutcome, MountError> {
         let default_mode = FileMode::parse_decimal(&request.permission)?;
         let primary = self.primary_region(&attributes).await?;
         let regions = Regions::new(primary, attributes.failover_region.clone())
@@ -131,7 +171,6 @@ impl Mounter for MountService {
         .await?;
 
         let mut files = Vec::new();
-        let mut written = Vec::new();
         for (object, fetched) in objects.iter().zip(&fetched) {
             let extracted =
                 extract(&fetched.value, &object.jmes).map_err(|error| MountError::Extract {
@@ -143,22 +182,32 @@ impl Mounter for MountService {
                 mode: object.mode,
                 contents: fetched.value.clone(),
             });
-            written.push(ObjectVersion {
-                id: object.file.to_string(),
-                version: fetched.version.clone(),
-            });
-            for e in extracted {
-                written.push(ObjectVersion {
-                    id: e.file.to_string(),
+            files.extend(extracted.into_iter().map(|e| OutputFile {
+                path: e.file,
+                mode: e.mode,
+                contents: e.value,
+            }));
+        }
+        // Every file carries its object's version (jmesPath files their parent's).
+        let mut summary = Vec::with_capacity(files.len());
+        for (object, fetched) in objects.iter().zip(&fetched) {
+            let paths = std::iter::once((&object.file, object.mode))
+                .chain(object.jmes.iter().map(|j| (&j.file, j.mode)));
+            for (path, mode) in paths {
+                summary.push(FileSummary {
+                    path: path.to_string(),
+                    mode,
                     version: fetched.version.clone(),
-                });
-                files.push(OutputFile {
-                    path: e.file,
-                    mode: e.mode,
-                    contents: e.value,
                 });
             }
         }
+        let written: Vec<ObjectVersion> = summary
+            .iter()
+            .map(|f| ObjectVersion {
+                id: f.path.clone(),
+                version: f.version.clone(),
+            })
+            .collect();
         let files = match self.sink.publish(&request.target_path, files).await? {
             Published::Written => None,
             Published::ForDriver(files) => Some(files),
@@ -167,6 +216,7 @@ impl Mounter for MountService {
             versions: response_versions(&written, &request.current_versions),
             files,
             objects: objects.len(),
+            summary,
         })
     }
 }

@@ -1,0 +1,15 @@
+//! The CSI driver's provider protocol (v1alpha1) over a unix socket, with tonic.
+
+pub mod server;
+pub mod socket;
+mod status;
+
+/// Code generated from `proto/v1alpha1.proto` at build time.
+#[allow(clippy::all)]
+pub mod proto {
+    tonic::include_proto!("v1alpha1");
+}
+
+pub use server::{serve, CsiProvider, RUNTIME_NAME};
+pub use socket::{bind_socket, SocketGuard, SOCKET_NAME};
+pub use status::status_of;

@@ -1,0 +1,82 @@
+//! MountError → gRPC status, in one place. Never UNAVAILABLE: the driver retries that
+//! three times on top of our own retries.
+
+use tonic::{Code, Status};
+
+use crate::domain::failover::{ClientKind, ErrorClass};
+use crate::ports::IdentityError;
+use crate::service::MountError;
+
+pub fn status_of(error: &MountError) -> Status {
+    Status::new(code_of(error), error.to_string())
+}
+
+fn code_of(error: &MountError) -> Code {
+    match error {
+        MountError::Attributes(_)
+        | MountError::Permission(_)
+        | MountError::Class(_)
+        | MountError::NoRegion
+        | MountError::SameRegions(_)
+        | MountError::Extract { .. } => Code::InvalidArgument,
+        MountError::Identity(IdentityError::Unavailable(_)) => Code::Internal,
+        MountError::Identity(_) => Code::FailedPrecondition,
+        MountError::Fetch { error, .. } => match error.class {
+            ErrorClass::Client(ClientKind::NotFound) => Code::NotFound,
+            ErrorClass::Client(ClientKind::AccessDenied) => Code::PermissionDenied,
+            ErrorClass::Client(ClientKind::Invalid) => Code::InvalidArgument,
+            ErrorClass::Client(ClientKind::Other) => Code::FailedPrecondition,
+            ErrorClass::Server | ErrorClass::Transport => Code::Internal,
+        },
+        MountError::Deadline(_) => Code::DeadlineExceeded,
+        MountError::Write(_) | MountError::Internal(_) => Code::Internal,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::region::Region;
+    use crate::ports::{SinkError, StoreError};
+
+    fn fetch(class: ErrorClass) -> MountError {
+        MountError::Fetch {
+            object: "object \"s\" (#1)".into(),
+            region: Region::parse("us-east-1").unwrap(),
+            error: StoreError::new(class, "boom"),
+            also_failed: 0,
+        }
+    }
+
+    #[test]
+    fn codes_fit_the_cause() {
+        assert_eq!(code_of(&MountError::NoRegion), Code::InvalidArgument);
+        assert_eq!(
+            code_of(&fetch(ErrorClass::Client(ClientKind::NotFound))),
+            Code::NotFound
+        );
+        assert_eq!(
+            code_of(&fetch(ErrorClass::Client(ClientKind::AccessDenied))),
+            Code::PermissionDenied
+        );
+        assert_eq!(code_of(&fetch(ErrorClass::Server)), Code::Internal);
+        assert_eq!(code_of(&fetch(ErrorClass::Transport)), Code::Internal);
+        assert_eq!(
+            code_of(&MountError::Write(SinkError::Write {
+                path: "/t".into(),
+                reason: "full".into()
+            })),
+            Code::Internal
+        );
+        assert_eq!(
+            code_of(&MountError::Deadline(std::time::Duration::from_secs(1))),
+            Code::DeadlineExceeded
+        );
+    }
+
+    #[test]
+    fn the_message_names_object_and_cause() {
+        let status = status_of(&fetch(ErrorClass::Client(ClientKind::NotFound)));
+        assert!(status.message().contains("object \"s\"") && status.message().contains("boom"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The composition root: the one place that knows every adapter. It builds them from
+//! the settings and hands them to the mount use case and the transport.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+
+use crate::adapters::csi::{self, CsiProvider};
+use crate::adapters::driver_sink::DriverSink;
+use crate::adapters::fs_sink::FsSink;
+use crate::adapters::local::{LocalStore, NoClusterIdentity};
+use crate::cli::class_file::parse_classes;
+use crate::cli::MountArgs;
+use crate::config::{Settings, StoreKind};
+use crate::domain::mode::FileMode;
+use crate::domain::region::Region;
+use crate::ports::{IdentityResolver, MountSink, SecretStore};
+use crate::service::{
+    MountError, MountOutcome, MountRequest, MountService, MountSettings, Mounter,
+};
+
+/// The store the settings ask for.
+pub fn build_store(settings: &Settings) -> anyhow::Result<Arc<dyn SecretStore>> {
+    match settings.store {
+        StoreKind::Local => {
+            let path = settings
+                .local_store
+                .as_deref()
+                .context("--store local needs --local-store PATH")?;
+            let store = LocalStore::new(path);
+            // Fail at start, not at the first mount, when the file is unusable.
+            store.load().map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Arc::new(store))
+        }
+        StoreKind::Aws => bail!(
+            "the AWS store is not part of this build yet; run with --store local --local-store FILE"
+        ),
+    }
+}
+
+/// The provider's own region: AWS_REGION, when set and valid.
+pub fn region_from_env() -> Option<Region> {
+    let value = std::env::var("AWS_REGION").ok().filter(|v| !v.is_empty())?;
+    match Region::parse(&value) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring AWS_REGION");
+            None
+        }
+    }
+}
+
+fn mount_settings(settings: &Settings) -> MountSettings {
+    MountSettings {
+        default_region: region_from_env(),
+        fetch_concurrency: settings.fetch_concurrency,
+        ..MountSettings::default()
+    }
+}
+
+/// Builds the mount use case for serving the driver.
+pub fn build_service(
+    settings: &Settings,
+    identity: Arc<dyn IdentityResolver>,
+) -> anyhow::Result<MountService> {
+    let sink: Arc<dyn MountSink> = if settings.driver_writes_secrets {
+        Arc::new(DriverSink)
+    } else {
+        Arc::new(FsSink::new())
+    };
+    Ok(MountService::new(
+        identity,
+        build_store(settings)?,
+        sink,
+        mount_settings(settings),
+    ))
+}
+
+/// Serves the driver on `<provider-volume>/aws.sock` until `shutdown` resolves; then
+/// finishes in-flight mounts and removes the socket if it is still ours.
+pub async fn serve(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    if let Err(value) = settings.pod_identity_http_timeout() {
+        tracing::warn!(%value, "ignoring invalid --pod-identity-http-timeout");
+    }
+    let service = build_service(&settings, Arc::new(NoClusterIdentity::default()))?;
+    let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout()?);
+    let (listener, guard) = csi::bind_socket(&settings.provider_volume).with_context(|| {
+        format!(
+            "binding {}",
+            settings.provider_volume.join(csi::SOCKET_NAME).display()
+        )
+    })?;
+    tracing::info!(socket = %guard.path().display(), store = ?settings.store, driver_writes_secrets = settings.driver_writes_secrets, "serving");
+    let served = csi::serve(listener, provider, shutdown).await;
+    if guard.remove_if_ours() {
+        tracing::info!("socket removed");
+    } else {
+        tracing::info!("socket left in place: a newer provider owns it");
+    }
+    served.context("gRPC server failed")
+}
+
+/// Runs one mount in process: the same use case the socket serves, into `args.target`.
+pub async fn mount_once(settings: &Settings, args: &MountArgs) -> anyhow::Result<MountOutcome> {
+    let text = std::fs::read_to_string(&args.class)
+        .with_context(|| format!("reading {}", args.class.display()))?;
+    let classes =
+        parse_classes(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.class.display()))?;
+    let class = match &args.name {
+        Some(name) => classes.into_iter().find(|c| &c.name == name),
+        None => classes.into_iter().next(),
+    }
+    .with_context(|| {
+        format!(
+            "no matching SecretProviderClass in {}",
+            args.class.display()
+        )
+    })?;
+    if class.provider != "aws" {
+        bail!(
+            "class {} is for provider `{}`, not `aws`",
+            class.name,
+            class.provider
+        );
+    }
+    let mode = FileMode::parse_octal(&args.permission)?;
+    std::fs::create_dir_all(&args.target)
+        .with_context(|| format!("creating {}", args.target.display()))?;
+    let target = std::fs::canonicalize(&args.target)?;
+
+    let region = args.region.as_deref().map(Region::parse).transpose()?;
+    let identity = Arc::new(NoClusterIdentity {
+        region: region.clone(),
+    });
+    let mut service_settings = mount_settings(settings);
+    // An explicit --region beats AWS_REGION; the class's own region beats both.
+    if region.is_some() {
+        service_settings.default_region = region;
+    }
+    let service = MountService::new(
+        identity,
+        build_store(settings)?,
+        Arc::new(FsSink::new()),
+        service_settings,
+    );
+    let request = MountRequest {
+        attributes: serde_json::to_string(&attributes_for(&class.parameters, args))?,
+        permission: mode.bits().to_string(),
+        target_path: path_str(&target)?.to_string(),
+        current_versions: Vec::new(),
+    };
+    let deadline = settings.mount_timeout()?;
+    let outcome = tokio::time::timeout(deadline, service.mount(request))
+        .await
+        .unwrap_or(Err(MountError::Deadline(deadline)))?;
+    Ok(outcome)
+}
+
+fn attributes_for(
+    parameters: &HashMap<String, String>,
+    args: &MountArgs,
+) -> HashMap<String, String> {
+    let mut attributes = parameters.clone();
+    attributes.insert(
+        "csi.storage.k8s.io/pod.namespace".into(),
+        args.namespace.clone(),
+    );
+    attributes.insert("csi.storage.k8s.io/pod.name".into(), "local-mount".into());
+    attributes.insert(
+        "csi.storage.k8s.io/serviceAccount.name".into(),
+        args.service_account.clone(),
+    );
+    attributes
+}
+
+fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .with_context(|| format!("{} is not valid UTF-8", path.display()))
+}

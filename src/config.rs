@@ -1,0 +1,269 @@
+//! Settings of the provider, layered with figment: defaults → optional TOML file
+//! (`--config`) → environment (`SSCSI_AWS_*`) → command-line flags.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of the environment variables that set any key, e.g. `SSCSI_AWS_QPS=20`.
+pub const ENV_PREFIX: &str = "SSCSI_AWS_";
+
+/// Which secret store serves mounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// AWS Secrets Manager and SSM Parameter Store.
+    Aws,
+    /// The local-file store (`--local-store`), for development.
+    Local,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Directory of the socket `aws.sock`.
+    pub provider_volume: PathBuf,
+    /// Hand files back to the driver instead of writing them.
+    pub driver_writes_secrets: bool,
+    /// Client-side rate limit towards the Kubernetes API.
+    pub qps: f32,
+    pub burst: u32,
+    /// Replaces the version in the AWS user-agent app id when set.
+    pub eks_addon_version: String,
+    /// Go-style duration; invalid or non-positive values are logged and ignored.
+    pub pod_identity_http_timeout: String,
+    pub store: StoreKind,
+    pub local_store: Option<PathBuf>,
+    /// Go-style duration bounding each mount.
+    pub mount_timeout: String,
+    /// Store calls in flight at once for one mount.
+    pub fetch_concurrency: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            provider_volume: PathBuf::from("/var/run/secrets-store-csi-providers"),
+            driver_writes_secrets: false,
+            qps: 5.0,
+            burst: 10,
+            eks_addon_version: String::new(),
+            pod_identity_http_timeout: String::new(),
+            store: StoreKind::Aws,
+            local_store: None,
+            mount_timeout: "30s".to_string(),
+            fetch_concurrency: 16,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Figment(#[from] Box<figment::Error>),
+    #[error("configuration: {key} `{value}` is not a duration such as 250ms, 2s or 1m30s")]
+    Duration { key: &'static str, value: String },
+    #[error("configuration: store = \"local\" needs local_store (--local-store PATH)")]
+    LocalStoreMissing,
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Settings {
+    /// Layers defaults, the TOML file, the environment and `flags` (only the keys set).
+    pub fn load(file: Option<&Path>, flags: impl Serialize) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Invalid(format!(
+                    "config file {} does not exist",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let settings: Settings = figment
+            .merge(Env::prefixed(ENV_PREFIX))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(Box::new)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        self.mount_timeout()?;
+        if self.store == StoreKind::Local && self.local_store.is_none() {
+            return Err(ConfigError::LocalStoreMissing);
+        }
+        if self.qps.is_nan() || self.qps <= 0.0 || self.burst == 0 {
+            return Err(ConfigError::Invalid(
+                "qps and burst must be positive".into(),
+            ));
+        }
+        if self.fetch_concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "fetch_concurrency must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn mount_timeout(&self) -> Result<Duration, ConfigError> {
+        parse_go_duration(&self.mount_timeout)
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| ConfigError::Duration {
+                key: "mount_timeout",
+                value: self.mount_timeout.clone(),
+            })
+    }
+
+    /// The Pod Identity HTTP timeout, or `Err(text)` when set but unusable (the caller
+    /// logs and ignores it, as the existing provider does).
+    pub fn pod_identity_http_timeout(&self) -> Result<Option<Duration>, String> {
+        if self.pod_identity_http_timeout.is_empty() {
+            return Ok(None);
+        }
+        match parse_go_duration(&self.pod_identity_http_timeout) {
+            Some(d) if !d.is_zero() => Ok(Some(d)),
+            _ => Err(self.pod_identity_http_timeout.clone()),
+        }
+    }
+}
+
+/// Go's time.ParseDuration for non-negative values: a sequence of decimal numbers with
+/// units ns, us, µs, ms, s, m, h (`1h15m`, `1.5s`, `250ms`). "0" alone is zero.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let text = text.trim().strip_prefix('+').unwrap_or(text.trim());
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    if text.is_empty() {
+        return None;
+    }
+    let mut rest = text;
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        if number.is_empty() || number == "." {
+            return None;
+        }
+        let value: f64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" | "μs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = tail;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_go_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
+        for bad in ["", "5", "-1s", "1x", "s", "1..2s"] {
+            assert_eq!(parse_go_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_match_the_existing_provider() {
+        let s = Settings::load(None, BTreeMap::<String, String>::new()).unwrap();
+        assert_eq!(
+            s.provider_volume,
+            PathBuf::from("/var/run/secrets-store-csi-providers")
+        );
+        assert!(!s.driver_writes_secrets);
+        assert_eq!((s.qps, s.burst), (5.0, 10));
+        assert_eq!(s.store, StoreKind::Aws);
+    }
+
+    #[test]
+    fn layers_file_then_env_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "p.toml",
+                "qps = 7.0\nburst = 20\nprovider_volume = \"/from/file\"\n",
+            )?;
+            jail.set_env("SSCSI_AWS_BURST", "30");
+            let mut flags = BTreeMap::new();
+            flags.insert("provider_volume", "/from/flag");
+            let s = Settings::load(Some(Path::new("p.toml")), flags).map_err(|e| e.to_string())?;
+            assert_eq!(s.qps, 7.0, "file beats default");
+            assert_eq!(s.burst, 30, "env beats file");
+            assert_eq!(
+                s.provider_volume,
+                PathBuf::from("/from/flag"),
+                "flag beats everything"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "qsp = 7\n")?;
+            assert!(Settings::load(
+                Some(Path::new("bad.toml")),
+                BTreeMap::<String, String>::new()
+            )
+            .is_err());
+            jail.create_file("bad2.toml", "mount_timeout = \"soon\"\n")?;
+            let e = Settings::load(
+                Some(Path::new("bad2.toml")),
+                BTreeMap::<String, String>::new(),
+            )
+            .unwrap_err();
+            assert!(e.to_string().contains("soon"));
+            jail.create_file("bad3.toml", "store = \"local\"\n")?;
+            assert!(matches!(
+                Settings::load(
+                    Some(Path::new("bad3.toml")),
+                    BTreeMap::<String, String>::new()
+                ),
+                Err(ConfigError::LocalStoreMissing)
+            ));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn pod_identity_timeout_is_optional_and_bad_values_are_reported() {
+        let mut s = Settings::default();
+        assert_eq!(s.pod_identity_http_timeout(), Ok(None));
+        s.pod_identity_http_timeout = "250ms".into();
+        assert_eq!(
+            s.pod_identity_http_timeout(),
+            Ok(Some(Duration::from_millis(250)))
+        );
+        s.pod_identity_http_timeout = "0s".into();
+        assert!(s.pod_identity_http_timeout().is_err());
+    }
+}
