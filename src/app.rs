@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 
@@ -97,7 +98,27 @@ pub async fn serve(
         )
     })?;
     tracing::info!(socket = %guard.path().display(), store = ?settings.store, driver_writes_secrets = settings.driver_writes_secrets, "serving");
-    let served = csi::serve(listener, provider, shutdown).await;
+    // In-flight mounts get their deadline plus a margin after the signal; a client that
+    // keeps an idle connection open must not hold the process past that.
+    let grace = settings.mount_timeout()? + Duration::from_secs(5);
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = signalled_tx.send(());
+    };
+    let served = tokio::select! {
+        served = csi::serve(listener, provider, signal) => served,
+        () = async {
+            if signalled_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(?grace, "connections still open after the shutdown grace period; exiting");
+            Ok(())
+        }
+    };
     if guard.remove_if_ours() {
         tracing::info!("socket removed");
     } else {

@@ -17,7 +17,7 @@ pub enum ExtractError {
     },
     #[error("jmesPath `{path}` (alias `{alias}`) found nothing")]
     NotFound { path: String, alias: String },
-    #[error("jmesPath `{path}` (alias `{alias}`) found a {kind}, not a string")]
+    #[error("jmesPath `{path}` (alias `{alias}`) found {kind}, not a string")]
     NotString {
         path: String,
         alias: String,
@@ -87,12 +87,12 @@ pub fn extract(value: &SecretValue, entries: &[JmesEntry]) -> Result<Vec<Extract
 
 fn kind_of(v: &jmespath::Variable) -> &'static str {
     match v {
-        jmespath::Variable::Bool(_) => "boolean",
-        jmespath::Variable::Number(_) => "number",
-        jmespath::Variable::Array(_) => "list",
-        jmespath::Variable::Object(_) => "object",
-        jmespath::Variable::Expref(_) => "expression",
-        jmespath::Variable::String(_) | jmespath::Variable::Null => "value",
+        jmespath::Variable::Bool(_) => "a boolean",
+        jmespath::Variable::Number(_) => "a number",
+        jmespath::Variable::Array(_) => "a list",
+        jmespath::Variable::Object(_) => "an object",
+        jmespath::Variable::Expref(_) => "an expression",
+        jmespath::Variable::String(_) | jmespath::Variable::Null => "a value",
     }
 }
 
@@ -156,10 +156,10 @@ mod tests {
             &[entry("o", "x")],
         )
         .unwrap_err();
-        assert!(matches!(e, ExtractError::NotString { kind: "object", .. }));
+        assert!(matches!(e, ExtractError::NotString { kind: "an object", .. }));
         assert!(!e.to_string().contains("secretvalue"));
         let e = extract(&secret(r#"{"n":5}"#), &[entry("n", "x")]).unwrap_err();
-        assert!(matches!(e, ExtractError::NotString { kind: "number", .. }));
+        assert!(matches!(e, ExtractError::NotString { kind: "a number", .. }));
     }
 
     #[test]

@@ -1,0 +1,123 @@
+//! Shared helpers of the integration tests: a provider on a temporary socket and a
+//! real tonic client that dials it the way the driver does (authority `localhost`).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::TokioIo;
+use provider::adapters::csi::proto::csi_driver_provider_client::CsiDriverProviderClient;
+use provider::adapters::csi::proto::MountRequest;
+use provider::adapters::csi::{bind_socket, serve, CsiProvider, SocketGuard};
+use provider::adapters::driver_sink::DriverSink;
+use provider::adapters::fs_sink::FsSink;
+use provider::adapters::local::{LocalStore, NoClusterIdentity};
+use provider::ports::{MountSink, SecretStore};
+use provider::service::{MountService, MountSettings};
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+pub type Client = CsiDriverProviderClient<Channel>;
+
+pub const STORE: &str = r#"
+secretsmanager:
+  MySecret:
+    - {versionId: v2, stages: [AWSCURRENT], secretString: '{"username":"memeuser","password":"hunter2"}'}
+  Plain:
+    - {versionId: p1, stages: [AWSCURRENT], secretString: 'plain-hunter2'}
+ssmparameter:
+  /app/host:
+    - {version: 3, value: db.internal}
+"#;
+
+pub struct Running {
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    pub guard: Arc<SocketGuard>,
+    pub stop: Option<oneshot::Sender<()>>,
+    pub server: JoinHandle<()>,
+}
+
+impl Running {
+    pub async fn client(&self) -> Client {
+        connect(&self.socket).await
+    }
+
+    /// Stops accepting; in-flight mounts finish; resolves when the server is done.
+    /// Hands back the socket guard and the directory (deleted when dropped).
+    pub async fn shutdown(mut self) -> (Arc<SocketGuard>, tempfile::TempDir) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.server.await.unwrap();
+        (self.guard, self.dir)
+    }
+}
+
+pub fn write_store(dir: &Path) -> PathBuf {
+    let path = dir.join("store.yaml");
+    std::fs::write(&path, STORE).unwrap();
+    path
+}
+
+/// Starts a provider over the local store in `dir`, with a store wrapper if given.
+pub async fn start(driver_writes: bool, wrap: impl FnOnce(LocalStore) -> Arc<dyn SecretStore>) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let store = wrap(LocalStore::new(write_store(dir.path())));
+    let sink: Arc<dyn MountSink> = if driver_writes { Arc::new(DriverSink) } else { Arc::new(FsSink::new()) };
+    let service = MountService::new(Arc::new(NoClusterIdentity::default()), store, sink, MountSettings::default());
+    let provider = CsiProvider::new(Arc::new(service), Duration::from_secs(30));
+    let (listener, guard) = bind_socket(&dir.path().join("providers")).unwrap();
+    let socket = guard.path().to_path_buf();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        serve(listener, provider, async {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    Running { dir, socket, guard: Arc::new(guard), stop: Some(stop), server }
+}
+
+pub async fn connect(socket: &Path) -> Client {
+    let socket = socket.to_path_buf();
+    let channel = Endpoint::try_from("http://localhost")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: Uri| {
+            let socket = socket.clone();
+            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(socket).await?)) }
+        }))
+        .await
+        .unwrap();
+    CsiDriverProviderClient::new(channel)
+}
+
+pub fn mount_request(objects: &str, target: &Path, permission: u32, extra: &[(&str, &str)]) -> MountRequest {
+    let mut attributes: HashMap<&str, &str> = extra.iter().copied().collect();
+    attributes.insert("objects", objects);
+    attributes.insert("csi.storage.k8s.io/pod.name", "web-0");
+    attributes.insert("csi.storage.k8s.io/pod.namespace", "shop");
+    attributes.insert("csi.storage.k8s.io/serviceAccount.name", "web");
+    attributes.entry("region").or_insert("us-east-1");
+    MountRequest {
+        attributes: serde_json::to_string(&attributes).unwrap(),
+        secrets: "{}".into(),
+        target_path: target.to_str().unwrap().to_string(),
+        permission: permission.to_string(),
+        current_object_version: vec![],
+    }
+}
+
+pub const OBJECTS: &str = r#"
+- objectName: MySecret
+  objectType: secretsmanager
+  jmesPath:
+    - {path: username, objectAlias: user, filePermission: "0400"}
+- objectName: /app/host
+  objectType: ssmparameter
+"#;
