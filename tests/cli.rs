@@ -27,29 +27,64 @@ fn mount_writes_the_example_class_from_the_example_store() {
         .env_remove("AWS_REGION")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 6, "{stdout}");
     assert!(stdout.contains("username\t0600\t"), "{stdout}");
-    assert_eq!(std::fs::read_to_string(target.path().join("username")).unwrap(), "memeuser");
-    assert_eq!(std::fs::read_to_string(target.path().join("db-host-stable")).unwrap(), "db-old.internal");
+    assert_eq!(
+        std::fs::read_to_string(target.path().join("username")).unwrap(),
+        "memeuser"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.path().join("db-host-stable")).unwrap(),
+        "db-old.internal"
+    );
 }
 
 #[test]
 fn validate_passes_every_example_and_lists_each_error_of_the_broken_one() {
     let examples: Vec<PathBuf> = walk(&repo("examples"))
         .into_iter()
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.starts_with(repo("examples/invalid")))
-        .filter(|p| std::fs::read_to_string(p).unwrap().contains("kind: SecretProviderClass"))
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml") && !p.starts_with(repo("examples/invalid"))
+        })
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("kind: SecretProviderClass")
+        })
         .collect();
     assert!(!examples.is_empty());
-    let out = Command::new(BIN).arg("validate").args(&examples).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = Command::new(BIN)
+        .arg("validate")
+        .args(&examples)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
-    let out = Command::new(BIN).arg("validate").arg(repo("examples/invalid/broken-class.yaml")).output().unwrap();
+    let out = Command::new(BIN)
+        .arg("validate")
+        .arg(repo("examples/invalid/broken-class.yaml"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let stdout = String::from_utf8(out.stdout).unwrap();
-    for object in ["\"MySecret\"", "Other-AbCdEf", "\"/app/db/host\"", "\"Creds\"", "\"Json\"", "\"Dr\""] {
+    for object in [
+        "\"MySecret\"",
+        "Other-AbCdEf",
+        "\"/app/db/host\"",
+        "\"Creds\"",
+        "\"Json\"",
+        "\"Dr\"",
+    ] {
         assert!(stdout.contains(object), "{object} missing from:\n{stdout}");
     }
 }
@@ -57,7 +92,13 @@ fn validate_passes_every_example_and_lists_each_error_of_the_broken_one() {
 #[test]
 fn a_missing_local_store_is_a_clear_startup_error() {
     let out = Command::new(BIN)
-        .args(["--store", "local", "--local-store", "/nonexistent/store.yaml", "--provider-volume"])
+        .args([
+            "--store",
+            "local",
+            "--local-store",
+            "/nonexistent/store.yaml",
+            "--provider-volume",
+        ])
         .arg(tempfile::tempdir().unwrap().path())
         .output()
         .unwrap();
@@ -81,21 +122,43 @@ async fn serves_until_sigterm_then_removes_its_socket() {
     let socket = volume.join("aws.sock");
     let started = Instant::now();
     while !socket.exists() {
-        assert!(started.elapsed() < Duration::from_secs(20), "socket never appeared");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "socket never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut client = common::connect(&socket).await;
-    let v = client.version(VersionRequest { version: "v1alpha1".into() }).await.unwrap().into_inner();
+    let v = client
+        .version(VersionRequest {
+            version: "v1alpha1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(v.runtime_name, "secrets-store-csi-driver-provider-aws");
     let target = dir.path().join("pod");
     std::fs::create_dir(&target).unwrap();
-    let response = client.mount(common::mount_request(common::OBJECTS, &target, 0o644, &[])).await.unwrap().into_inner();
-    assert_eq!(response.files.len(), 3, "--driver-writes-secrets alone turns the mode on");
+    let response = client
+        .mount(common::mount_request(common::OBJECTS, &target, 0o644, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        response.files.len(),
+        3,
+        "--driver-writes-secrets alone turns the mode on"
+    );
 
     drop(client);
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
     assert!(exit.success(), "{exit:?}");
     assert!(!socket.exists(), "the socket is removed on shutdown");
 }

@@ -22,7 +22,15 @@ fn mode(path: &std::path::Path) -> u32 {
 #[tokio::test]
 async fn version_answers_the_protocol_and_runtime() {
     let running = start(false, |s| Arc::new(s)).await;
-    let v = running.client().await.version(VersionRequest { version: "v1alpha1".into() }).await.unwrap().into_inner();
+    let v = running
+        .client()
+        .await
+        .version(VersionRequest {
+            version: "v1alpha1".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(v.version, "v1alpha1");
     assert_eq!(v.runtime_name, "secrets-store-csi-driver-provider-aws");
     assert_eq!(v.runtime_version, env!("CARGO_PKG_VERSION"));
@@ -34,15 +42,39 @@ async fn mount_writes_files_with_modes_and_reports_versions() {
     let running = start(false, |s| Arc::new(s)).await;
     let target = running.dir.path().join("pod-volume");
     std::fs::create_dir(&target).unwrap();
-    let response = running.client().await.mount(mount_request(OBJECTS, &target, 0o640, &[])).await.unwrap().into_inner();
-    assert_eq!(std::fs::read_to_string(target.join("user")).unwrap(), "memeuser");
-    assert_eq!(std::fs::read_to_string(target.join("_app_host")).unwrap(), "db.internal");
-    assert_eq!(mode(&target.join("MySecret")), 0o640, "request permission is the default");
+    let response = running
+        .client()
+        .await
+        .mount(mount_request(OBJECTS, &target, 0o640, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        std::fs::read_to_string(target.join("user")).unwrap(),
+        "memeuser"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("_app_host")).unwrap(),
+        "db.internal"
+    );
+    assert_eq!(
+        mode(&target.join("MySecret")),
+        0o640,
+        "request permission is the default"
+    );
     assert_eq!(mode(&target.join("user")), 0o400, "jmesPath entry mode");
-    let versions: Vec<(String, String)> = response.object_version.into_iter().map(|v| (v.id, v.version)).collect();
+    let versions: Vec<(String, String)> = response
+        .object_version
+        .into_iter()
+        .map(|v| (v.id, v.version))
+        .collect();
     assert_eq!(
         versions,
-        vec![("MySecret".into(), "v2".into()), ("_app_host".into(), "3".into()), ("user".into(), "v2".into())]
+        vec![
+            ("MySecret".into(), "v2".into()),
+            ("_app_host".into(), "3".into()),
+            ("user".into(), "v2".into())
+        ]
     );
     assert!(response.files.is_empty());
     running.shutdown().await;
@@ -53,8 +85,18 @@ async fn driver_writes_mode_returns_files_and_writes_nothing() {
     let running = start(true, |s| Arc::new(s)).await;
     let target = running.dir.path().join("pod-volume");
     std::fs::create_dir(&target).unwrap();
-    let response = running.client().await.mount(mount_request(OBJECTS, &target, 0o644, &[])).await.unwrap().into_inner();
-    let files: Vec<(String, i32, Vec<u8>)> = response.files.into_iter().map(|f| (f.path, f.mode, f.contents)).collect();
+    let response = running
+        .client()
+        .await
+        .mount(mount_request(OBJECTS, &target, 0o644, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    let files: Vec<(String, i32, Vec<u8>)> = response
+        .files
+        .into_iter()
+        .map(|f| (f.path, f.mode, f.contents))
+        .collect();
     assert_eq!(files.len(), 3);
     assert!(files.contains(&("user".into(), 0o400, b"memeuser".to_vec())));
     assert!(files.contains(&("_app_host".into(), 0o644, b"db.internal".to_vec())));
@@ -69,16 +111,30 @@ async fn a_failing_object_leaves_the_target_untouched() {
     let target = running.dir.path().join("pod-volume");
     std::fs::create_dir(&target).unwrap();
     let mut client = running.client().await;
-    client.mount(mount_request(OBJECTS, &target, 0o644, &[])).await.unwrap();
+    client
+        .mount(mount_request(OBJECTS, &target, 0o644, &[]))
+        .await
+        .unwrap();
     let before = std::fs::read_link(target.join("..data")).unwrap();
     let broken = format!("{OBJECTS}- {{objectName: Missing, objectType: secretsmanager}}\n");
-    let status = client.mount(mount_request(&broken, &target, 0o600, &[])).await.unwrap_err();
+    let status = client
+        .mount(mount_request(&broken, &target, 0o600, &[]))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("Missing"), "{}", status.message());
     assert_eq!(std::fs::read_link(target.join("..data")).unwrap(), before);
     assert_eq!(mode(&target.join("MySecret")), 0o644);
 
-    let status = client.mount(mount_request("- {objectName: x, objectType: ssm}", &target, 0o644, &[])).await.unwrap_err();
+    let status = client
+        .mount(mount_request(
+            "- {objectName: x, objectType: ssm}",
+            &target,
+            0o644,
+            &[],
+        ))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().contains("ssmparameter"));
     running.shutdown().await;
@@ -95,13 +151,26 @@ async fn fifty_concurrent_mounts_with_different_permissions_do_not_interfere() {
         let permission = 0o400 + (i % 4) * 0o20; // 0400, 0420, 0440, 0460
         let mut client = client.clone();
         tasks.push(tokio::spawn(async move {
-            client.mount(mount_request("- {objectName: MySecret, objectType: secretsmanager}", &target, permission, &[])).await.unwrap();
+            client
+                .mount(mount_request(
+                    "- {objectName: MySecret, objectType: secretsmanager}",
+                    &target,
+                    permission,
+                    &[],
+                ))
+                .await
+                .unwrap();
             (target, permission)
         }));
     }
     for task in tasks {
         let (target, permission) = task.await.unwrap();
-        assert_eq!(mode(&target.join("MySecret")), permission, "{}", target.display());
+        assert_eq!(
+            mode(&target.join("MySecret")),
+            permission,
+            "{}",
+            target.display()
+        );
     }
     running.shutdown().await;
 }
@@ -114,7 +183,12 @@ impl SecretStore for Slow {
     fn batch_limit(&self, kind: ObjectKind) -> usize {
         self.0.batch_limit(kind)
     }
-    async fn fetch(&self, region: &Region, identity: &Identity, batch: &[ObjectRef]) -> Vec<Result<Fetched, StoreError>> {
+    async fn fetch(
+        &self,
+        region: &Region,
+        identity: &Identity,
+        batch: &[ObjectRef],
+    ) -> Vec<Result<Fetched, StoreError>> {
         tokio::time::sleep(self.1).await;
         self.0.fetch(region, identity, batch).await
     }
@@ -126,12 +200,20 @@ async fn shutdown_lets_in_flight_mounts_finish_and_removes_the_socket() {
     let target = running.dir.path().join("pod-volume");
     std::fs::create_dir(&target).unwrap();
     let mut client = running.client().await;
-    let request = mount_request("- {objectName: MySecret, objectType: secretsmanager}", &target, 0o644, &[]);
+    let request = mount_request(
+        "- {objectName: MySecret, objectType: secretsmanager}",
+        &target,
+        0o644,
+        &[],
+    );
     let in_flight = tokio::spawn(async move { client.mount(request).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     let socket = running.socket.clone();
     let (guard, _dir) = running.shutdown().await;
-    let response = in_flight.await.unwrap().expect("the in-flight mount completes");
+    let response = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight mount completes");
     assert_eq!(response.into_inner().object_version.len(), 1);
     assert!(target.join("MySecret").exists());
     assert!(guard.remove_if_ours());

@@ -156,10 +156,22 @@ mod tests {
             &[entry("o", "x")],
         )
         .unwrap_err();
-        assert!(matches!(e, ExtractError::NotString { kind: "an object", .. }));
+        assert!(matches!(
+            e,
+            ExtractError::NotString {
+                kind: "an object",
+                ..
+            }
+        ));
         assert!(!e.to_string().contains("secretvalue"));
         let e = extract(&secret(r#"{"n":5}"#), &[entry("n", "x")]).unwrap_err();
-        assert!(matches!(e, ExtractError::NotString { kind: "a number", .. }));
+        assert!(matches!(
+            e,
+            ExtractError::NotString {
+                kind: "a number",
+                ..
+            }
+        ));
     }
 
     #[test]

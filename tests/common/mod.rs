@@ -65,11 +65,23 @@ pub fn write_store(dir: &Path) -> PathBuf {
 }
 
 /// Starts a provider over the local store in `dir`, with a store wrapper if given.
-pub async fn start(driver_writes: bool, wrap: impl FnOnce(LocalStore) -> Arc<dyn SecretStore>) -> Running {
+pub async fn start(
+    driver_writes: bool,
+    wrap: impl FnOnce(LocalStore) -> Arc<dyn SecretStore>,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let store = wrap(LocalStore::new(write_store(dir.path())));
-    let sink: Arc<dyn MountSink> = if driver_writes { Arc::new(DriverSink) } else { Arc::new(FsSink::new()) };
-    let service = MountService::new(Arc::new(NoClusterIdentity::default()), store, sink, MountSettings::default());
+    let sink: Arc<dyn MountSink> = if driver_writes {
+        Arc::new(DriverSink)
+    } else {
+        Arc::new(FsSink::new())
+    };
+    let service = MountService::new(
+        Arc::new(NoClusterIdentity::default()),
+        store,
+        sink,
+        MountSettings::default(),
+    );
     let provider = CsiProvider::new(Arc::new(service), Duration::from_secs(30));
     let (listener, guard) = bind_socket(&dir.path().join("providers")).unwrap();
     let socket = guard.path().to_path_buf();
@@ -81,7 +93,13 @@ pub async fn start(driver_writes: bool, wrap: impl FnOnce(LocalStore) -> Arc<dyn
         .await
         .unwrap();
     });
-    Running { dir, socket, guard: Arc::new(guard), stop: Some(stop), server }
+    Running {
+        dir,
+        socket,
+        guard: Arc::new(guard),
+        stop: Some(stop),
+        server,
+    }
 }
 
 pub async fn connect(socket: &Path) -> Client {
@@ -97,7 +115,12 @@ pub async fn connect(socket: &Path) -> Client {
     CsiDriverProviderClient::new(channel)
 }
 
-pub fn mount_request(objects: &str, target: &Path, permission: u32, extra: &[(&str, &str)]) -> MountRequest {
+pub fn mount_request(
+    objects: &str,
+    target: &Path,
+    permission: u32,
+    extra: &[(&str, &str)],
+) -> MountRequest {
     let mut attributes: HashMap<&str, &str> = extra.iter().copied().collect();
     attributes.insert("objects", objects);
     attributes.insert("csi.storage.k8s.io/pod.name", "web-0");
