@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::adapters::aws::credentials::pod_identity::AgentSettings;
+use crate::adapters::aws::sdk::{self, SdkSettings};
+use crate::adapters::aws::AwsStore;
+use crate::adapters::coalesce::Coalescing;
 use crate::adapters::csi::{self, CsiProvider};
 use crate::adapters::driver_sink::DriverSink;
 use crate::adapters::fs_sink::FsSink;
@@ -23,9 +27,21 @@ use crate::service::{
     MountError, MountOutcome, MountRequest, MountService, MountSettings, Mounter,
 };
 
-/// The store the settings ask for.
-pub fn build_store(settings: &Settings) -> anyhow::Result<Arc<dyn SecretStore>> {
-    match settings.store {
+/// Who signs AWS calls of mounts that bring no token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signer {
+    /// Serving pods: every mount uses its pod's identity; no token is an error.
+    PodsOnly,
+    /// `mount` on a laptop: the machine's default credential chain.
+    MachineDefault,
+}
+
+/// The store the settings ask for. Identical concurrent fetches share one call.
+pub async fn build_store(
+    settings: &Settings,
+    signer: Signer,
+) -> anyhow::Result<Arc<dyn SecretStore>> {
+    let store: Arc<dyn SecretStore> = match settings.store {
         StoreKind::Local => {
             let path = settings
                 .local_store
@@ -34,12 +50,28 @@ pub fn build_store(settings: &Settings) -> anyhow::Result<Arc<dyn SecretStore>> 
             let store = LocalStore::new(path);
             // Fail at start, not at the first mount, when the file is unusable.
             store.load().map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok(Arc::new(store))
+            Arc::new(store)
         }
-        StoreKind::Aws => bail!(
-            "the AWS store is not part of this build yet; run with --store local --local-store FILE"
-        ),
-    }
+        StoreKind::Aws => {
+            let default_credentials = signer == Signer::MachineDefault;
+            let sdk_settings = SdkSettings {
+                eks_addon_version: settings.eks_addon_version.clone(),
+                default_credentials,
+                endpoint_url: None,
+            };
+            let agent = AgentSettings {
+                ipv4_endpoint: settings.pod_identity_ipv4_endpoint.clone(),
+                ipv6_endpoint: settings.pod_identity_ipv6_endpoint.clone(),
+                timeout: settings.pod_identity_http_timeout().unwrap_or(None),
+            };
+            Arc::new(AwsStore::new(
+                sdk::load(&sdk_settings).await,
+                agent,
+                default_credentials,
+            ))
+        }
+    };
+    Ok(Arc::new(Coalescing::new(store)))
 }
 
 /// The provider's own region: AWS_REGION, when set and valid.
@@ -63,7 +95,7 @@ fn mount_settings(settings: &Settings) -> MountSettings {
 }
 
 /// Builds the mount use case for serving the driver.
-pub fn build_service(
+pub async fn build_service(
     settings: &Settings,
     identity: Arc<dyn IdentityResolver>,
 ) -> anyhow::Result<MountService> {
@@ -72,9 +104,10 @@ pub fn build_service(
     } else {
         Arc::new(FsSink::new())
     };
+    let store = build_store(settings, Signer::PodsOnly).await?;
     Ok(MountService::new(
         identity,
-        build_store(settings)?,
+        store,
         sink,
         mount_settings(settings),
     ))
@@ -89,7 +122,7 @@ pub async fn serve(
     if let Err(value) = settings.pod_identity_http_timeout() {
         tracing::warn!(%value, "ignoring invalid --pod-identity-http-timeout");
     }
-    let service = build_service(&settings, Arc::new(NoClusterIdentity::default()))?;
+    let service = build_service(&settings, Arc::new(NoClusterIdentity::default())).await?;
     let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout()?);
     let (listener, guard) = csi::bind_socket(&settings.provider_volume).with_context(|| {
         format!(
@@ -166,7 +199,7 @@ pub async fn mount_once(settings: &Settings, args: &MountArgs) -> anyhow::Result
     }
     let service = MountService::new(
         identity,
-        build_store(settings)?,
+        build_store(settings, Signer::MachineDefault).await?,
         Arc::new(FsSink::new()),
         service_settings,
     );

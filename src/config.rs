@@ -39,6 +39,9 @@ pub struct Settings {
     pub local_store: Option<PathBuf>,
     /// Go-style duration bounding each mount.
     pub mount_timeout: String,
+    /// The EKS Pod Identity agent, IPv4 and IPv6 (overridable for tests and odd networks).
+    pub pod_identity_ipv4_endpoint: String,
+    pub pod_identity_ipv6_endpoint: String,
     /// Store calls in flight at once for one mount.
     pub fetch_concurrency: usize,
 }
@@ -55,6 +58,8 @@ impl Default for Settings {
             store: StoreKind::Aws,
             local_store: None,
             mount_timeout: "30s".to_string(),
+            pod_identity_ipv4_endpoint: "http://169.254.170.23/v1/credentials".to_string(),
+            pod_identity_ipv6_endpoint: "http://[fd00:ec2::23]/v1/credentials".to_string(),
             fetch_concurrency: 16,
         }
     }

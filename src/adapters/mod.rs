@@ -1,5 +1,7 @@
 //! The edges: CSI transport, file system, secret stores, cluster lookups.
 
+pub mod aws;
+pub mod coalesce;
 pub mod csi;
 pub mod driver_sink;
 pub mod fs_sink;

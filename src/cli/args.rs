@@ -62,6 +62,14 @@ pub struct Flags {
     #[arg(long, global = true, value_name = "FILE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub local_store: Option<PathBuf>,
+    /// Pod Identity agent URL over IPv4 [default: http://169.254.170.23/v1/credentials].
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_identity_ipv4_endpoint: Option<String>,
+    /// Pod Identity agent URL over IPv6 [default: http://[fd00:ec2::23]/v1/credentials].
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_identity_ipv6_endpoint: Option<String>,
     /// Deadline of each mount, e.g. 30s [default: 30s].
     #[arg(long, global = true, value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -12,11 +12,34 @@ pub struct Identity {
     pub auth: AuthMode,
     pub namespace: String,
     pub service_account: String,
+    /// The pod's name and uid: Pod Identity credentials carry them as session tags.
+    pub pod_name: String,
+    pub pod_uid: String,
     /// IRSA: the role from the service account's annotation. None for Pod Identity,
     /// and for stores that need no credentials (the local store).
     pub role_arn: Option<String>,
     /// The token for `auth`'s audience, when the driver sent one.
     pub token: Option<Token>,
+}
+
+impl Identity {
+    /// Identities with equal keys hold the same permissions, so their credentials and
+    /// answers may be shared: IRSA by role and service account, Pod Identity by pod
+    /// (its session tags name the pod).
+    pub fn sharing_key(&self) -> String {
+        match self.auth {
+            AuthMode::Irsa => format!(
+                "irsa|{}|{}/{}",
+                self.role_arn.as_deref().unwrap_or(""),
+                self.namespace,
+                self.service_account
+            ),
+            AuthMode::PodIdentity(_) => format!(
+                "pod-identity|{}/{}|{}",
+                self.namespace, self.pod_name, self.pod_uid
+            ),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

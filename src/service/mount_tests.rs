@@ -36,6 +36,8 @@ fn identity_mock() -> MockIdentityResolver {
             auth,
             namespace: pod.namespace.clone(),
             service_account: pod.service_account.clone(),
+            pod_name: pod.name.clone(),
+            pod_uid: pod.uid.clone(),
             role_arn: None,
             token: None,
         })
@@ -232,6 +234,8 @@ async fn region_comes_from_attribute_then_provider_then_node() {
             auth,
             namespace: pod.namespace.clone(),
             service_account: pod.service_account.clone(),
+            pod_name: pod.name.clone(),
+            pod_uid: pod.uid.clone(),
             role_arn: None,
             token: None,
         })
@@ -264,6 +268,8 @@ async fn region_comes_from_attribute_then_provider_then_node() {
             auth,
             namespace: pod.namespace.clone(),
             service_account: pod.service_account.clone(),
+            pod_name: pod.name.clone(),
+            pod_uid: pod.uid.clone(),
             role_arn: None,
             token: None,
         })

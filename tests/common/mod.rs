@@ -2,6 +2,9 @@
 //! real tonic client that dials it the way the driver does (authority `localhost`).
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+pub mod moto;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

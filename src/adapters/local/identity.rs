@@ -25,6 +25,8 @@ impl IdentityResolver for NoClusterIdentity {
             auth,
             namespace: pod.namespace.clone(),
             service_account: pod.service_account.clone(),
+            pod_name: pod.name.clone(),
+            pod_uid: pod.uid.clone(),
             role_arn: None,
             token: tokens.get(auth.audience()).cloned(),
         })

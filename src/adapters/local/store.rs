@@ -98,6 +98,8 @@ mod tests {
             auth: AuthMode::Irsa,
             namespace: "ns".into(),
             service_account: "sa".into(),
+            pod_name: "p".into(),
+            pod_uid: "u".into(),
             role_arn: None,
             token: None,
         }

@@ -1,0 +1,127 @@
+//! Credentials for a pod's identity, cached across mounts and shared across regions.
+//!
+//! IRSA credentials are keyed by role and service account, so every pod of that service
+//! account shares them, and one STS call serves every region. Pod Identity credentials
+//! carry the pod's session tags, so they are reused only by the same pod.
+
+mod cache;
+mod irsa;
+pub mod pod_identity;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aws_config::SdkConfig;
+use aws_credential_types::Credentials;
+
+pub use cache::{CredentialCache, Source};
+use pod_identity::{AgentSettings, PodIdentityAgent};
+
+use crate::domain::attributes::AuthMode;
+use crate::domain::failover::{ClientKind, ErrorClass};
+use crate::domain::region::Region;
+use crate::ports::{Identity, StoreError};
+
+/// Refresh credentials this long before they expire.
+const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+const SOFT_LIMIT: usize = 10_000;
+
+/// What to sign a call with.
+#[derive(Debug, Clone)]
+pub enum Signing {
+    /// The pod's own credentials.
+    Pod(Credentials),
+    /// The SDK configuration's default chain (only when allowed: `mount` on a laptop).
+    Default,
+}
+
+pub struct CredentialResolver {
+    sdk: SdkConfig,
+    irsa: CredentialCache<String, Credentials>,
+    pods: CredentialCache<String, Credentials>,
+    agent: PodIdentityAgent,
+    default_credentials: bool,
+    fetches: AtomicU64,
+    hits: AtomicU64,
+}
+
+impl CredentialResolver {
+    pub fn new(sdk: SdkConfig, agent: AgentSettings, default_credentials: bool) -> Self {
+        CredentialResolver {
+            sdk,
+            irsa: CredentialCache::new(REFRESH_MARGIN, SOFT_LIMIT),
+            pods: CredentialCache::new(REFRESH_MARGIN, SOFT_LIMIT),
+            agent: PodIdentityAgent::new(agent),
+            default_credentials,
+            fetches: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+        }
+    }
+
+    /// Credential calls made (STS or agent), and answers served from the cache.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.fetches.load(Ordering::Relaxed),
+            self.hits.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Credentials for `identity`, fetched in `region` when not cached.
+    pub async fn resolve(
+        &self,
+        identity: &Identity,
+        region: &Region,
+    ) -> Result<Signing, StoreError> {
+        let who = format!("{}/{}", identity.namespace, identity.service_account);
+        let Some(token) = identity.token.as_ref() else {
+            if self.default_credentials {
+                return Ok(Signing::Default);
+            }
+            return Err(StoreError::new(
+                ErrorClass::Client(ClientKind::AccessDenied),
+                format!("no service-account token for audience {} (pod of {who}): configure tokenRequests on the CSIDriver", identity.auth.audience()),
+            ));
+        };
+        let key = identity.sharing_key();
+        let result = match identity.auth {
+            AuthMode::Irsa => {
+                let Some(role) = identity.role_arn.as_deref() else {
+                    return Err(StoreError::new(
+                        ErrorClass::Client(ClientKind::AccessDenied),
+                        format!(
+                            "service account {who} has no eks.amazonaws.com/role-arn annotation"
+                        ),
+                    ));
+                };
+                self.irsa
+                    .get_or_fetch(&key, || {
+                        self.fetches.fetch_add(1, Ordering::Relaxed);
+                        irsa::assume_role(&self.sdk, region, role, token)
+                    })
+                    .await
+            }
+            AuthMode::PodIdentity(preference) => {
+                self.pods
+                    .get_or_fetch(&key, || {
+                        self.fetches.fetch_add(1, Ordering::Relaxed);
+                        self.agent.credentials(token, preference)
+                    })
+                    .await
+            }
+        };
+        let (credentials, source) = result?;
+        if source == Source::Cached {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Signing::Pod(credentials))
+    }
+
+    /// Drops the cached credentials of `identity` (AWS refused them as stale).
+    pub async fn invalidate(&self, identity: &Identity) {
+        let key = identity.sharing_key();
+        match identity.auth {
+            AuthMode::Irsa => self.irsa.invalidate(&key).await,
+            AuthMode::PodIdentity(_) => self.pods.invalidate(&key).await,
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! AWS: Secrets Manager, Parameter Store, and credentials from IRSA or Pod Identity.
+
+pub mod classify;
+pub mod credentials;
+mod errors;
+pub mod sdk;
+pub mod ssm_batch;
+mod store;
+
+pub use store::AwsStore;

@@ -1,0 +1,87 @@
+//! The one AWS SDK configuration of the process: one HTTP client and connection pool,
+//! standard retries, timeouts on every call, the user-agent app id, and the SDK's own
+//! environment handling (AWS_ENDPOINT_URL[_<SERVICE>], AWS_USE_FIPS_ENDPOINT, proxies).
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{AppName, BehaviorVersion, SdkConfig};
+
+/// How the SDK configuration is built.
+#[derive(Debug, Clone, Default)]
+pub struct SdkSettings {
+    /// `--eks-addon-version`; replaces the crate version in the app id when set.
+    pub eks_addon_version: String,
+    /// Use the machine's default credential chain when a mount brings no token
+    /// (`mount` on a laptop). Never when serving pods: they must use their own identity.
+    pub default_credentials: bool,
+    /// Overrides AWS_ENDPOINT_URL (tests).
+    pub endpoint_url: Option<String>,
+}
+
+/// The user-agent app id of §9: `secrets-store-csi-driver-provider-aws-<version>`.
+pub fn app_id(eks_addon_version: &str) -> String {
+    let version = if eks_addon_version.is_empty() {
+        env!("CARGO_PKG_VERSION")
+    } else {
+        eks_addon_version
+    };
+    let clean: String = version
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("secrets-store-csi-driver-provider-aws-{clean}")
+}
+
+pub async fn load(settings: &SdkSettings) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        // Every client sets its region per call; naming one here keeps the loader from
+        // asking the instance metadata service.
+        .region(aws_config::Region::new("us-east-1"))
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .operation_timeout(Duration::from_secs(15))
+                .build(),
+        );
+    if let Ok(name) = AppName::new(app_id(&settings.eks_addon_version)) {
+        loader = loader.app_name(name);
+    }
+    if !settings.default_credentials {
+        loader = loader.no_credentials();
+    }
+    if let Some(url) = &settings.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_id_carries_the_version_or_the_addon_version() {
+        assert_eq!(
+            app_id(""),
+            format!(
+                "secrets-store-csi-driver-provider-aws-{}",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+        assert_eq!(
+            app_id("v1.0.0-eksbuild.1"),
+            "secrets-store-csi-driver-provider-aws-v1.0.0-eksbuild.1"
+        );
+        assert_eq!(app_id("a b"), "secrets-store-csi-driver-provider-aws-a_b");
+    }
+}

@@ -1,0 +1,486 @@
+//! The AWS adapters against moto (a real AWS emulator) through a fault-injecting proxy:
+//! Secrets Manager, Parameter Store, IRSA through STS, failover, call counts.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_credential_types::Credentials;
+use common::fault_proxy::{self, Fault, Proxy};
+use common::moto::{self, Moto};
+use provider::adapters::aws::credentials::pod_identity::AgentSettings;
+use provider::adapters::aws::sdk::{self, SdkSettings};
+use provider::adapters::aws::AwsStore;
+use provider::adapters::coalesce::Coalescing;
+use provider::adapters::driver_sink::DriverSink;
+use provider::domain::attributes::{AuthMode, PodInfo, Tokens};
+use provider::domain::region::Region;
+use provider::domain::secret::Token;
+use provider::ports::{Identity, IdentityError, IdentityResolver, SecretStore};
+use provider::service::{
+    MountError, MountOutcome, MountRequest, MountService, MountSettings, Mounter,
+};
+
+const ROLE: &str = "arn:aws:iam::123456789012:role/app";
+
+/// An identity as the Kubernetes adapter would give it: role and token.
+struct Fixed;
+
+#[async_trait]
+impl IdentityResolver for Fixed {
+    async fn identity(
+        &self,
+        pod: &PodInfo,
+        auth: AuthMode,
+        _: &Tokens,
+    ) -> Result<Identity, IdentityError> {
+        Ok(Identity {
+            auth,
+            namespace: pod.namespace.clone(),
+            service_account: pod.service_account.clone(),
+            pod_name: pod.name.clone(),
+            pod_uid: pod.uid.clone(),
+            role_arn: Some(ROLE.to_string()),
+            token: Some(Token::new("header.payload.signature")),
+        })
+    }
+    async fn node_region(&self, _: &PodInfo) -> Result<Option<Region>, IdentityError> {
+        Ok(None)
+    }
+}
+
+struct Env {
+    _moto: Moto,
+    proxy: Proxy,
+    store: Arc<AwsStore>,
+    service: MountService,
+}
+
+async fn env() -> Option<Env> {
+    let moto = moto::start()?;
+    let proxy = fault_proxy::start(&moto.url).await;
+    let settings = SdkSettings {
+        endpoint_url: Some(proxy.url.clone()),
+        ..SdkSettings::default()
+    };
+    let store = Arc::new(AwsStore::new(
+        sdk::load(&settings).await,
+        AgentSettings::default(),
+        false,
+    ));
+    let coalescing: Arc<dyn SecretStore> = Arc::new(Coalescing::new(store.clone()));
+    let service = MountService::new(
+        Arc::new(Fixed),
+        coalescing,
+        Arc::new(DriverSink),
+        MountSettings::default(),
+    );
+    Some(Env {
+        _moto: moto,
+        proxy,
+        store,
+        service,
+    })
+}
+
+/// Seeding clients talk to moto directly with static credentials.
+async fn seed_config(moto_url: &str, region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .credentials_provider(Credentials::new("test", "test", None, None, "seed"))
+        .endpoint_url(moto_url)
+        .load()
+        .await
+}
+
+async fn sm(env: &Env, region: &str) -> aws_sdk_secretsmanager::Client {
+    aws_sdk_secretsmanager::Client::new(&seed_config(&env.proxy.url, region).await)
+}
+
+async fn ssm(env: &Env, region: &str) -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&seed_config(&env.proxy.url, region).await)
+}
+
+fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {
+    let mut attributes: HashMap<&str, &str> = extra.iter().copied().collect();
+    attributes.insert("objects", objects);
+    attributes.insert("csi.storage.k8s.io/pod.namespace", "shop");
+    attributes.insert("csi.storage.k8s.io/pod.name", "web-0");
+    attributes.insert("csi.storage.k8s.io/serviceAccount.name", "web");
+    attributes.entry("region").or_insert("us-east-1");
+    MountRequest {
+        attributes: serde_json::to_string(&attributes).unwrap(),
+        permission: "420".into(),
+        target_path: "/unused".into(),
+        current_versions: vec![],
+    }
+}
+
+fn file<'a>(out: &'a MountOutcome, path: &str) -> &'a [u8] {
+    let files = out
+        .files
+        .as_ref()
+        .expect("driver-writes mode returns files");
+    files
+        .iter()
+        .find(|f| f.path.as_str() == path)
+        .unwrap_or_else(|| panic!("no file {path}"))
+        .contents
+        .expose()
+}
+
+fn version<'a>(out: &'a MountOutcome, id: &str) -> &'a str {
+    &out.versions.iter().find(|v| v.id == id).unwrap().version
+}
+
+#[tokio::test]
+async fn secrets_manager_by_name_arn_version_stage_and_binary() {
+    let Some(env) = env().await else { return };
+    let client = sm(&env, "us-east-1").await;
+    let created = client
+        .create_secret()
+        .name("app/db")
+        .secret_string("v1-value")
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap().to_string();
+    let v1 = created.version_id().unwrap().to_string();
+    let v2 = client
+        .put_secret_value()
+        .secret_id("app/db")
+        .secret_string("v2-value")
+        .send()
+        .await
+        .unwrap()
+        .version_id()
+        .unwrap()
+        .to_string();
+    client
+        .create_secret()
+        .name("cert")
+        .secret_binary(aws_smithy_types::Blob::new(vec![0u8, 159, 146, 150]))
+        .send()
+        .await
+        .unwrap();
+
+    let objects = format!(
+        "- {{objectName: app/db, objectType: secretsmanager}}\n\
+         - {{objectName: '{arn}', objectAlias: by-arn}}\n\
+         - {{objectName: app/db, objectType: secretsmanager, objectAlias: pinned, objectVersion: '{v1}'}}\n\
+         - {{objectName: app/db, objectType: secretsmanager, objectAlias: previous, objectVersionLabel: AWSPREVIOUS}}\n\
+         - {{objectName: cert, objectType: secretsmanager}}\n"
+    );
+    let out = env.service.mount(request(&objects, &[])).await.unwrap();
+    assert_eq!(file(&out, "app_db"), b"v2-value");
+    assert_eq!(version(&out, "app_db"), v2);
+    assert_eq!(file(&out, "by-arn"), b"v2-value");
+    assert_eq!(file(&out, "pinned"), b"v1-value");
+    assert_eq!(version(&out, "pinned"), v1);
+    assert_eq!(file(&out, "previous"), b"v1-value");
+    assert_eq!(file(&out, "cert"), &[0u8, 159, 146, 150]);
+    assert_eq!(env.proxy.count("GetSecretValue"), 5);
+}
+
+#[tokio::test]
+async fn a_missing_secret_is_not_found_naming_the_object() {
+    let Some(env) = env().await else { return };
+    let err = env
+        .service
+        .mount(request(
+            "- {objectName: nope, objectType: secretsmanager}",
+            &[],
+        ))
+        .await
+        .unwrap_err();
+    match &err {
+        MountError::Fetch { error, .. } => {
+            // moto answers 404 where AWS answers 400: both are "not found".
+            assert_eq!(
+                error.class,
+                provider::domain::failover::ErrorClass::Client(
+                    provider::domain::failover::ClientKind::NotFound
+                )
+            );
+        }
+        other => panic!("{other}"),
+    }
+    assert!(
+        err.to_string().contains("nope") && err.to_string().contains("ResourceNotFoundException"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn parameter_store_types_selectors_and_batches() {
+    let Some(env) = env().await else { return };
+    let client = ssm(&env, "us-east-1").await;
+    use aws_sdk_ssm::types::ParameterType;
+    client
+        .put_parameter()
+        .name("/app/plain")
+        .value("p1")
+        .r#type(ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_parameter()
+        .name("/app/plain")
+        .value("p2")
+        .r#type(ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .unwrap();
+    client
+        .label_parameter_version()
+        .name("/app/plain")
+        .parameter_version(1)
+        .labels("stable")
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_parameter()
+        .name("/app/secure")
+        .value("s3cr3t")
+        .r#type(ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    client
+        .put_parameter()
+        .name("/app/list")
+        .value("a,b,c")
+        .r#type(ParameterType::StringList)
+        .send()
+        .await
+        .unwrap();
+    let selectors = "- {objectName: /app/plain, objectType: ssmparameter}\n\
+         - {objectName: /app/plain, objectType: ssmparameter, objectAlias: v1, objectVersion: '1'}\n\
+         - {objectName: /app/plain, objectType: ssmparameter, objectAlias: stable, objectVersionLabel: stable}\n";
+    let out = env.service.mount(request(selectors, &[])).await.unwrap();
+    assert_eq!(file(&out, "_app_plain"), b"p2");
+    assert_eq!(version(&out, "_app_plain"), "2");
+    assert_eq!(file(&out, "v1"), b"p1");
+    assert_eq!(version(&out, "v1"), "1");
+    assert_eq!(file(&out, "stable"), b"p1");
+
+    let mut objects = String::from(
+        "- {objectName: /app/plain, objectType: ssmparameter}\n\
+         - {objectName: /app/secure, objectType: ssmparameter}\n\
+         - {objectName: /app/list, objectType: ssmparameter}\n",
+    );
+    for i in 0..22 {
+        client
+            .put_parameter()
+            .name(format!("/bulk/p{i:02}"))
+            .value(format!("value-{i}"))
+            .r#type(ParameterType::String)
+            .send()
+            .await
+            .unwrap();
+        objects.push_str(&format!(
+            "- {{objectName: /bulk/p{i:02}, objectType: ssmparameter}}\n"
+        ));
+    }
+    env.proxy.reset_counts();
+    let out = env.service.mount(request(&objects, &[])).await.unwrap();
+    assert_eq!(file(&out, "_app_plain"), b"p2");
+    assert_eq!(
+        file(&out, "_app_secure"),
+        b"s3cr3t",
+        "SecureString is decrypted"
+    );
+    assert_eq!(file(&out, "_app_list"), b"a,b,c");
+    assert_eq!(file(&out, "_bulk_p21"), b"value-21");
+    assert_eq!(
+        env.proxy.count("GetParameters"),
+        3,
+        "25 parameters: ceil(25/10) calls"
+    );
+}
+
+#[tokio::test]
+async fn missing_parameters_are_listed_in_one_client_error() {
+    let Some(env) = env().await else { return };
+    let client = ssm(&env, "us-east-1").await;
+    client
+        .put_parameter()
+        .name("/here")
+        .value("x")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .unwrap();
+    let objects = "- {objectName: /here, objectType: ssmparameter}\n- {objectName: /gone1, objectType: ssmparameter}\n- {objectName: /gone2, objectType: ssmparameter}\n";
+    let err = env.service.mount(request(objects, &[])).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("/gone1") && text.contains("/gone2"), "{text}");
+    assert!(matches!(err, MountError::Fetch { .. }));
+}
+
+#[tokio::test]
+async fn irsa_one_sts_call_serves_twenty_mounts_and_every_region() {
+    let Some(env) = env().await else { return };
+    for region in ["us-east-1", "us-west-2"] {
+        sm(&env, region)
+            .await
+            .create_secret()
+            .name("s")
+            .secret_string(format!("in-{region}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    env.proxy.reset_counts();
+    let objects = "- {objectName: s, objectType: secretsmanager, objectAlias: s, failoverObject: {objectName: s}}";
+    for _ in 0..20 {
+        let out = env
+            .service
+            .mount(request(objects, &[("failoverRegion", "us-west-2")]))
+            .await
+            .unwrap();
+        assert_eq!(file(&out, "s"), b"in-us-east-1");
+    }
+    assert_eq!(env.proxy.count("AssumeRoleWithWebIdentity"), 1);
+    assert_eq!(env.store.credentials().counts(), (1, 39));
+    assert_eq!(env.proxy.count_in("GetSecretValue", "us-east-1"), 20);
+    assert_eq!(env.proxy.count_in("GetSecretValue", "us-west-2"), 20);
+}
+
+#[tokio::test]
+async fn failover_covers_a_server_error_but_not_a_client_error() {
+    let Some(env) = env().await else { return };
+    for region in ["us-east-1", "us-west-2"] {
+        sm(&env, region)
+            .await
+            .create_secret()
+            .name("s")
+            .secret_string(format!("in-{region}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let objects = "- {objectName: s, objectType: secretsmanager, objectAlias: s, failoverObject: {objectName: s}}";
+    let two = [("failoverRegion", "us-west-2")];
+    // Warm the credentials first so the fault hits the secret call, not STS.
+    env.service.mount(request(objects, &two)).await.unwrap();
+
+    env.proxy.fail_region(
+        "us-east-1",
+        Fault {
+            status: 500,
+            code: "InternalServiceError",
+        },
+    );
+    let out = env.service.mount(request(objects, &two)).await.unwrap();
+    assert_eq!(file(&out, "s"), b"in-us-west-2");
+
+    env.proxy.fail_region(
+        "us-east-1",
+        Fault {
+            status: 400,
+            code: "AccessDeniedException",
+        },
+    );
+    let err = env.service.mount(request(objects, &two)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("us-east-1") && err.to_string().contains("AccessDeniedException"),
+        "{err}"
+    );
+
+    env.proxy.fail_region(
+        "us-east-1",
+        Fault {
+            status: 400,
+            code: "ThrottlingException",
+        },
+    );
+    let out = env.service.mount(request(objects, &two)).await.unwrap();
+    assert_eq!(
+        file(&out, "s"),
+        b"in-us-west-2",
+        "throttling counts as a server error"
+    );
+}
+
+#[tokio::test]
+async fn when_the_primary_sts_fails_the_failover_regions_sts_is_used() {
+    let Some(env) = env().await else { return };
+    for region in ["us-east-1", "us-west-2"] {
+        sm(&env, region)
+            .await
+            .create_secret()
+            .name("s")
+            .secret_string(format!("in-{region}"))
+            .send()
+            .await
+            .unwrap();
+    }
+    env.proxy.reset_counts();
+    // The first region to ask STS gets 503 on every attempt (the SDK retries 3 times);
+    // the credentials call is then made again for the other region, which succeeds.
+    env.proxy.fail_next(
+        "AssumeRoleWithWebIdentity",
+        3,
+        Fault {
+            status: 503,
+            code: "ServiceUnavailable",
+        },
+    );
+    let objects = "- {objectName: s, objectType: secretsmanager, objectAlias: s, failoverObject: {objectName: s}}";
+    let out = env
+        .service
+        .mount(request(objects, &[("failoverRegion", "us-west-2")]))
+        .await
+        .unwrap();
+    assert_eq!(env.proxy.count("AssumeRoleWithWebIdentity"), 4);
+    // Exactly one region's fetch ran with credentials: its answer is the mount's.
+    assert_eq!(env.proxy.count("GetSecretValue"), 1);
+    assert!(file(&out, "s").starts_with(b"in-us-"));
+    assert_eq!(env.store.credentials().counts().0, 2);
+}
+
+#[tokio::test]
+async fn concurrent_identical_mounts_share_aws_calls() {
+    let Some(env) = env().await else { return };
+    sm(&env, "us-east-1")
+        .await
+        .create_secret()
+        .name("s")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
+    env.service
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}",
+            &[],
+        ))
+        .await
+        .unwrap();
+    env.proxy.reset_counts();
+    let service = Arc::new(env.service);
+    let mounts = (0..30).map(|_| {
+        let service = service.clone();
+        async move {
+            service
+                .mount(request(
+                    "- {objectName: s, objectType: secretsmanager}",
+                    &[],
+                ))
+                .await
+                .unwrap()
+        }
+    });
+    futures::future::join_all(mounts).await;
+    let calls = env.proxy.count("GetSecretValue");
+    assert!(
+        calls < 30,
+        "30 concurrent identical mounts made {calls} calls"
+    );
+}
