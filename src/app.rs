@@ -65,7 +65,7 @@ pub async fn build_store(
                 timeout: settings.pod_identity_http_timeout().unwrap_or(None),
             };
             Arc::new(AwsStore::new(
-                sdk::load(&sdk_settings).await,
+                sdk::load(&sdk_settings).await?,
                 agent,
                 default_credentials,
             ))

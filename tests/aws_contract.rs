@@ -66,7 +66,7 @@ async fn env() -> Option<Env> {
         ..SdkSettings::default()
     };
     let store = Arc::new(AwsStore::new(
-        sdk::load(&settings).await,
+        sdk::load(&settings).await.unwrap(),
         AgentSettings::default(),
         false,
     ));
@@ -483,4 +483,48 @@ async fn concurrent_identical_mounts_share_aws_calls() {
         calls < 30,
         "30 concurrent identical mounts made {calls} calls"
     );
+}
+
+#[tokio::test]
+async fn credentials_refused_as_expired_are_dropped_and_the_call_retried_once() {
+    let Some(env) = env().await else { return };
+    sm(&env, "us-east-1")
+        .await
+        .create_secret()
+        .name("s")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
+    env.service
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}",
+            &[],
+        ))
+        .await
+        .unwrap();
+    env.proxy.reset_counts();
+    env.proxy.fail_next(
+        "GetSecretValue",
+        1,
+        Fault {
+            status: 400,
+            code: "ExpiredTokenException",
+        },
+    );
+    let out = env
+        .service
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}",
+            &[],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(file(&out, "s"), b"v");
+    assert_eq!(
+        env.proxy.count("AssumeRoleWithWebIdentity"),
+        1,
+        "fresh credentials after the refusal"
+    );
+    assert_eq!(env.proxy.count("GetSecretValue"), 2);
 }

@@ -175,3 +175,65 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn mount_against_aws_uses_the_machine_credentials_and_aws_endpoint_url() {
+    let Some(moto) = common::moto::start() else {
+        return;
+    };
+    let seed = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "t", "t", None, None, "seed",
+        ))
+        .endpoint_url(&moto.url)
+        .load()
+        .await;
+    aws_sdk_secretsmanager::Client::new(&seed)
+        .create_secret()
+        .name("MySecret")
+        .secret_string(r#"{"username":"u1"}"#)
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("class.yaml");
+    std::fs::write(
+        &class,
+        "kind: SecretProviderClass\nmetadata: {name: c}\nspec:\n  provider: aws\n  parameters:\n    objects: |\n      - objectName: MySecret\n        objectType: secretsmanager\n        jmesPath: [{path: username, objectAlias: user}]\n",
+    )
+    .unwrap();
+    let target = dir.path().join("out");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args([
+                "mount",
+                "--store",
+                "aws",
+                "--region",
+                "eu-west-1",
+                "--class",
+            ])
+            .arg(&class)
+            .arg("--target")
+            .arg(&target)
+            .env("AWS_ENDPOINT_URL", &moto.url)
+            .env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env_remove("AWS_PROFILE")
+            .env_remove("AWS_REGION")
+            .output()
+            .map(|o| (o, target, moto))
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let (out, target, _moto) = out;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(target.join("user")).unwrap(), "u1");
+}

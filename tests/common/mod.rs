@@ -2,6 +2,7 @@
 //! real tonic client that dials it the way the driver does (authority `localhost`).
 #![allow(dead_code)]
 
+pub mod fake_agent;
 pub mod fault_proxy;
 pub mod moto;
 

@@ -1,12 +1,16 @@
 //! The one AWS SDK configuration of the process: one HTTP client and connection pool,
 //! standard retries, timeouts on every call, the user-agent app id, and the SDK's own
-//! environment handling (AWS_ENDPOINT_URL[_<SERVICE>], AWS_USE_FIPS_ENDPOINT, proxies).
+//! environment handling (AWS_ENDPOINT_URL[_<SERVICE>], AWS_USE_FIPS_ENDPOINT,
+//! HTTPS_PROXY/HTTP_PROXY/NO_PROXY), plus AWS_CA_BUNDLE, which the Rust SDK leaves to us.
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{AppName, BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::{tls, ConnectorBuilder};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// How the SDK configuration is built.
 #[derive(Debug, Clone, Default)]
@@ -40,7 +44,48 @@ pub fn app_id(eks_addon_version: &str) -> String {
     format!("secrets-store-csi-driver-provider-aws-{clean}")
 }
 
-pub async fn load(settings: &SdkSettings) -> SdkConfig {
+#[derive(Debug, thiserror::Error)]
+pub enum SdkError {
+    #[error("AWS_CA_BUNDLE {path}: {reason}")]
+    CaBundle { path: String, reason: String },
+}
+
+/// The HTTP client trusting only the certificates of `AWS_CA_BUNDLE` (as the other AWS
+/// SDKs do), otherwise built like the SDK's default one: rustls with aws-lc, proxies
+/// from the environment.
+fn client_with_ca_bundle(path: &str) -> Result<SharedHttpClient, SdkError> {
+    let bad = |reason: String| SdkError::CaBundle {
+        path: path.to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem);
+    let context = tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| bad(e.to_string()))?;
+    Ok(
+        aws_smithy_http_client::Builder::new().build_with_connector_fn(
+            move |settings, components| {
+                let mut builder = ConnectorBuilder::default()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    .tls_context(context.clone());
+                builder.set_connector_settings(settings.cloned());
+                if let Some(components) = components {
+                    builder.set_sleep_impl(components.sleep_impl());
+                }
+                builder.set_proxy_config(Some(ProxyConfig::from_env()));
+                builder.build()
+            },
+        ),
+    )
+}
+
+pub async fn load(settings: &SdkSettings) -> Result<SdkConfig, SdkError> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         // Every client sets its region per call; naming one here keeps the loader from
         // asking the instance metadata service.
@@ -62,12 +107,24 @@ pub async fn load(settings: &SdkSettings) -> SdkConfig {
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    loader.load().await
+    if let Some(path) = std::env::var("AWS_CA_BUNDLE")
+        .ok()
+        .filter(|p| !p.is_empty())
+    {
+        loader = loader.http_client(client_with_ca_bundle(&path)?);
+    }
+    Ok(loader.load().await)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_ca_bundle_is_a_clear_error() {
+        let err = client_with_ca_bundle("/nonexistent/ca.pem").unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"));
+    }
 
     #[test]
     fn app_id_carries_the_version_or_the_addon_version() {
