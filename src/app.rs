@@ -16,6 +16,7 @@ use crate::adapters::coalesce::Coalescing;
 use crate::adapters::csi::{self, CsiProvider};
 use crate::adapters::driver_sink::DriverSink;
 use crate::adapters::fs_sink::FsSink;
+use crate::adapters::kube::{self as kube_adapter, KubeIdentity, KubeSettings};
 use crate::adapters::local::{LocalStore, NoClusterIdentity};
 use crate::cli::class_file::parse_classes;
 use crate::cli::MountArgs;
@@ -113,6 +114,25 @@ pub async fn build_service(
     ))
 }
 
+/// Who the pods are: the Kubernetes API for the AWS store; no cluster for the local one.
+pub async fn build_identity(settings: &Settings) -> anyhow::Result<Arc<dyn IdentityResolver>> {
+    if settings.store == StoreKind::Local {
+        return Ok(Arc::new(NoClusterIdentity::default()));
+    }
+    let kube_settings = KubeSettings {
+        qps: settings.qps,
+        burst: settings.burst,
+        node_name: std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty()),
+        watch_service_accounts: settings.watch_service_accounts,
+        ..KubeSettings::default()
+    };
+    let config = kube::Config::infer()
+        .await
+        .context("no Kubernetes configuration (in-cluster or KUBECONFIG); the AWS store needs the cluster to find each pod's role")?;
+    let client = kube_adapter::client(config, &kube_settings)?;
+    Ok(Arc::new(KubeIdentity::start(client, &kube_settings)))
+}
+
 /// Serves the driver on `<provider-volume>/aws.sock` until `shutdown` resolves; then
 /// finishes in-flight mounts and removes the socket if it is still ours.
 pub async fn serve(
@@ -122,7 +142,7 @@ pub async fn serve(
     if let Err(value) = settings.pod_identity_http_timeout() {
         tracing::warn!(%value, "ignoring invalid --pod-identity-http-timeout");
     }
-    let service = build_service(&settings, Arc::new(NoClusterIdentity::default())).await?;
+    let service = build_service(&settings, build_identity(&settings).await?).await?;
     let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout()?);
     let (listener, guard) = csi::bind_socket(&settings.provider_volume).with_context(|| {
         format!(

@@ -44,6 +44,8 @@ pub struct Settings {
     pub pod_identity_ipv6_endpoint: String,
     /// Store calls in flight at once for one mount.
     pub fetch_concurrency: usize,
+    /// Watch service accounts (list/watch RBAC) instead of reading each on first use.
+    pub watch_service_accounts: bool,
 }
 
 impl Default for Settings {
@@ -61,6 +63,7 @@ impl Default for Settings {
             pod_identity_ipv4_endpoint: "http://169.254.170.23/v1/credentials".to_string(),
             pod_identity_ipv6_endpoint: "http://[fd00:ec2::23]/v1/credentials".to_string(),
             fetch_concurrency: 16,
+            watch_service_accounts: true,
         }
     }
 }

@@ -12,6 +12,8 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize_go_flags(std::env::args_os()));
+    // One TLS crypto provider for the whole process (the AWS SDK and kube both use rustls).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -5,4 +5,5 @@ pub mod coalesce;
 pub mod csi;
 pub mod driver_sink;
 pub mod fs_sink;
+pub mod kube;
 pub mod local;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fake_agent;
+pub mod fake_apiserver;
 pub mod fault_proxy;
 pub mod moto;
 

@@ -1,0 +1,169 @@
+//! The region of the node that runs a pod: label `topology.kubernetes.io/region`.
+//!
+//! With NODE_NAME (the downward API; the chart sets it) the provider runs on that very
+//! node: its label is read once and kept current by a watch of that one node. Without
+//! it, pod → node lookups, cached.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+
+use super::errors::{describe, ApiFailure};
+use crate::domain::attributes::PodInfo;
+use crate::domain::region::Region;
+use crate::ports::IdentityError;
+
+pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
+/// Pods remembered (by uid) for their node, without NODE_NAME.
+const POD_CACHE: usize = 4096;
+
+pub struct NodeRegion {
+    client: Client,
+    node_name: Option<String>,
+    /// NODE_NAME's region, kept by the watch: None until first seen.
+    own: Arc<RwLock<Option<Option<String>>>>,
+    nodes: Mutex<HashMap<String, Option<String>>>,
+    pods: Mutex<HashMap<String, String>>,
+    timeout: Duration,
+}
+
+fn region_label(node: &Node) -> Option<String> {
+    node.metadata.labels.as_ref()?.get(REGION_LABEL).cloned()
+}
+
+impl NodeRegion {
+    pub fn start(client: Client, node_name: Option<String>, timeout: Duration) -> Arc<Self> {
+        let this = Arc::new(NodeRegion {
+            client,
+            node_name,
+            own: Arc::default(),
+            nodes: Mutex::default(),
+            pods: Mutex::default(),
+            timeout,
+        });
+        if let Some(name) = this.node_name.clone() {
+            tokio::spawn(watch_node(this.client.clone(), name, this.own.clone()));
+        }
+        this
+    }
+
+    pub async fn region(&self, pod: &PodInfo) -> Result<Option<Region>, IdentityError> {
+        let label = match &self.node_name {
+            Some(node) => {
+                let known = self.own.read().unwrap_or_else(|p| p.into_inner()).clone();
+                match known {
+                    Some(label) => label,
+                    None => self.node_label(node).await?,
+                }
+            }
+            None => {
+                let node = self.node_of(pod).await?;
+                let cached = self
+                    .nodes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&node)
+                    .cloned();
+                match cached {
+                    Some(label) => label,
+                    None => {
+                        let label = self.node_label(&node).await?;
+                        self.nodes
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(node, label.clone());
+                        label
+                    }
+                }
+            }
+        };
+        match label {
+            None => Ok(None),
+            Some(text) => Region::parse(&text)
+                .map(Some)
+                .map_err(|e| IdentityError::Region(format!("node label {REGION_LABEL}: {e}"))),
+        }
+    }
+
+    async fn node_label(&self, node: &str) -> Result<Option<String>, IdentityError> {
+        let api = Api::<Node>::all(self.client.clone());
+        let found = self.call(&format!("node {node}"), api.get(node)).await?;
+        Ok(region_label(&found))
+    }
+
+    async fn node_of(&self, pod: &PodInfo) -> Result<String, IdentityError> {
+        if let Some(node) = self
+            .pods
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&pod.uid)
+        {
+            return Ok(node.clone());
+        }
+        let api = Api::<Pod>::namespaced(self.client.clone(), &pod.namespace);
+        let found = self
+            .call(
+                &format!("pod {}/{}", pod.namespace, pod.name),
+                api.get(&pod.name),
+            )
+            .await?;
+        let node = found.spec.and_then(|s| s.node_name).ok_or_else(|| {
+            IdentityError::Region(format!(
+                "pod {}/{} has no node yet",
+                pod.namespace, pod.name
+            ))
+        })?;
+        let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
+        if pods.len() >= POD_CACHE {
+            pods.clear();
+        }
+        if !pod.uid.is_empty() {
+            pods.insert(pod.uid.clone(), node.clone());
+        }
+        Ok(node)
+    }
+
+    async fn call<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, IdentityError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Err(_) => Err(IdentityError::Unavailable(format!(
+                "reading {what}: the API server did not answer within {:?}",
+                self.timeout
+            ))),
+            Ok(Err(e)) => Err(match describe(&e) {
+                ApiFailure::NotFound => IdentityError::Region(format!("{what} not found")),
+                ApiFailure::Forbidden(m) => {
+                    IdentityError::Unavailable(format!("reading {what}: forbidden: {m}"))
+                }
+                ApiFailure::Other(m) => IdentityError::Unavailable(format!("reading {what}: {m}")),
+            }),
+            Ok(Ok(v)) => Ok(v),
+        }
+    }
+}
+
+async fn watch_node(client: Client, name: String, own: Arc<RwLock<Option<Option<String>>>>) {
+    let api = Api::<Node>::all(client);
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Apply(node) | Event::InitApply(node)) => {
+                let label = region_label(&node);
+                tracing::debug!(node = %name, region = ?label, "node region");
+                *own.write().unwrap_or_else(|p| p.into_inner()) = Some(label);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, node = %name, "node watch failed; retrying"),
+        }
+    }
+}

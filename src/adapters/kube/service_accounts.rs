@@ -1,0 +1,173 @@
+//! The IRSA role of each service account, kept current by one watch, so a storm of
+//! mounts asks the API server nothing. Only annotated service accounts are remembered
+//! (a role string each), so memory stays small on clusters with tens of thousands of
+//! them. A service account the watch has not delivered yet is read with one GET,
+//! shared by concurrent mounts.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ServiceAccount;
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::{Api, Client};
+
+use super::errors::{describe, ApiFailure};
+use crate::ports::IdentityError;
+
+pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+type Key = (String, String);
+type Lookup = Shared<BoxFuture<'static, Result<Option<String>, IdentityError>>>;
+
+#[derive(Default)]
+struct State {
+    roles: HashMap<Key, String>,
+    synced: bool,
+}
+
+pub struct ServiceAccounts {
+    client: Client,
+    state: Arc<RwLock<State>>,
+    in_flight: Arc<std::sync::Mutex<HashMap<Key, Lookup>>>,
+    timeout: Duration,
+}
+
+fn role_of(sa: &ServiceAccount) -> Option<String> {
+    sa.metadata
+        .annotations
+        .as_ref()?
+        .get(ROLE_ANNOTATION)
+        .filter(|r| !r.is_empty())
+        .cloned()
+}
+
+fn key_of(sa: &ServiceAccount) -> Option<Key> {
+    Some((sa.metadata.namespace.clone()?, sa.metadata.name.clone()?))
+}
+
+impl ServiceAccounts {
+    /// Starts the watch (when `watch` is true) and answers lookups.
+    pub fn start(client: Client, timeout: Duration, watch: bool) -> Arc<Self> {
+        let this = Arc::new(ServiceAccounts {
+            client,
+            state: Arc::default(),
+            in_flight: Arc::default(),
+            timeout,
+        });
+        if watch {
+            tokio::spawn(watch_all(this.client.clone(), this.state.clone()));
+        }
+        this
+    }
+
+    /// The role ARN of `namespace/name`. Errors name the service account.
+    pub async fn role(&self, namespace: &str, name: &str) -> Result<String, IdentityError> {
+        let key = (namespace.to_string(), name.to_string());
+        let missing_annotation = || {
+            IdentityError::ServiceAccount(format!(
+                "service account {namespace}/{name} has no {ROLE_ANNOTATION} annotation: annotate it with the IAM role for its pods"
+            ))
+        };
+        if let Some(role) = self
+            .state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .roles
+            .get(&key)
+        {
+            return Ok(role.clone());
+        }
+        // Not (yet) known from the watch: read it once, shared by concurrent mounts.
+        let lookup = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            in_flight
+                .entry(key.clone())
+                .or_insert_with(|| {
+                    let (api, timeout, key2) = (Api::<ServiceAccount>::namespaced(self.client.clone(), namespace), self.timeout, key.clone());
+                    let (in_flight, state) = (Arc::downgrade(&self.in_flight), self.state.clone());
+                    async move {
+                        let what = format!("service account {}/{}", key2.0, key2.1);
+                        let answer = match tokio::time::timeout(timeout, api.get(&key2.1)).await {
+                            Err(_) => Err(IdentityError::Unavailable(format!("reading {what}: the API server did not answer within {timeout:?}"))),
+                            Ok(Err(e)) => Err(match describe(&e) {
+                                ApiFailure::NotFound => IdentityError::ServiceAccount(format!("{what} not found")),
+                                ApiFailure::Forbidden(m) => IdentityError::Unavailable(format!("reading {what}: forbidden: {m} (the provider needs get on serviceaccounts)")),
+                                ApiFailure::Other(m) => IdentityError::Unavailable(format!("reading {what}: {m}")),
+                            }),
+                            Ok(Ok(sa)) => {
+                                let role = role_of(&sa);
+                                if let Some(role) = &role {
+                                    state.write().unwrap_or_else(|p| p.into_inner()).roles.insert(key2.clone(), role.clone());
+                                }
+                                Ok(role)
+                            }
+                        };
+                        if let Some(map) = in_flight.upgrade() {
+                            map.lock().unwrap_or_else(|p| p.into_inner()).remove(&key2);
+                        }
+                        answer
+                    }
+                    .boxed()
+                    .shared()
+                })
+                .clone()
+        };
+        lookup.await?.ok_or_else(missing_annotation)
+    }
+
+    /// True once the first full list has been seen.
+    pub fn synced(&self) -> bool {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).synced
+    }
+}
+
+async fn watch_all(client: Client, state: Arc<RwLock<State>>) {
+    let api = Api::<ServiceAccount>::all(client);
+    let mut events = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut rebuilding: Option<HashMap<Key, String>> = None;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(Event::Init) => rebuilding = Some(HashMap::new()),
+            Ok(Event::InitApply(sa)) => {
+                if let (Some(map), Some(key), Some(role)) =
+                    (rebuilding.as_mut(), key_of(&sa), role_of(&sa))
+                {
+                    map.insert(key, role);
+                }
+            }
+            Ok(Event::InitDone) => {
+                let mut s = state.write().unwrap_or_else(|p| p.into_inner());
+                if let Some(map) = rebuilding.take() {
+                    s.roles = map;
+                }
+                s.synced = true;
+                tracing::info!(annotated = s.roles.len(), "service accounts synced");
+            }
+            Ok(Event::Apply(sa)) => {
+                let Some(key) = key_of(&sa) else { continue };
+                let mut s = state.write().unwrap_or_else(|p| p.into_inner());
+                match role_of(&sa) {
+                    Some(role) => s.roles.insert(key, role),
+                    None => s.roles.remove(&key),
+                };
+            }
+            Ok(Event::Delete(sa)) => {
+                if let Some(key) = key_of(&sa) {
+                    state
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .roles
+                        .remove(&key);
+                }
+            }
+            // The watcher backs off and retries by itself; lookups fall back to GET.
+            Err(e) => tracing::warn!(error = %e, "service account watch failed; retrying"),
+        }
+    }
+}
