@@ -237,3 +237,77 @@ async fn mount_against_aws_uses_the_machine_credentials_and_aws_endpoint_url() {
     );
     assert_eq!(std::fs::read_to_string(target.join("user")).unwrap(), "u1");
 }
+
+/// The whole provider as deployed: the binary serving the socket, roles and the node
+/// region from a (fake) API server, IRSA credentials and the secret from moto.
+#[tokio::test]
+async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
+    let Some(moto) = common::moto::start() else { return };
+    let api = common::fake_apiserver::start().await;
+    api.set_service_account("shop", "web", Some("arn:aws:iam::123456789012:role/web"), false);
+    api.set_node("node-1", Some("eu-west-1"));
+    let seed = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .credentials_provider(aws_credential_types::Credentials::new("t", "t", None, None, "seed"))
+        .endpoint_url(&moto.url)
+        .load()
+        .await;
+    aws_sdk_secretsmanager::Client::new(&seed).create_secret().name("MySecret").secret_string("cluster-value").send().await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: fake, user: u}}\ncurrent-context: c\n",
+            api.url
+        ),
+    )
+    .unwrap();
+    let volume = dir.path().join("providers");
+    let mut child = Command::new(BIN)
+        .arg(format!("--provider-volume={}", volume.display()))
+        .arg("--driver-writes-secrets=true")
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("NODE_NAME", "node-1")
+        .env("AWS_ENDPOINT_URL", &moto.url)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = volume.join("aws.sock");
+    let started = Instant::now();
+    while !socket.exists() {
+        assert!(started.elapsed() < Duration::from_secs(20), "socket never appeared");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut client = common::connect(&socket).await;
+    let tokens = r#"{"sts.amazonaws.com":{"token":"header.payload.sig","expirationTimestamp":"2030-01-01T00:00:00Z"}}"#;
+    let mut request = common::mount_request(
+        "- {objectName: MySecret, objectType: secretsmanager}",
+        dir.path(),
+        0o644,
+        &[("csi.storage.k8s.io/serviceAccount.tokens", tokens)],
+    );
+    // No region in the class: it comes from the node's label.
+    let mut attributes: std::collections::HashMap<String, String> = serde_json::from_str(&request.attributes).unwrap();
+    attributes.remove("region");
+    request.attributes = serde_json::to_string(&attributes).unwrap();
+    let response = client.mount(request.clone()).await.unwrap().into_inner();
+    assert_eq!(response.files[0].contents, b"cluster-value");
+
+    // A pod without a token: a clear error, not the node's credentials.
+    attributes.remove("csi.storage.k8s.io/serviceAccount.tokens");
+    request.attributes = serde_json::to_string(&attributes).unwrap();
+    let status = client.mount(request).await.unwrap_err();
+    assert!(status.message().contains("tokenRequests"), "{}", status.message());
+
+    drop(client);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+}
