@@ -1,5 +1,5 @@
 //! The composition root: the one place that knows every adapter. It builds them from
-//! the settings and hands them to the mount use case and the transport.
+//! the settings and hands them to the mount use case and the transports.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -18,6 +18,8 @@ use crate::adapters::driver_sink::DriverSink;
 use crate::adapters::fs_sink::FsSink;
 use crate::adapters::kube::{self as kube_adapter, KubeIdentity, KubeSettings};
 use crate::adapters::local::{LocalStore, NoClusterIdentity};
+use crate::adapters::metrics::Metrics;
+use crate::adapters::ops_http::{self, Readiness};
 use crate::cli::class_file::parse_classes;
 use crate::cli::MountArgs;
 use crate::config::{Settings, StoreKind};
@@ -41,6 +43,7 @@ pub enum Signer {
 pub async fn build_store(
     settings: &Settings,
     signer: Signer,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<dyn SecretStore>> {
     let store: Arc<dyn SecretStore> = match settings.store {
         StoreKind::Local => {
@@ -65,14 +68,11 @@ pub async fn build_store(
                 ipv6_endpoint: settings.pod_identity_ipv6_endpoint.clone(),
                 timeout: settings.pod_identity_http_timeout().unwrap_or(None),
             };
-            Arc::new(AwsStore::new(
-                sdk::load(&sdk_settings).await?,
-                agent,
-                default_credentials,
-            ))
+            let sdk = sdk::load(&sdk_settings).await?;
+            Arc::new(AwsStore::new(sdk, agent, default_credentials).with_metrics(metrics.clone()))
         }
     };
-    Ok(Arc::new(Coalescing::new(store)))
+    Ok(Arc::new(Coalescing::new(store).with_metrics(metrics)))
 }
 
 /// The provider's own region: AWS_REGION, when set and valid.
@@ -95,27 +95,11 @@ fn mount_settings(settings: &Settings) -> MountSettings {
     }
 }
 
-/// Builds the mount use case for serving the driver.
-pub async fn build_service(
-    settings: &Settings,
-    identity: Arc<dyn IdentityResolver>,
-) -> anyhow::Result<MountService> {
-    let sink: Arc<dyn MountSink> = if settings.driver_writes_secrets {
-        Arc::new(DriverSink)
-    } else {
-        Arc::new(FsSink::new())
-    };
-    let store = build_store(settings, Signer::PodsOnly).await?;
-    Ok(MountService::new(
-        identity,
-        store,
-        sink,
-        mount_settings(settings),
-    ))
-}
-
 /// Who the pods are: the Kubernetes API for the AWS store; no cluster for the local one.
-pub async fn build_identity(settings: &Settings) -> anyhow::Result<Arc<dyn IdentityResolver>> {
+pub async fn build_identity(
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<dyn IdentityResolver>> {
     if settings.store == StoreKind::Local {
         return Ok(Arc::new(NoClusterIdentity::default()));
     }
@@ -129,12 +113,13 @@ pub async fn build_identity(settings: &Settings) -> anyhow::Result<Arc<dyn Ident
     let config = kube::Config::infer()
         .await
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG); the AWS store needs the cluster to find each pod's role")?;
-    let client = kube_adapter::client(config, &kube_settings)?;
+    let client = kube_adapter::client(config, &kube_settings, metrics)?;
     Ok(Arc::new(KubeIdentity::start(client, &kube_settings)))
 }
 
-/// Serves the driver on `<provider-volume>/aws.sock` until `shutdown` resolves; then
-/// finishes in-flight mounts and removes the socket if it is still ours.
+/// Serves the driver on `<provider-volume>/aws.sock` (and the operations endpoint) until
+/// `shutdown` resolves; then finishes in-flight mounts and removes the socket if it is
+/// still ours.
 pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send,
@@ -142,8 +127,35 @@ pub async fn serve(
     if let Err(value) = settings.pod_identity_http_timeout() {
         tracing::warn!(%value, "ignoring invalid --pod-identity-http-timeout");
     }
-    let service = build_service(&settings, build_identity(&settings).await?).await?;
-    let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout()?);
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::default());
+    let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
+    if !settings.metrics_addr.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&settings.metrics_addr)
+            .await
+            .with_context(|| format!("binding --metrics-addr {}", settings.metrics_addr))?;
+        tracing::info!(addr = %listener.local_addr()?, "operations endpoint: /metrics /healthz /readyz");
+        tokio::spawn(ops_http::serve(
+            listener,
+            metrics.clone(),
+            readiness.clone(),
+            async {
+                let _ = ops_stopped.await;
+            },
+        ));
+    }
+
+    let identity = build_identity(&settings, metrics.clone()).await?;
+    let sink: Arc<dyn MountSink> = if settings.driver_writes_secrets {
+        Arc::new(DriverSink)
+    } else {
+        Arc::new(FsSink::new())
+    };
+    let store = build_store(&settings, Signer::PodsOnly, metrics.clone()).await?;
+    let service = MountService::new(identity, store, sink, mount_settings(&settings));
+    let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout()?)
+        .with_metrics(metrics)
+        .with_error_codes(settings.error_codes);
     let (listener, guard) = csi::bind_socket(&settings.provider_volume).with_context(|| {
         format!(
             "binding {}",
@@ -151,12 +163,16 @@ pub async fn serve(
         )
     })?;
     tracing::info!(socket = %guard.path().display(), store = ?settings.store, driver_writes_secrets = settings.driver_writes_secrets, "serving");
+    readiness.set_ready(true);
+
     // In-flight mounts get their deadline plus a margin after the signal; a client that
     // keeps an idle connection open must not hold the process past that.
     let grace = settings.mount_timeout()? + Duration::from_secs(5);
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let readiness_on_stop = readiness.clone();
     let signal = async move {
         shutdown.await;
+        readiness_on_stop.set_ready(false);
         let _ = signalled_tx.send(());
     };
     let served = tokio::select! {
@@ -172,6 +188,7 @@ pub async fn serve(
             Ok(())
         }
     };
+    let _ = stop_ops.send(());
     if guard.remove_if_ours() {
         tracing::info!("socket removed");
     } else {
@@ -219,7 +236,7 @@ pub async fn mount_once(settings: &Settings, args: &MountArgs) -> anyhow::Result
     }
     let service = MountService::new(
         identity,
-        build_store(settings, Signer::MachineDefault).await?,
+        build_store(settings, Signer::MachineDefault, Arc::default()).await?,
         Arc::new(FsSink::new()),
         service_settings,
     );

@@ -46,6 +46,21 @@ pub struct Settings {
     pub fetch_concurrency: usize,
     /// Watch service accounts (list/watch RBAC) instead of reading each on first use.
     pub watch_service_accounts: bool,
+    /// `/metrics`, `/healthz`, `/readyz`; empty disables.
+    pub metrics_addr: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `provider=debug,info`, ...
+    pub log_level: String,
+    /// Report failures as MountResponse.error.code (the driver then shows only the code).
+    pub error_codes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Default for Settings {
@@ -64,6 +79,10 @@ impl Default for Settings {
             pod_identity_ipv6_endpoint: "http://[fd00:ec2::23]/v1/credentials".to_string(),
             fetch_concurrency: 16,
             watch_service_accounts: true,
+            metrics_addr: "0.0.0.0:8989".to_string(),
+            log_format: LogFormat::Text,
+            log_level: "info".to_string(),
+            error_codes: false,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use provider::cli::validate::validate_files;
 use provider::cli::{normalize_go_flags, Cli, Command};
-use provider::config::Settings;
+use provider::config::{LogFormat, Settings};
 use provider::domain::region::Region;
 use tracing_subscriber::EnvFilter;
 
@@ -14,11 +14,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize_go_flags(std::env::args_os()));
     // One TLS crypto provider for the whole process (the AWS SDK and kube both use rustls).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -28,8 +23,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs go to stderr; RUST_LOG, when set, wins over `--log-level`.
+fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => {
+            EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("--log-level `{level}`: {e}"))?
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Validate(args)) = &cli.command {
+        init_logging(LogFormat::Text, "warn")?;
         let region = args.region.as_deref().map(Region::parse).transpose()?;
         let report = validate_files(&args.files, region.as_ref());
         for error in &report.errors {
@@ -47,6 +61,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
     let settings = Settings::load(cli.flags.config.as_deref(), &cli.flags)?;
+    init_logging(settings.log_format, &settings.log_level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

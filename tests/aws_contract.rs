@@ -15,6 +15,7 @@ use provider::adapters::aws::sdk::{self, SdkSettings};
 use provider::adapters::aws::AwsStore;
 use provider::adapters::coalesce::Coalescing;
 use provider::adapters::driver_sink::DriverSink;
+use provider::adapters::metrics::Metrics;
 use provider::domain::attributes::{AuthMode, PodInfo, Tokens};
 use provider::domain::region::Region;
 use provider::domain::secret::Token;
@@ -56,6 +57,7 @@ struct Env {
     proxy: Proxy,
     store: Arc<AwsStore>,
     service: MountService,
+    metrics: Arc<Metrics>,
 }
 
 async fn env() -> Option<Env> {
@@ -65,12 +67,17 @@ async fn env() -> Option<Env> {
         endpoint_url: Some(proxy.url.clone()),
         ..SdkSettings::default()
     };
-    let store = Arc::new(AwsStore::new(
-        sdk::load(&settings).await.unwrap(),
-        AgentSettings::default(),
-        false,
-    ));
-    let coalescing: Arc<dyn SecretStore> = Arc::new(Coalescing::new(store.clone()));
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(
+        AwsStore::new(
+            sdk::load(&settings).await.unwrap(),
+            AgentSettings::default(),
+            false,
+        )
+        .with_metrics(metrics.clone()),
+    );
+    let coalescing: Arc<dyn SecretStore> =
+        Arc::new(Coalescing::new(store.clone()).with_metrics(metrics.clone()));
     let service = MountService::new(
         Arc::new(Fixed),
         coalescing,
@@ -82,6 +89,7 @@ async fn env() -> Option<Env> {
         proxy,
         store,
         service,
+        metrics,
     })
 }
 
@@ -527,4 +535,52 @@ async fn credentials_refused_as_expired_are_dropped_and_the_call_retried_once() 
         "fresh credentials after the refusal"
     );
     assert_eq!(env.proxy.count("GetSecretValue"), 2);
+}
+
+#[tokio::test]
+async fn aws_calls_and_credentials_are_counted_by_bounded_labels() {
+    let Some(env) = env().await else { return };
+    sm(&env, "us-east-1")
+        .await
+        .create_secret()
+        .name("counted")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
+    env.service
+        .mount(request(
+            "- {objectName: counted, objectType: secretsmanager}",
+            &[],
+        ))
+        .await
+        .unwrap();
+    env.service
+        .mount(request(
+            "- {objectName: counted, objectType: secretsmanager}",
+            &[],
+        ))
+        .await
+        .unwrap();
+    let _ = env
+        .service
+        .mount(request(
+            "- {objectName: absent, objectType: secretsmanager}",
+            &[],
+        ))
+        .await;
+    let text = env.metrics.encode();
+    for line in [
+        r#"aws_calls_total{service="secretsmanager",operation="GetSecretValue",region="us-east-1",outcome="ok"} 2"#,
+        r#"aws_calls_total{service="secretsmanager",operation="GetSecretValue",region="us-east-1",outcome="not_found"} 1"#,
+        r#"aws_calls_total{service="sts",operation="AssumeRoleWithWebIdentity",region="us-east-1",outcome="ok"} 1"#,
+        r#"credential_fetches_total{source="irsa",outcome="ok"} 1"#,
+        r#"credential_cache_hits_total{source="irsa"} 2"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+    assert!(
+        !text.contains("counted"),
+        "object names never become labels"
+    );
 }

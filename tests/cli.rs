@@ -113,6 +113,7 @@ async fn serves_until_sigterm_then_removes_its_socket() {
     let volume = dir.path().join("providers");
     let mut child = Command::new(BIN)
         .arg(format!("-provider-volume={}", volume.display()))
+        .arg("--metrics-addr=")
         .args(["--store", "local", "--local-store"])
         .arg(&store)
         .arg("--driver-writes-secrets")
@@ -242,17 +243,32 @@ async fn mount_against_aws_uses_the_machine_credentials_and_aws_endpoint_url() {
 /// region from a (fake) API server, IRSA credentials and the secret from moto.
 #[tokio::test]
 async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
-    let Some(moto) = common::moto::start() else { return };
+    let Some(moto) = common::moto::start() else {
+        return;
+    };
     let api = common::fake_apiserver::start().await;
-    api.set_service_account("shop", "web", Some("arn:aws:iam::123456789012:role/web"), false);
+    api.set_service_account(
+        "shop",
+        "web",
+        Some("arn:aws:iam::123456789012:role/web"),
+        false,
+    );
     api.set_node("node-1", Some("eu-west-1"));
     let seed = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("eu-west-1"))
-        .credentials_provider(aws_credential_types::Credentials::new("t", "t", None, None, "seed"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "t", "t", None, None, "seed",
+        ))
         .endpoint_url(&moto.url)
         .load()
         .await;
-    aws_sdk_secretsmanager::Client::new(&seed).create_secret().name("MySecret").secret_string("cluster-value").send().await.unwrap();
+    aws_sdk_secretsmanager::Client::new(&seed)
+        .create_secret()
+        .name("MySecret")
+        .secret_string("cluster-value")
+        .send()
+        .await
+        .unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
@@ -267,6 +283,7 @@ async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
     let volume = dir.path().join("providers");
     let mut child = Command::new(BIN)
         .arg(format!("--provider-volume={}", volume.display()))
+        .arg("--metrics-addr=127.0.0.1:0")
         .arg("--driver-writes-secrets=true")
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
@@ -283,7 +300,10 @@ async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
     let socket = volume.join("aws.sock");
     let started = Instant::now();
     while !socket.exists() {
-        assert!(started.elapsed() < Duration::from_secs(20), "socket never appeared");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "socket never appeared"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let mut client = common::connect(&socket).await;
@@ -295,7 +315,8 @@ async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
         &[("csi.storage.k8s.io/serviceAccount.tokens", tokens)],
     );
     // No region in the class: it comes from the node's label.
-    let mut attributes: std::collections::HashMap<String, String> = serde_json::from_str(&request.attributes).unwrap();
+    let mut attributes: std::collections::HashMap<String, String> =
+        serde_json::from_str(&request.attributes).unwrap();
     attributes.remove("region");
     request.attributes = serde_json::to_string(&attributes).unwrap();
     let response = client.mount(request.clone()).await.unwrap().into_inner();
@@ -305,9 +326,18 @@ async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
     attributes.remove("csi.storage.k8s.io/serviceAccount.tokens");
     request.attributes = serde_json::to_string(&attributes).unwrap();
     let status = client.mount(request).await.unwrap_err();
-    assert!(status.message().contains("tokenRequests"), "{}", status.message());
+    assert!(
+        status.message().contains("tokenRequests"),
+        "{}",
+        status.message()
+    );
 
     drop(client);
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
 }

@@ -30,7 +30,10 @@ fn tokens() -> Tokens {
 
 async fn identity(api: &FakeApi, settings: KubeSettings) -> KubeIdentity {
     let config = kube::Config::new(api.url.parse().unwrap());
-    KubeIdentity::start(kube_adapter::client(config, &settings).unwrap(), &settings)
+    KubeIdentity::start(
+        kube_adapter::client(config, &settings, Default::default()).unwrap(),
+        &settings,
+    )
 }
 
 fn no_watch() -> KubeSettings {

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, Weak};
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
+use crate::adapters::metrics::Metrics;
 use crate::domain::objects::{ObjectKind, ObjectRef};
 use crate::domain::region::Region;
 use crate::ports::{Fetched, Identity, SecretStore, StoreError};
@@ -20,6 +21,7 @@ pub struct Coalescing {
     inner: Arc<dyn SecretStore>,
     in_flight: Arc<InFlight>,
     joined: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Coalescing {
@@ -28,7 +30,13 @@ impl Coalescing {
             inner,
             in_flight: Arc::default(),
             joined: AtomicU64::new(0),
+            metrics: Arc::default(),
         }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Fetches that joined another's call instead of making their own.
@@ -55,6 +63,7 @@ impl SecretStore for Coalescing {
             let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(call) = map.get(&key) {
                 self.joined.fetch_add(1, Ordering::Relaxed);
+                self.metrics.coalesced_fetches.inc();
                 call.clone()
             } else {
                 let (inner, region, identity, batch) = (

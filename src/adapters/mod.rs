@@ -7,3 +7,5 @@ pub mod driver_sink;
 pub mod fs_sink;
 pub mod kube;
 pub mod local;
+pub mod metrics;
+pub mod ops_http;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
-use crate::config::StoreKind;
+use crate::config::{LogFormat, StoreKind};
 use crate::domain::attributes::parse_go_bool;
 
 #[derive(Debug, Parser)]
@@ -70,6 +70,22 @@ pub struct Flags {
     #[arg(long, global = true, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pod_identity_ipv6_endpoint: Option<String>,
+    /// Address of /metrics, /healthz and /readyz; empty disables [default: 0.0.0.0:8989].
+    #[arg(long, global = true, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_addr: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, global = true, value_enum)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. info, debug, provider=debug,info [default: info].
+    #[arg(long, global = true, value_name = "FILTER")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    /// Report failures as MountResponse.error.code instead of a gRPC status [default: false].
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_codes: Option<bool>,
     /// Deadline of each mount, e.g. 30s [default: 30s].
     #[arg(long, global = true, value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,8 @@
 //! Secrets Manager and Parameter Store behind the `SecretStore` port.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
@@ -10,6 +12,7 @@ use super::classify::is_stale_credentials;
 use super::credentials::{pod_identity::AgentSettings, CredentialResolver, Signing};
 use super::errors::{from_sdk, Classified};
 use super::ssm_batch::{answers, request_name, rounds, Returned, MAX_NAMES};
+use crate::adapters::metrics::{outcome, Metrics};
 use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::domain::objects::{ObjectKind, ObjectRef};
 use crate::domain::region::Region;
@@ -21,6 +24,7 @@ type Answer = Result<Fetched, StoreError>;
 pub struct AwsStore {
     sdk: SdkConfig,
     credentials: CredentialResolver,
+    metrics: Arc<Metrics>,
 }
 
 impl AwsStore {
@@ -28,7 +32,34 @@ impl AwsStore {
     /// no token (the `mount` command); never when serving pods.
     pub fn new(sdk: SdkConfig, agent: AgentSettings, default_credentials: bool) -> Self {
         let credentials = CredentialResolver::new(sdk.clone(), agent, default_credentials);
-        AwsStore { sdk, credentials }
+        AwsStore {
+            sdk,
+            credentials,
+            metrics: Arc::default(),
+        }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.credentials = self.credentials.with_metrics(metrics.clone());
+        self.metrics = metrics;
+        self
+    }
+
+    fn record(
+        &self,
+        service: &str,
+        operation: &str,
+        region: &Region,
+        class: Option<ErrorClass>,
+        started: Instant,
+    ) {
+        self.metrics.aws_call(
+            service,
+            operation,
+            region.as_str(),
+            outcome(class),
+            started.elapsed(),
+        );
     }
 
     pub fn credentials(&self) -> &CredentialResolver {
@@ -66,14 +97,23 @@ impl AwsStore {
             let client = client.clone();
             async move {
                 let what = format!("GetSecretValue {} in {region}", object.name);
-                let out = client
+                let started = Instant::now();
+                let sent = client
                     .get_secret_value()
                     .secret_id(&object.name)
                     .set_version_id(object.version.clone())
                     .set_version_stage(object.label.clone())
                     .send()
                     .await
-                    .map_err(|e| from_sdk(&what, &e))?;
+                    .map_err(|e| from_sdk(&what, &e));
+                self.record(
+                    "secretsmanager",
+                    "GetSecretValue",
+                    region,
+                    sent.as_ref().err().map(|c| c.error.class),
+                    started,
+                );
+                let out = sent?;
                 let value = match (out.secret_string(), out.secret_binary()) {
                     (Some(s), _) => SecretValue::new(s.as_bytes().to_vec()),
                     (None, Some(b)) => SecretValue::new(b.as_ref().to_vec()),

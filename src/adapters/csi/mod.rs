@@ -12,4 +12,4 @@ pub mod proto {
 
 pub use server::{serve, CsiProvider, RUNTIME_NAME};
 pub use socket::{bind_socket, SocketGuard, SOCKET_NAME};
-pub use status::status_of;
+pub use status::{error_code, status_of};

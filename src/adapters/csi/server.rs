@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -10,7 +10,8 @@ use tonic::{Request, Response, Status};
 
 use super::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use super::proto::{self, MountResponse, VersionResponse};
-use super::status::status_of;
+use super::status::{error_code, status_of};
+use crate::adapters::metrics::Metrics;
 use crate::domain::versions::ObjectVersion;
 use crate::service::{MountError, MountRequest, Mounter};
 
@@ -20,12 +21,47 @@ const PROTOCOL_VERSION: &str = "v1alpha1";
 pub struct CsiProvider {
     mounter: Arc<dyn Mounter>,
     deadline: Duration,
+    metrics: Arc<Metrics>,
+    error_codes: bool,
 }
 
 impl CsiProvider {
     /// `deadline` bounds each mount; past it the mount fails with DEADLINE_EXCEEDED.
     pub fn new(mounter: Arc<dyn Mounter>, deadline: Duration) -> Self {
-        CsiProvider { mounter, deadline }
+        CsiProvider {
+            mounter,
+            deadline,
+            metrics: Arc::default(),
+            error_codes: false,
+        }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Report failures as `MountResponse.error.code` instead of a gRPC status. The driver
+    /// then shows only the code (not the message) in the pod's events.
+    pub fn with_error_codes(mut self, on: bool) -> Self {
+        self.error_codes = on;
+        self
+    }
+}
+
+/// Keeps the in-flight gauge right even when a mount is cancelled.
+struct InFlight<'a>(&'a Metrics);
+
+impl<'a> InFlight<'a> {
+    fn enter(metrics: &'a Metrics) -> Self {
+        metrics.mounts_in_flight.inc();
+        InFlight(metrics)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.mounts_in_flight.dec();
     }
 }
 
@@ -60,10 +96,35 @@ impl CsiDriverProvider for CsiProvider {
                 })
                 .collect(),
         };
-        let outcome = tokio::time::timeout(self.deadline, self.mounter.mount(request))
-            .await
-            .unwrap_or(Err(MountError::Deadline(self.deadline)))
-            .map_err(|e| status_of(&e))?;
+        let started = Instant::now();
+        let result = {
+            let _in_flight = InFlight::enter(&self.metrics);
+            tokio::time::timeout(self.deadline, self.mounter.mount(request))
+                .await
+                .unwrap_or(Err(MountError::Deadline(self.deadline)))
+        };
+        let outcome = match result {
+            Ok(outcome) => {
+                self.metrics
+                    .mount_finished(None, started.elapsed(), Some(outcome.objects));
+                outcome
+            }
+            Err(e) => {
+                let code = error_code(&e);
+                self.metrics
+                    .mount_finished(Some(code), started.elapsed(), None);
+                if self.error_codes {
+                    return Ok(Response::new(MountResponse {
+                        object_version: Vec::new(),
+                        error: Some(proto::Error {
+                            code: code.to_string(),
+                        }),
+                        files: Vec::new(),
+                    }));
+                }
+                return Err(status_of(&e));
+            }
+        };
         Ok(Response::new(MountResponse {
             object_version: outcome
                 .versions
@@ -95,7 +156,12 @@ pub async fn serve(
     provider: CsiProvider,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<CsiDriverProviderServer<CsiProvider>>()
+        .await;
     tonic::transport::Server::builder()
+        .add_service(health_service)
         .add_service(CsiDriverProviderServer::new(provider))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await

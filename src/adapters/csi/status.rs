@@ -11,6 +11,34 @@ pub fn status_of(error: &MountError) -> Status {
     Status::new(code_of(error), error.to_string())
 }
 
+/// The small vocabulary of `MountResponse.error.code` (opt-in, `--error-codes`) and of
+/// the `code` label of the mounts metric.
+pub fn error_code(error: &MountError) -> &'static str {
+    match error {
+        MountError::Attributes(_)
+        | MountError::Permission(_)
+        | MountError::Class(_)
+        | MountError::NoRegion
+        | MountError::SameRegions(_)
+        | MountError::Extract { .. }
+        | MountError::Identity(IdentityError::Region(_)) => "InvalidSecretProviderClass",
+        MountError::Identity(
+            IdentityError::MissingToken { .. } | IdentityError::ServiceAccount(_),
+        ) => "AuthenticationFailed",
+        MountError::Identity(IdentityError::Unavailable(_)) => "KubernetesUnavailable",
+        MountError::Fetch { error, .. } => match error.class {
+            ErrorClass::Client(ClientKind::NotFound) => "SecretNotFound",
+            ErrorClass::Client(ClientKind::AccessDenied) => "AccessDenied",
+            ErrorClass::Client(ClientKind::Invalid) => "InvalidSecretProviderClass",
+            ErrorClass::Client(ClientKind::Other) => "RequestRejected",
+            ErrorClass::Server | ErrorClass::Transport => "AWSUnavailable",
+        },
+        MountError::Write(_) => "FileWriteError",
+        MountError::Deadline(_) => "MountTimeout",
+        MountError::Internal(_) => "InternalError",
+    }
+}
+
 fn code_of(error: &MountError) -> Code {
     match error {
         MountError::Attributes(_)
@@ -71,6 +99,41 @@ mod tests {
         assert_eq!(
             code_of(&MountError::Deadline(std::time::Duration::from_secs(1))),
             Code::DeadlineExceeded
+        );
+    }
+
+    #[test]
+    fn error_codes_name_the_cause() {
+        assert_eq!(
+            error_code(&MountError::NoRegion),
+            "InvalidSecretProviderClass"
+        );
+        assert_eq!(
+            error_code(&fetch(ErrorClass::Client(ClientKind::NotFound))),
+            "SecretNotFound"
+        );
+        assert_eq!(
+            error_code(&fetch(ErrorClass::Client(ClientKind::AccessDenied))),
+            "AccessDenied"
+        );
+        assert_eq!(error_code(&fetch(ErrorClass::Server)), "AWSUnavailable");
+        assert_eq!(error_code(&fetch(ErrorClass::Transport)), "AWSUnavailable");
+        assert_eq!(
+            error_code(&MountError::Identity(IdentityError::MissingToken {
+                audience: "a".into()
+            })),
+            "AuthenticationFailed"
+        );
+        assert_eq!(
+            error_code(&MountError::Write(SinkError::Write {
+                path: "/t".into(),
+                reason: "full".into()
+            })),
+            "FileWriteError"
+        );
+        assert_eq!(
+            error_code(&MountError::Deadline(std::time::Duration::from_secs(1))),
+            "MountTimeout"
         );
     }
 

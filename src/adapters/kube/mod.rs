@@ -5,6 +5,7 @@
 mod errors;
 pub mod rate_limit;
 mod region;
+mod request_metrics;
 mod service_accounts;
 
 use std::sync::Arc;
@@ -17,7 +18,9 @@ pub use service_accounts::ROLE_ANNOTATION;
 
 use self::rate_limit::{RateLimitLayer, TokenBucket};
 use self::region::NodeRegion;
+use self::request_metrics::RequestMetricsLayer;
 use self::service_accounts::ServiceAccounts;
+use crate::adapters::metrics::Metrics;
 use crate::domain::attributes::{AuthMode, PodInfo, Tokens};
 use crate::domain::region::Region;
 use crate::ports::{Identity, IdentityError, IdentityResolver};
@@ -49,9 +52,15 @@ impl Default for KubeSettings {
 }
 
 /// A client for `config` with the `--qps`/`--burst` limit on every request.
-pub fn client(config: kube::Config, settings: &KubeSettings) -> Result<kube::Client, kube::Error> {
+/// Each request is also counted in `metrics`.
+pub fn client(
+    config: kube::Config,
+    settings: &KubeSettings,
+    metrics: Arc<Metrics>,
+) -> Result<kube::Client, kube::Error> {
     let bucket = TokenBucket::new(settings.qps, settings.burst);
     Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&RequestMetricsLayer(metrics))
         .with_layer(&RateLimitLayer(bucket))
         .build())
 }

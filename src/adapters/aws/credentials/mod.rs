@@ -9,7 +9,8 @@ mod irsa;
 pub mod pod_identity;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
@@ -17,6 +18,7 @@ use aws_credential_types::Credentials;
 pub use cache::{CredentialCache, Source};
 use pod_identity::{AgentSettings, PodIdentityAgent};
 
+use crate::adapters::metrics::{outcome, CredentialLabels, Metrics, SourceLabels};
 use crate::domain::attributes::AuthMode;
 use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::domain::region::Region;
@@ -43,6 +45,7 @@ pub struct CredentialResolver {
     default_credentials: bool,
     fetches: AtomicU64,
     hits: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl CredentialResolver {
@@ -55,7 +58,22 @@ impl CredentialResolver {
             default_credentials,
             fetches: AtomicU64::new(0),
             hits: AtomicU64::new(0),
+            metrics: Arc::default(),
         }
+    }
+
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    fn record_fetch(&self, source: &str, result: &Result<(Credentials, Duration), StoreError>) {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let labels = CredentialLabels {
+            source: source.to_string(),
+            outcome: outcome(result.as_ref().err().map(|e| e.class)).to_string(),
+        };
+        self.metrics.credential_fetches.get_or_create(&labels).inc();
     }
 
     /// Credential calls made (STS or agent), and answers served from the cache.
@@ -94,17 +112,28 @@ impl CredentialResolver {
                     ));
                 };
                 self.irsa
-                    .get_or_fetch(&key, || {
-                        self.fetches.fetch_add(1, Ordering::Relaxed);
-                        irsa::assume_role(&self.sdk, region, role, token)
+                    .get_or_fetch(&key, || async {
+                        let started = Instant::now();
+                        let result = irsa::assume_role(&self.sdk, region, role, token).await;
+                        let label = outcome(result.as_ref().err().map(|e| e.class));
+                        self.metrics.aws_call(
+                            "sts",
+                            "AssumeRoleWithWebIdentity",
+                            region.as_str(),
+                            label,
+                            started.elapsed(),
+                        );
+                        self.record_fetch("irsa", &result);
+                        result
                     })
                     .await
             }
             AuthMode::PodIdentity(preference) => {
                 self.pods
-                    .get_or_fetch(&key, || {
-                        self.fetches.fetch_add(1, Ordering::Relaxed);
-                        self.agent.credentials(token, preference)
+                    .get_or_fetch(&key, || async {
+                        let result = self.agent.credentials(token, preference).await;
+                        self.record_fetch("pod_identity", &result);
+                        result
                     })
                     .await
             }
@@ -112,6 +141,16 @@ impl CredentialResolver {
         let (credentials, source) = result?;
         if source == Source::Cached {
             self.hits.fetch_add(1, Ordering::Relaxed);
+            let source = match identity.auth {
+                AuthMode::Irsa => "irsa",
+                AuthMode::PodIdentity(_) => "pod_identity",
+            };
+            self.metrics
+                .credential_cache_hits
+                .get_or_create(&SourceLabels {
+                    source: source.to_string(),
+                })
+                .inc();
         }
         Ok(Signing::Pod(credentials))
     }

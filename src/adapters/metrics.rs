@@ -1,0 +1,244 @@
+//! Prometheus metrics of the provider. Every label set is bounded: results, error codes,
+//! AWS services, operations and regions, Kubernetes resources. Never an object name,
+//! never a value.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::domain::failover::{ClientKind, ErrorClass};
+
+const PREFIX: &str = "secrets_store_provider_aws";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MountLabels {
+    /// `ok` or `error`.
+    pub result: String,
+    /// The error code vocabulary (`SecretNotFound`, ...), `none` on success.
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AwsLabels {
+    pub service: String,
+    pub operation: String,
+    pub region: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AwsDurationLabels {
+    pub service: String,
+    pub operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    /// `irsa` or `pod_identity`.
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CredentialLabels {
+    pub source: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubeLabels {
+    pub resource: String,
+    pub verb: String,
+    pub outcome: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub mounts: Family<MountLabels, Counter>,
+    pub mount_duration: Histogram,
+    pub mount_objects: Histogram,
+    pub mounts_in_flight: Gauge,
+    pub aws_calls: Family<AwsLabels, Counter>,
+    pub aws_call_duration: HistogramFamily<AwsDurationLabels>,
+    pub credential_fetches: Family<CredentialLabels, Counter>,
+    pub credential_cache_hits: Family<SourceLabels, Counter>,
+    pub coalesced_fetches: Counter,
+    pub kube_requests: Family<KubeLabels, Counter>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms .. ~33 s
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix(PREFIX);
+        let mounts = Family::<MountLabels, Counter>::default();
+        registry.register("mounts", "Mounts by result and error code", mounts.clone());
+        let mount_duration = latency_histogram();
+        registry.register_with_unit(
+            "mount_duration",
+            "Duration of a mount",
+            Unit::Seconds,
+            mount_duration.clone(),
+        );
+        let mount_objects = Histogram::new([1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]);
+        registry.register("mount_objects", "Objects per mount", mount_objects.clone());
+        let mounts_in_flight = Gauge::default();
+        registry.register(
+            "mounts_in_flight",
+            "Mounts being served",
+            mounts_in_flight.clone(),
+        );
+        let aws_calls = Family::<AwsLabels, Counter>::default();
+        registry.register(
+            "aws_calls",
+            "AWS calls by service, operation, region and outcome",
+            aws_calls.clone(),
+        );
+        let aws_call_duration: HistogramFamily<AwsDurationLabels> =
+            Family::new_with_constructor(latency_histogram);
+        registry.register_with_unit(
+            "aws_call_duration",
+            "Duration of AWS calls, retries included",
+            Unit::Seconds,
+            aws_call_duration.clone(),
+        );
+        let credential_fetches = Family::<CredentialLabels, Counter>::default();
+        registry.register(
+            "credential_fetches",
+            "Credential calls (STS, Pod Identity agent)",
+            credential_fetches.clone(),
+        );
+        let credential_cache_hits = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "credential_cache_hits",
+            "Credentials served from the cache",
+            credential_cache_hits.clone(),
+        );
+        let coalesced_fetches = Counter::default();
+        registry.register(
+            "coalesced_fetches",
+            "Fetches that joined an identical call in flight",
+            coalesced_fetches.clone(),
+        );
+        let kube_requests = Family::<KubeLabels, Counter>::default();
+        registry.register(
+            "kubernetes_requests",
+            "Kubernetes API requests by resource, verb and outcome",
+            kube_requests.clone(),
+        );
+        Metrics {
+            registry,
+            mounts,
+            mount_duration,
+            mount_objects,
+            mounts_in_flight,
+            aws_calls,
+            aws_call_duration,
+            credential_fetches,
+            credential_cache_hits,
+            coalesced_fetches,
+            kube_requests,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn mount_finished(&self, code: Option<&str>, duration: Duration, objects: Option<usize>) {
+        let labels = MountLabels {
+            result: if code.is_none() { "ok" } else { "error" }.to_string(),
+            code: code.unwrap_or("none").to_string(),
+        };
+        self.mounts.get_or_create(&labels).inc();
+        self.mount_duration.observe(duration.as_secs_f64());
+        if let Some(n) = objects {
+            self.mount_objects.observe(n as f64);
+        }
+    }
+
+    pub fn aws_call(
+        &self,
+        service: &str,
+        operation: &str,
+        region: &str,
+        outcome: &str,
+        duration: Duration,
+    ) {
+        let labels = AwsLabels {
+            service: service.to_string(),
+            operation: operation.to_string(),
+            region: region.to_string(),
+            outcome: outcome.to_string(),
+        };
+        self.aws_calls.get_or_create(&labels).inc();
+        let d = AwsDurationLabels {
+            service: service.to_string(),
+            operation: operation.to_string(),
+        };
+        self.aws_call_duration
+            .get_or_create(&d)
+            .observe(duration.as_secs_f64());
+    }
+}
+
+/// The outcome label of a classified result.
+pub fn outcome(class: Option<ErrorClass>) -> &'static str {
+    match class {
+        None => "ok",
+        Some(ErrorClass::Client(ClientKind::NotFound)) => "not_found",
+        Some(ErrorClass::Client(ClientKind::AccessDenied)) => "access_denied",
+        Some(ErrorClass::Client(ClientKind::Invalid)) => "invalid",
+        Some(ErrorClass::Client(ClientKind::Other)) => "client_error",
+        Some(ErrorClass::Server) => "server_error",
+        Some(ErrorClass::Transport) => "transport_error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_prefixed_with_units() {
+        let m = Metrics::new();
+        m.mount_finished(None, Duration::from_millis(5), Some(3));
+        m.mount_finished(Some("SecretNotFound"), Duration::from_millis(5), None);
+        m.aws_call(
+            "secretsmanager",
+            "GetSecretValue",
+            "us-east-1",
+            "ok",
+            Duration::from_millis(2),
+        );
+        let text = m.encode();
+        assert!(
+            text.contains(r#"secrets_store_provider_aws_mounts_total{result="ok",code="none"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(
+            r#"secrets_store_provider_aws_mounts_total{result="error",code="SecretNotFound"} 1"#
+        ));
+        assert!(text.contains("secrets_store_provider_aws_mount_duration_seconds_bucket"));
+        assert!(text.contains(r#"secrets_store_provider_aws_aws_calls_total{service="secretsmanager",operation="GetSecretValue",region="us-east-1",outcome="ok"} 1"#));
+    }
+}
