@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::adapters::metrics::Metrics;
+use crate::domain::failover::ErrorClass;
 use crate::domain::objects::{ObjectKind, ObjectRef};
 use crate::domain::region::Region;
 use crate::ports::{Fetched, Identity, SecretStore, StoreError};
@@ -73,11 +74,25 @@ impl SecretStore for Coalescing {
                     batch.to_vec(),
                 );
                 let (weak, done_key) = (Arc::downgrade(&self.in_flight), key.clone());
-                let call = async move {
+                let size = batch.len();
+                // Spawned, so the call always runs to its end and retires itself, even
+                // when every mount waiting for it is cancelled (deadline, driver gone):
+                // nothing it holds (a credential slot) stays taken by an unpolled future.
+                let task = tokio::spawn(async move {
                     let answer = inner.fetch(&region, &identity, &batch).await;
-                    // Whoever finishes the call retires it, so a later fetch asks again.
                     forget(&weak, &done_key);
                     answer
+                });
+                let call = async move {
+                    task.await.unwrap_or_else(|_| {
+                        vec![
+                            Err(StoreError::new(
+                                ErrorClass::Transport,
+                                "the shared fetch task failed"
+                            ));
+                            size
+                        ]
+                    })
                 }
                 .boxed()
                 .shared();
@@ -164,6 +179,26 @@ mod tests {
             "a finished call is not reused"
         );
         assert!(store.in_flight.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_whose_waiters_all_gave_up_still_finishes_and_retires() {
+        let inner = Arc::new(Counting(AtomicUsize::new(0)));
+        let store = Arc::new(Coalescing::new(inner.clone()));
+        let region = Region::parse("us-east-1").unwrap();
+        let waiting = {
+            let (store, region) = (store.clone(), region.clone());
+            tokio::spawn(async move { store.fetch(&region, &identity("a"), &[object("s")]).await })
+        };
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waiting.abort();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            store.in_flight.lock().unwrap().is_empty(),
+            "retired although nobody waited"
+        );
+        store.fetch(&region, &identity("a"), &[object("s")]).await;
+        assert_eq!(inner.0.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -55,6 +55,20 @@ impl FsSink {
     }
 }
 
+struct Release<'a> {
+    sink: &'a FsSink,
+    target: &'a Path,
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        if let Some(lock) = self.lock.take() {
+            self.sink.release(self.target, lock);
+        }
+    }
+}
+
 #[async_trait]
 impl MountSink for FsSink {
     async fn publish(&self, target: &str, files: Vec<OutputFile>) -> Result<Published, SinkError> {
@@ -66,6 +80,12 @@ impl MountSink for FsSink {
             });
         }
         let lock = self.lock_for(&target_path);
+        // Forgets the target's lock however this call ends (a cancelled mount included).
+        let _release = Release {
+            sink: self,
+            target: &target_path,
+            lock: Some(lock.clone()),
+        };
         let result = {
             // The guard moves into the blocking task: if this mount is cancelled (deadline),
             // the write still finishes before the next mount of the target starts.
@@ -83,7 +103,7 @@ impl MountSink for FsSink {
                 })
             })
         };
-        self.release(&target_path, lock);
+        drop(lock);
         result.map(|()| Published::Written)
     }
 }
@@ -115,8 +135,10 @@ pub fn write_atomically(target: &Path, files: &[OutputFile]) -> Result<(), SinkE
         &old_names,
         previous.as_deref(),
     ) {
-        let _ = fs::remove_dir_all(&new_dir);
-        return Err(e);
+        if !e.data_still_new {
+            let _ = fs::remove_dir_all(&new_dir);
+        }
+        return Err(e.error);
     }
     // The new files are live; what follows only tidies up and cannot undo a mount.
     for name in old_names.difference(&new_names) {
@@ -236,6 +258,13 @@ fn make_dir(path: &Path) -> Result<(), SinkError> {
     fs::set_permissions(path, Permissions::from_mode(DIR_MODE)).map_err(|e| write_error(path, e))
 }
 
+/// Why a commit failed, and whether `..data` could not be put back (then the new
+/// payload directory must stay, since `..data` still points at it).
+struct CommitError {
+    error: SinkError,
+    data_still_new: bool,
+}
+
 /// Swaps `..data`, then links new top-level names. Undone on failure.
 fn commit(
     target: &Path,
@@ -243,10 +272,13 @@ fn commit(
     new_names: &BTreeSet<String>,
     old_names: &BTreeSet<String>,
     previous: Option<&str>,
-) -> Result<(), SinkError> {
-    // Entries in the way of a new top-level link: a link of ours is fine; a file is
-    // replaced by the rename; a directory (an older provider's sub-directory) is moved
-    // aside first and restored on failure.
+) -> Result<(), CommitError> {
+    let fail = |error: SinkError| CommitError {
+        error,
+        data_still_new: false,
+    };
+    // Entries in the way of a new top-level link (a file or link an older provider
+    // wrote, a sub-directory) are moved aside first, so a failure can put them back.
     let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
     let undo_moves = |moved: &[(PathBuf, PathBuf)]| {
         for (from, to) in moved.iter().rev() {
@@ -255,11 +287,11 @@ fn commit(
     };
     for name in new_names.difference(old_names) {
         let path = target.join(name);
-        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+        if fs::symlink_metadata(&path).is_ok() {
             let aside = target.join(format!("..replaced_{}", random_suffix()));
             if let Err(e) = fs::rename(&path, &aside) {
                 undo_moves(&moved);
-                return Err(write_error(&path, e));
+                return Err(fail(write_error(&path, e)));
             }
             moved.push((path, aside));
         }
@@ -267,29 +299,35 @@ fn commit(
 
     if let Err(e) = replace_with_link(target, DATA_LINK, Path::new(new_dir)) {
         undo_moves(&moved);
-        return Err(e);
+        return Err(fail(e));
     }
     let mut linked = Vec::new();
     for name in new_names.difference(old_names) {
-        if let Err(e) = replace_with_link(target, name, &Path::new(DATA_LINK).join(name)) {
+        if let Err(error) = replace_with_link(target, name, &Path::new(DATA_LINK).join(name)) {
             for done in &linked {
                 let _ = fs::remove_file(target.join(done));
             }
-            match previous {
-                Some(old) => {
-                    let _ = replace_with_link(target, DATA_LINK, Path::new(old));
-                }
-                None => {
-                    let _ = fs::remove_file(target.join(DATA_LINK));
-                }
-            }
+            let restored = match previous {
+                Some(old) => replace_with_link(target, DATA_LINK, Path::new(old)).is_ok(),
+                None => fs::remove_file(target.join(DATA_LINK)).is_ok(),
+            };
             undo_moves(&moved);
-            return Err(e);
+            return Err(CommitError {
+                error,
+                data_still_new: !restored,
+            });
         }
         linked.push(name.clone());
     }
     for (_, aside) in &moved {
-        let _ = fs::remove_dir_all(aside);
+        match fs::symlink_metadata(aside) {
+            Ok(m) if m.is_dir() => {
+                let _ = fs::remove_dir_all(aside);
+            }
+            _ => {
+                let _ = fs::remove_file(aside);
+            }
+        }
     }
     Ok(())
 }

@@ -187,7 +187,7 @@ impl Metrics {
         let labels = AwsLabels {
             service: service.to_string(),
             operation: operation.to_string(),
-            region: region.to_string(),
+            region: region_label(region).to_string(),
             outcome: outcome.to_string(),
         };
         self.aws_calls.get_or_create(&labels).inc();
@@ -198,6 +198,57 @@ impl Metrics {
         self.aws_call_duration
             .get_or_create(&d)
             .observe(duration.as_secs_f64());
+    }
+}
+
+/// Regions come from tenants' classes: only known ones become label values, so the
+/// number of series stays bounded.
+const KNOWN_REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+fn region_label(region: &str) -> &str {
+    if KNOWN_REGIONS.contains(&region) {
+        region
+    } else {
+        "other"
     }
 }
 
@@ -217,6 +268,13 @@ pub fn outcome(class: Option<ErrorClass>) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_regions_are_not_label_values() {
+        let m = Metrics::new();
+        m.aws_call("ssm", "GetParameters", "zz-made-up-9", "ok", Duration::ZERO);
+        assert!(m.encode().contains(r#"region="other""#));
+    }
 
     #[test]
     fn names_are_prefixed_with_units() {

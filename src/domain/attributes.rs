@@ -108,9 +108,8 @@ struct RawToken {
 
 impl MountAttributes {
     pub fn parse(json: &str) -> Result<MountAttributes, AttributeError> {
-        let map: HashMap<String, String> = serde_json::from_str(json)
-            // serde_json's message names a position, never the content.
-            .map_err(|e| AttributeError::NotJson(e.to_string()))?;
+        let map: HashMap<String, String> =
+            serde_json::from_str(json).map_err(|e| AttributeError::NotJson(json_error(&e)))?;
         Self::from_map(&map)
     }
 
@@ -165,12 +164,24 @@ impl MountAttributes {
 
 fn parse_tokens(json: &str) -> Result<Tokens, AttributeError> {
     let raw: HashMap<String, RawToken> =
-        serde_json::from_str(json).map_err(|e| AttributeError::Tokens(e.to_string()))?;
+        serde_json::from_str(json).map_err(|e| AttributeError::Tokens(json_error(&e)))?;
     let mut tokens = Tokens::default();
     for (audience, t) in raw {
         tokens.insert(audience, Token::new(t.token));
     }
     Ok(tokens)
+}
+
+/// Where and what kind of JSON error, without serde_json's message, which may quote the
+/// offending value (a token).
+fn json_error(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "unreadable",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "unexpected value type",
+        serde_json::error::Category::Eof => "unexpected end",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
 }
 
 /// Go's strconv.ParseBool, which the existing provider uses.
@@ -315,6 +326,13 @@ mod tests {
             attrs(&[(TOKENS, "nope")]),
             Err(AttributeError::Tokens(_))
         ));
+    }
+
+    #[test]
+    fn a_token_in_the_wrong_shape_is_not_echoed() {
+        let e = attrs(&[(TOKENS, r#"{"sts.amazonaws.com":"eyJsecret-token"}"#)]).unwrap_err();
+        assert!(!e.to_string().contains("eyJ"), "{e}");
+        assert!(e.to_string().contains("unexpected value type"), "{e}");
     }
 
     #[test]

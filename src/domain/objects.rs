@@ -169,11 +169,17 @@ pub struct ClassContext<'a> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawObject {
+    #[serde(default, deserialize_with = "empty_as_none")]
     object_name: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     object_type: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     object_alias: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     object_version: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     object_version_label: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     file_permission: Option<String>,
     jmes_path: Option<Vec<RawJmes>>,
     failover_object: Option<RawFailover>,
@@ -182,17 +188,49 @@ struct RawObject {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawJmes {
+    #[serde(default, deserialize_with = "empty_as_none")]
     path: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     object_alias: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     file_permission: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RawFailover {
+    #[serde(default, deserialize_with = "empty_as_none")]
     object_name: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     object_version: Option<String>,
+    #[serde(default, deserialize_with = "empty_as_none")]
     object_version_label: Option<String>,
+}
+
+/// The existing provider reads YAML into Go strings, where `""` and absent are the same:
+/// so are they here, for every optional text field.
+fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+}
+
+/// Longest jmesPath expression accepted.
+pub const MAX_JMES_PATH_BYTES: usize = 1024;
+/// Most nesting characters in one expression: the JMESPath parser recurses on each, and
+/// a deep one would overflow the stack of the whole process.
+const MAX_JMES_NESTING: usize = 64;
+
+fn jmes_path_too_complex(path: &str) -> Option<String> {
+    if path.len() > MAX_JMES_PATH_BYTES {
+        return Some(format!(
+            "is {} bytes, more than {MAX_JMES_PATH_BYTES}",
+            path.len()
+        ));
+    }
+    let nesting = path
+        .chars()
+        .filter(|c| matches!(c, '(' | '[' | '{' | '!' | '&' | '|'))
+        .count();
+    (nesting > MAX_JMES_NESTING).then(|| format!("nests more than {MAX_JMES_NESTING} levels"))
 }
 
 /// Parses and validates the `objects` YAML.
@@ -461,6 +499,14 @@ impl ObjectChecker<'_, '_> {
                 );
                 continue;
             };
+            if let Some(reason) = jmes_path_too_complex(&path) {
+                self.fail(
+                    name,
+                    Rule::JmesPathInvalid,
+                    format!("jmesPath entry {n} (alias `{alias}`) {reason}"),
+                );
+                continue;
+            }
             let expression = match jmespath::compile(&path) {
                 Ok(e) => Some(e),
                 Err(e) => {

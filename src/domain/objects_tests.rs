@@ -380,3 +380,33 @@ fn every_error_is_reported_with_its_object() {
     assert!(errors.0[0].object.contains("\"a\""));
     assert!(errors.0[1].object.contains("\"b\""));
 }
+
+#[test]
+fn jmes_path_invalid_when_too_long_or_too_deep() {
+    let deep = format!("{}a{}", "(".repeat(20_000), ")".repeat(20_000));
+    let yaml = format!("- objectName: a\n  objectType: secretsmanager\n  jmesPath:\n    - {{path: '{deep}', objectAlias: y}}\n");
+    let ctx = ClassContext {
+        translation: PathTranslation::default(),
+        default_mode: FileMode::DEFAULT,
+        primary_region: None,
+        failover_region: None,
+        limits: YamlLimits {
+            max_bytes: 1 << 20,
+            ..YamlLimits::default()
+        },
+    };
+    let errors = parse_objects(&yaml, &ctx).unwrap_err();
+    assert!(errors.has(Rule::JmesPathInvalid), "{errors}");
+    let nots = format!("{}a", "!".repeat(100));
+    fails_with(&format!("- objectName: a\n  objectType: secretsmanager\n  jmesPath:\n    - {{path: '{nots}', objectAlias: y}}\n"), Rule::JmesPathInvalid);
+}
+
+#[test]
+fn empty_strings_count_as_absent_like_the_existing_provider() {
+    let yaml = "- {objectName: a, objectType: secretsmanager, objectAlias: '', objectVersion: '', objectVersionLabel: '', filePermission: ''}\n";
+    let specs = parse(yaml).unwrap();
+    assert_eq!(specs[0].file.as_str(), "a");
+    assert_eq!(specs[0].primary.version, None);
+    assert_eq!(specs[0].primary.label, None);
+    assert_eq!(specs[0].alias, None);
+}

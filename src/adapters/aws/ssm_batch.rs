@@ -29,6 +29,21 @@ pub struct Returned {
     pub selector: Option<String>,
 }
 
+/// The parameter a name or ARN designates, for telling whether two requests ask for the
+/// same parameter (`/app/db` and `arn:aws:ssm:…:parameter/app/db` do).
+fn parameter_name(name: &str) -> String {
+    let plain = match Arn::parse(name) {
+        Ok(arn) if arn.service == "ssm" => {
+            arn.resource.strip_prefix("parameter").map(str::to_string)
+        }
+        _ => None,
+    };
+    plain
+        .unwrap_or_else(|| name.to_string())
+        .trim_start_matches('/')
+        .to_string()
+}
+
 /// Splits a batch into rounds (lists of indices) in which every name appears with one
 /// selector at most; identical requests stay together.
 pub fn rounds(batch: &[ObjectRef]) -> Vec<Vec<usize>> {
@@ -39,11 +54,9 @@ pub fn rounds(batch: &[ObjectRef]) -> Vec<Vec<usize>> {
         let round = if let Some((_, _, r)) = placed.iter().find(|(_, req, _)| *req == request) {
             *r
         } else {
-            let taken = placed
-                .iter()
-                .filter(|(name, _, _)| *name == object.name)
-                .count();
-            placed.push((object.name.clone(), request, taken));
+            let name = parameter_name(&object.name);
+            let taken = placed.iter().filter(|(n, _, _)| *n == name).count();
+            placed.push((name, request, taken));
             taken
         };
         if rounds.len() <= round {
@@ -142,6 +155,10 @@ mod tests {
             obj("/a", None, Some("prod")),
         ];
         assert_eq!(rounds(&batch), vec![vec![0, 1, 3], vec![2], vec![4]]);
+        // An ARN and a plain name of one parameter count as the same name.
+        let arn = "arn:aws:ssm:us-east-1:111122223333:parameter/app/db";
+        let mixed = vec![obj("/app/db", None, None), obj(arn, Some("1"), None)];
+        assert_eq!(rounds(&mixed), vec![vec![0], vec![1]]);
         let distinct: Vec<ObjectRef> = (0..25)
             .map(|i| obj(&format!("/p{i}"), None, None))
             .collect();

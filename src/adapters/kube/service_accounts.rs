@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use futures::future::{BoxFuture, FutureExt, Shared};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ServiceAccount;
@@ -23,9 +25,20 @@ pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 type Key = (String, String);
 type Lookup = Shared<BoxFuture<'static, Result<Option<String>, IdentityError>>>;
 
+/// A role, and until when it may be used when it came from a GET: the watch keeps its
+/// own entries current, a read one is asked again after a while (the watch may be off,
+/// or lack RBAC).
+struct Role {
+    arn: String,
+    read_until: Option<Instant>,
+}
+
+/// How long a role read with GET is trusted without the watch.
+const READ_ROLE_TTL: Duration = Duration::from_secs(60);
+
 #[derive(Default)]
 struct State {
-    roles: HashMap<Key, String>,
+    roles: HashMap<Key, Role>,
     synced: bool,
 }
 
@@ -79,7 +92,9 @@ impl ServiceAccounts {
             .roles
             .get(&key)
         {
-            return Ok(role.clone());
+            if role.read_until.is_none_or(|until| until > Instant::now()) {
+                return Ok(role.arn.clone());
+            }
         }
         // Not (yet) known from the watch: read it once, shared by concurrent mounts.
         let lookup = {
@@ -89,7 +104,9 @@ impl ServiceAccounts {
                 .or_insert_with(|| {
                     let (api, timeout, key2) = (Api::<ServiceAccount>::namespaced(self.client.clone(), namespace), self.timeout, key.clone());
                     let (in_flight, state) = (Arc::downgrade(&self.in_flight), self.state.clone());
-                    async move {
+                    // Spawned, so the read always ends and retires itself even when every
+                    // mount waiting for it was cancelled.
+                    let task = tokio::spawn(async move {
                         let what = format!("service account {}/{}", key2.0, key2.1);
                         let answer = match tokio::time::timeout(timeout, api.get(&key2.1)).await {
                             Err(_) => Err(IdentityError::Unavailable(format!("reading {what}: the API server did not answer within {timeout:?}"))),
@@ -101,7 +118,8 @@ impl ServiceAccounts {
                             Ok(Ok(sa)) => {
                                 let role = role_of(&sa);
                                 if let Some(role) = &role {
-                                    state.write().unwrap_or_else(|p| p.into_inner()).roles.insert(key2.clone(), role.clone());
+                                    let entry = Role { arn: role.clone(), read_until: Some(Instant::now() + READ_ROLE_TTL) };
+                                    state.write().unwrap_or_else(|p| p.into_inner()).roles.insert(key2.clone(), entry);
                                 }
                                 Ok(role)
                             }
@@ -110,6 +128,9 @@ impl ServiceAccounts {
                             map.lock().unwrap_or_else(|p| p.into_inner()).remove(&key2);
                         }
                         answer
+                    });
+                    async move {
+                        task.await.unwrap_or_else(|_| Err(IdentityError::Unavailable("the service account read failed".into())))
                     }
                     .boxed()
                     .shared()
@@ -130,7 +151,11 @@ async fn watch_all(client: Client, state: Arc<RwLock<State>>) {
     let mut events = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
         .boxed();
-    let mut rebuilding: Option<HashMap<Key, String>> = None;
+    let mut rebuilding: Option<HashMap<Key, Role>> = None;
+    let watched = |arn: String| Role {
+        arn,
+        read_until: None,
+    };
     while let Some(event) = events.next().await {
         match event {
             Ok(Event::Init) => rebuilding = Some(HashMap::new()),
@@ -138,7 +163,7 @@ async fn watch_all(client: Client, state: Arc<RwLock<State>>) {
                 if let (Some(map), Some(key), Some(role)) =
                     (rebuilding.as_mut(), key_of(&sa), role_of(&sa))
                 {
-                    map.insert(key, role);
+                    map.insert(key, watched(role));
                 }
             }
             Ok(Event::InitDone) => {
@@ -153,7 +178,7 @@ async fn watch_all(client: Client, state: Arc<RwLock<State>>) {
                 let Some(key) = key_of(&sa) else { continue };
                 let mut s = state.write().unwrap_or_else(|p| p.into_inner());
                 match role_of(&sa) {
-                    Some(role) => s.roles.insert(key, role),
+                    Some(role) => s.roles.insert(key, watched(role)),
                     None => s.roles.remove(&key),
                 };
             }

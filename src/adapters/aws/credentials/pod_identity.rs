@@ -89,18 +89,20 @@ impl PodIdentityAgent {
             ErrorClass::Transport,
             "Pod Identity agent: no endpoint configured",
         );
-        for endpoint in endpoints {
-            let mut backoff = FIRST_BACKOFF;
-            for attempt in 1..=ATTEMPTS {
+        // Each attempt tries every address, so an unreachable IPv4 agent costs one
+        // timeout before IPv6 is asked, not three.
+        let mut backoff = FIRST_BACKOFF;
+        for attempt in 1..=ATTEMPTS {
+            for endpoint in &endpoints {
                 match self.once(endpoint, token).await {
                     Ok(found) => return Ok(found),
                     Err(Attempt::Final(e)) => return Err(e),
                     Err(Attempt::Retry(e)) => last = e,
                 }
-                if attempt < ATTEMPTS {
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                }
+            }
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
             }
         }
         Err(last)
@@ -166,8 +168,9 @@ impl PodIdentityAgent {
                 _ => ErrorClass::Client(ClientKind::Invalid),
             };
             // The agent's message says why (no association for the service account, ...).
-            let text = String::from_utf8_lossy(&body[..body.len().min(300)])
-                .replace(token.expose(), "<token>");
+            // Redact before shortening, so no part of an echoed token survives.
+            let text = String::from_utf8_lossy(&body).replace(token.expose(), "<token>");
+            let text: String = text.chars().take(300).collect();
             return Err(Attempt::Final(StoreError::new(
                 class,
                 format!("{what}: HTTP {status}: {}", text.trim()),
