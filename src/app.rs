@@ -24,6 +24,7 @@ use crate::cli::class_file::parse_classes;
 use crate::cli::MountArgs;
 use crate::config::{Settings, StoreKind};
 use crate::domain::mode::FileMode;
+use crate::domain::objects::YamlLimits;
 use crate::domain::region::Region;
 use crate::ports::{IdentityResolver, MountSink, SecretStore};
 use crate::service::{
@@ -91,7 +92,14 @@ fn mount_settings(settings: &Settings) -> MountSettings {
     MountSettings {
         default_region: region_from_env(),
         fetch_concurrency: settings.fetch_concurrency,
-        ..MountSettings::default()
+        yaml_limits: YamlLimits {
+            max_bytes: settings.max_objects_yaml_bytes,
+            max_aliases: settings.max_yaml_aliases,
+            max_objects: settings.max_objects,
+            max_jmes_path_bytes: settings.max_jmes_path_bytes,
+            ..YamlLimits::default()
+        },
+        max_secret_bytes: settings.max_secret_bytes,
     }
 }
 
@@ -155,7 +163,8 @@ pub async fn serve(
     let service = MountService::new(identity, store, sink, mount_settings(&settings));
     let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout()?)
         .with_metrics(metrics)
-        .with_error_codes(settings.error_codes);
+        .with_error_codes(settings.error_codes)
+        .with_limits(settings.max_concurrent_mounts, settings.max_response_bytes);
     let (listener, guard) = csi::bind_socket(&settings.provider_volume).with_context(|| {
         format!(
             "binding {}",

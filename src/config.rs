@@ -54,6 +54,14 @@ pub struct Settings {
     pub log_level: String,
     /// Report failures as MountResponse.error.code (the driver then shows only the code).
     pub error_codes: bool,
+    /// Limits: a request over one fails alone, with a message naming the limit.
+    pub max_objects_yaml_bytes: usize,
+    pub max_objects: usize,
+    pub max_yaml_aliases: usize,
+    pub max_jmes_path_bytes: usize,
+    pub max_secret_bytes: usize,
+    pub max_response_bytes: usize,
+    pub max_concurrent_mounts: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -83,6 +91,13 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
             error_codes: false,
+            max_objects_yaml_bytes: 256 * 1024,
+            max_objects: 256,
+            max_yaml_aliases: 64,
+            max_jmes_path_bytes: 1024,
+            max_secret_bytes: 256 * 1024,
+            max_response_bytes: 4 * 1024 * 1024 - 64 * 1024,
+            max_concurrent_mounts: 64,
         }
     }
 }
@@ -129,6 +144,11 @@ impl Settings {
         if self.qps.is_nan() || self.qps <= 0.0 || self.burst == 0 {
             return Err(ConfigError::Invalid(
                 "qps and burst must be positive".into(),
+            ));
+        }
+        if self.max_concurrent_mounts == 0 || self.max_objects == 0 {
+            return Err(ConfigError::Invalid(
+                "max_concurrent_mounts and max_objects must be at least 1".into(),
             ));
         }
         if self.fetch_concurrency == 0 {

@@ -17,7 +17,15 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The cause chain, without repeating a cause its effect already quotes.
+            let mut text = e.to_string();
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !text.contains(&cause) {
+                    text = format!("{text}: {cause}");
+                }
+            }
+            eprintln!("error: {text}");
             ExitCode::FAILURE
         }
     }
@@ -65,6 +73,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // With a handler installed, a file-size limit (RLIMIT_FSIZE) surfaces as a write
+    // error (EFBIG) of that one mount instead of killing the process with SIGXFSZ.
+    let _xfsz = runtime.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
+    });
     match cli.command {
         Some(Command::Mount(args)) => {
             let outcome = runtime.block_on(provider::app::mount_once(&settings, &args))?;

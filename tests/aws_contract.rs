@@ -584,3 +584,38 @@ async fn aws_calls_and_credentials_are_counted_by_bounded_labels() {
         "object names never become labels"
     );
 }
+
+#[tokio::test]
+async fn sts_refusing_the_role_is_an_authentication_error_naming_the_role() {
+    let Some(env) = env().await else { return };
+    env.proxy.fail_next(
+        "AssumeRoleWithWebIdentity",
+        1,
+        Fault {
+            status: 403,
+            code: "AccessDenied",
+        },
+    );
+    let err = env
+        .service
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}",
+            &[],
+        ))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(ROLE) && text.contains("AccessDenied"),
+        "{text}"
+    );
+    match err {
+        MountError::Fetch { error, .. } => assert_eq!(
+            error.class,
+            provider::domain::failover::ErrorClass::Client(
+                provider::domain::failover::ClientKind::AccessDenied
+            )
+        ),
+        other => panic!("{other}"),
+    }
+}

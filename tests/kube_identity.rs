@@ -273,3 +273,31 @@ async fn without_node_name_the_region_comes_from_pod_then_node_cached() {
         "no label: no region"
     );
 }
+
+#[tokio::test]
+async fn with_the_api_server_down_cached_roles_and_the_region_keep_working() {
+    let api = fake_apiserver::start().await;
+    api.set_service_account("shop", "web", Some(ROLE), false);
+    api.set_node("node-1", Some("eu-west-1"));
+    let settings = KubeSettings {
+        watch_service_accounts: true,
+        node_name: Some("node-1".into()),
+        ..no_watch()
+    };
+    let id = identity(&api, settings).await;
+    eventually("synced", async || id.synced()).await;
+    eventually("node seen", async || {
+        id.node_region(&pod("web")).await.is_ok_and(|r| r.is_some())
+    })
+    .await;
+    api.inject(Inject::Hang);
+    let found = id
+        .identity(&pod("web"), AuthMode::Irsa, &tokens())
+        .await
+        .unwrap();
+    assert_eq!(found.role_arn.as_deref(), Some(ROLE));
+    assert_eq!(
+        id.node_region(&pod("web")).await.unwrap().unwrap().as_str(),
+        "eu-west-1"
+    );
+}

@@ -70,6 +70,7 @@ pub struct Metrics {
     pub credential_cache_hits: Family<SourceLabels, Counter>,
     pub coalesced_fetches: Counter,
     pub kube_requests: Family<KubeLabels, Counter>,
+    pub panics: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -141,7 +142,14 @@ impl Metrics {
             "Kubernetes API requests by resource, verb and outcome",
             kube_requests.clone(),
         );
+        let panics = Counter::default();
+        registry.register(
+            "mount_panics",
+            "Mounts that hit a bug (a panic) and failed alone",
+            panics.clone(),
+        );
         Metrics {
+            panics,
             registry,
             mounts,
             mount_duration,

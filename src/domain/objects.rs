@@ -142,6 +142,10 @@ pub struct YamlLimits {
     /// Alias uses; each expansion also counts against `max_alias_events`.
     pub max_aliases: usize,
     pub max_alias_events: usize,
+    /// Objects in one class.
+    pub max_objects: usize,
+    /// Length of one jmesPath expression.
+    pub max_jmes_path_bytes: usize,
 }
 
 impl Default for YamlLimits {
@@ -151,6 +155,8 @@ impl Default for YamlLimits {
             max_bytes: 256 * 1024,
             max_aliases: 64,
             max_alias_events: 10_000,
+            max_objects: 256,
+            max_jmes_path_bytes: 1024,
         }
     }
 }
@@ -213,16 +219,14 @@ fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
     Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
 }
 
-/// Longest jmesPath expression accepted.
-pub const MAX_JMES_PATH_BYTES: usize = 1024;
 /// Most nesting characters in one expression: the JMESPath parser recurses on each, and
 /// a deep one would overflow the stack of the whole process.
 const MAX_JMES_NESTING: usize = 64;
 
-fn jmes_path_too_complex(path: &str) -> Option<String> {
-    if path.len() > MAX_JMES_PATH_BYTES {
+fn jmes_path_too_complex(path: &str, max_bytes: usize) -> Option<String> {
+    if path.len() > max_bytes {
         return Some(format!(
-            "is {} bytes, more than {MAX_JMES_PATH_BYTES}",
+            "is {} bytes, more than the limit of {max_bytes}",
             path.len()
         ));
     }
@@ -247,6 +251,16 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<Vec<ObjectSpe
         ));
     }
     let raw = deserialize(yaml, &ctx.limits).map_err(|m| whole(Rule::Syntax, m))?;
+    if raw.len() > ctx.limits.max_objects {
+        return Err(whole(
+            Rule::TooLarge,
+            format!(
+                "the class lists {} objects, more than the limit of {}",
+                raw.len(),
+                ctx.limits.max_objects
+            ),
+        ));
+    }
     if raw.is_empty() {
         return Err(whole(
             Rule::NoObjects,
@@ -499,7 +513,8 @@ impl ObjectChecker<'_, '_> {
                 );
                 continue;
             };
-            if let Some(reason) = jmes_path_too_complex(&path) {
+            if let Some(reason) = jmes_path_too_complex(&path, self.ctx.limits.max_jmes_path_bytes)
+            {
                 self.fail(
                     name,
                     Rule::JmesPathInvalid,

@@ -410,3 +410,23 @@ fn empty_strings_count_as_absent_like_the_existing_provider() {
     assert_eq!(specs[0].primary.label, None);
     assert_eq!(specs[0].alias, None);
 }
+
+#[test]
+fn too_many_objects() {
+    let ctx = ClassContext {
+        translation: PathTranslation::default(),
+        default_mode: FileMode::DEFAULT,
+        primary_region: None,
+        failover_region: None,
+        limits: YamlLimits {
+            max_objects: 2,
+            ..YamlLimits::default()
+        },
+    };
+    let yaml = "- {objectName: a, objectType: ssmparameter}\n- {objectName: b, objectType: ssmparameter}\n- {objectName: c, objectType: ssmparameter}\n";
+    let errors = parse_objects(yaml, &ctx).unwrap_err();
+    assert!(
+        errors.has(Rule::TooLarge) && errors.to_string().contains("3 objects"),
+        "{errors}"
+    );
+}

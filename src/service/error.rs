@@ -33,6 +33,9 @@ pub enum MountError {
     Extract { object: String, error: ExtractError },
     #[error("{0}")]
     Write(#[from] SinkError),
+    /// A configured limit was exceeded (size of a value, of the response, ...).
+    #[error("limit exceeded: {0}")]
+    Limit(String),
     #[error("the mount did not finish within {0:?}")]
     Deadline(std::time::Duration),
     #[error("internal error: {0}")]

@@ -56,6 +56,8 @@ pub struct MountSettings {
     /// Store calls in flight at once for one mount.
     pub fetch_concurrency: usize,
     pub yaml_limits: YamlLimits,
+    /// Largest value of one object.
+    pub max_secret_bytes: usize,
 }
 
 impl Default for MountSettings {
@@ -64,6 +66,8 @@ impl Default for MountSettings {
             default_region: None,
             fetch_concurrency: 16,
             yaml_limits: YamlLimits::default(),
+            // Secrets Manager holds at most 64 KiB, Parameter Store 8 KiB.
+            max_secret_bytes: 256 * 1024,
         }
     }
 }
@@ -170,6 +174,18 @@ impl MountService {
         )
         .await?;
 
+        let max = self.settings.max_secret_bytes;
+        if let Some((object, f)) = objects
+            .iter()
+            .zip(&fetched)
+            .find(|(_, f)| f.value.len() > max)
+        {
+            return Err(MountError::Limit(format!(
+                "{} is {} bytes, more than max_secret_bytes ({max})",
+                object.describe(),
+                f.value.len()
+            )));
+        }
         let mut files = Vec::new();
         for (object, fetched) in objects.iter().zip(&fetched) {
             let extracted =

@@ -469,3 +469,41 @@ async fn a_bad_permission_is_refused() {
         .unwrap_err();
     assert!(matches!(err, MountError::Permission(_)));
 }
+
+#[tokio::test]
+async fn a_value_over_the_size_limit_fails_alone_and_writes_nothing() {
+    let big = "x".repeat(300 * 1024);
+    let (store, _) = store_mock(
+        &[("us-east-1", "big", &big), ("us-east-1", "small", "v")],
+        &[],
+    );
+    let settings = MountSettings {
+        max_secret_bytes: 256 * 1024,
+        ..MountSettings::default()
+    };
+    let (sink, written) = capturing_sink();
+    let svc = MountService::new(
+        Arc::new(identity_mock()),
+        Arc::new(store),
+        Arc::new(sink),
+        settings,
+    );
+    let err = svc
+        .mount(request(
+            "- {objectName: big, objectType: secretsmanager}\n",
+            &[("region", "us-east-1")],
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, MountError::Limit(_)) && err.to_string().contains("max_secret_bytes"),
+        "{err}"
+    );
+    assert!(written.lock().unwrap().is_empty());
+    svc.mount(request(
+        "- {objectName: small, objectType: secretsmanager}\n",
+        &[("region", "us-east-1")],
+    ))
+    .await
+    .unwrap();
+}

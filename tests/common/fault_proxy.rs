@@ -156,14 +156,23 @@ pub async fn start(upstream: &str) -> Proxy {
                             once.or_else(|| s.faults.get(&region).cloned())
                         };
                         if let Some(fault) = fault {
-                            let body = format!(
-                                r#"{{"__type":"{}","message":"injected by the test proxy"}}"#,
-                                fault.code
-                            );
+                            // JSON protocols (X-Amz-Target) get a JSON error, the query
+                            // protocol (STS) an XML one, as AWS answers.
+                            let (content_type, body) = if target.is_some() {
+                                (
+                                    "application/x-amz-json-1.1",
+                                    format!(
+                                        r#"{{"__type":"{}","message":"injected by the test proxy"}}"#,
+                                        fault.code
+                                    ),
+                                )
+                            } else {
+                                ("text/xml", format!("<ErrorResponse><Error><Type>Sender</Type><Code>{}</Code><Message>injected by the test proxy</Message></Error><RequestId>r</RequestId></ErrorResponse>", fault.code))
+                            };
                             return Ok::<_, Infallible>(
                                 Response::builder()
                                     .status(fault.status)
-                                    .header("content-type", "application/x-amz-json-1.1")
+                                    .header("content-type", content_type)
                                     .header("x-amzn-errortype", fault.code)
                                     .body(Full::new(Bytes::from(body)))
                                     .unwrap(),

@@ -13,7 +13,12 @@ use super::proto::{self, MountResponse, VersionResponse};
 use super::status::{error_code, status_of};
 use crate::adapters::metrics::Metrics;
 use crate::domain::versions::ObjectVersion;
-use crate::service::{MountError, MountRequest, Mounter};
+use std::panic::AssertUnwindSafe;
+
+use futures::FutureExt;
+use tokio::sync::Semaphore;
+
+use crate::service::{MountError, MountOutcome, MountRequest, Mounter};
 
 pub const RUNTIME_NAME: &str = "secrets-store-csi-driver-provider-aws";
 const PROTOCOL_VERSION: &str = "v1alpha1";
@@ -23,7 +28,15 @@ pub struct CsiProvider {
     deadline: Duration,
     metrics: Arc<Metrics>,
     error_codes: bool,
+    /// Mounts served at once; more wait (within their deadline).
+    slots: Arc<Semaphore>,
+    /// Largest total of file contents handed back in driver-writes mode.
+    max_response_bytes: usize,
 }
+
+/// The driver's default gRPC receive limit is 4 MiB; leave room for paths and framing.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024 - 64 * 1024;
+pub const DEFAULT_MAX_CONCURRENT_MOUNTS: usize = 64;
 
 impl CsiProvider {
     /// `deadline` bounds each mount; past it the mount fails with DEADLINE_EXCEEDED.
@@ -33,6 +46,53 @@ impl CsiProvider {
             deadline,
             metrics: Arc::default(),
             error_codes: false,
+            slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_MOUNTS)),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+
+    pub fn with_limits(mut self, max_concurrent_mounts: usize, max_response_bytes: usize) -> Self {
+        self.slots = Arc::new(Semaphore::new(max_concurrent_mounts.max(1)));
+        self.max_response_bytes = max_response_bytes;
+        self
+    }
+
+    /// One mount: waits for a slot, bounded by the deadline, isolated from panics (a
+    /// bug reached by one request fails that request, counted, and the server goes on).
+    async fn run(&self, request: MountRequest) -> Result<MountOutcome, MountError> {
+        let work = async {
+            let _slot = self
+                .slots
+                .acquire()
+                .await
+                .map_err(|_| MountError::Internal("shutting down".into()))?;
+            let outcome = self.mounter.mount(request).await?;
+            let total: usize = outcome
+                .files
+                .iter()
+                .flatten()
+                .map(|f| f.contents.len() + f.path.as_str().len())
+                .sum();
+            if total > self.max_response_bytes {
+                return Err(MountError::Limit(format!(
+                    "the files total {total} bytes, more than max_response_bytes ({}) that the driver can receive; use provider writes or fewer objects",
+                    self.max_response_bytes
+                )));
+            }
+            Ok(outcome)
+        };
+        match tokio::time::timeout(self.deadline, AssertUnwindSafe(work).catch_unwind()).await {
+            Err(_) => Err(MountError::Deadline(self.deadline)),
+            Ok(Ok(result)) => result,
+            Ok(Err(_panic)) => {
+                self.metrics.panics.inc();
+                tracing::error!(
+                    "a mount panicked; the request failed and the provider keeps serving"
+                );
+                Err(MountError::Internal(
+                    "the mount failed unexpectedly (a bug; see the provider logs)".into(),
+                ))
+            }
         }
     }
 
@@ -99,9 +159,7 @@ impl CsiDriverProvider for CsiProvider {
         let started = Instant::now();
         let result = {
             let _in_flight = InFlight::enter(&self.metrics);
-            tokio::time::timeout(self.deadline, self.mounter.mount(request))
-                .await
-                .unwrap_or(Err(MountError::Deadline(self.deadline)))
+            self.run(request).await
         };
         let outcome = match result {
             Ok(outcome) => {

@@ -35,6 +35,7 @@ pub fn error_code(error: &MountError) -> &'static str {
         },
         MountError::Write(_) => "FileWriteError",
         MountError::Deadline(_) => "MountTimeout",
+        MountError::Limit(_) => "LimitExceeded",
         MountError::Internal(_) => "InternalError",
     }
 }
@@ -57,6 +58,7 @@ fn code_of(error: &MountError) -> Code {
             ErrorClass::Server | ErrorClass::Transport => Code::Internal,
         },
         MountError::Deadline(_) => Code::DeadlineExceeded,
+        MountError::Limit(_) => Code::ResourceExhausted,
         MountError::Write(_) | MountError::Internal(_) => Code::Internal,
     }
 }
