@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 pub mod fake_agent;
-pub mod fake_apiserver;
+#[allow(unused_imports)]
+pub use provider::testkit::fake_apiserver;
 pub mod fault_proxy;
 pub mod moto;
 

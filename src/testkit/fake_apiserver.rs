@@ -1,4 +1,4 @@
-//! A fake Kubernetes API server over plain HTTP: service accounts, nodes and pods, with
+//! A fake Kubernetes API server over plain HTTP (for tests and the benchmark): service accounts, nodes and pods, with
 //! list + watch for the first two, injected answers (status or hang) for single reads,
 //! and counters of single reads by resource.
 
@@ -58,7 +58,7 @@ impl FakeApi {
     pub fn gets(&self, resource: &str) -> usize {
         self.state
             .lock()
-            .unwrap()
+            .expect("fake API server")
             .gets
             .get(resource)
             .copied()
@@ -66,11 +66,16 @@ impl FakeApi {
     }
 
     pub fn total_gets(&self) -> usize {
-        self.state.lock().unwrap().gets.values().sum()
+        self.state
+            .lock()
+            .expect("fake API server")
+            .gets
+            .values()
+            .sum()
     }
 
     pub fn inject(&self, inject: Inject) {
-        self.state.lock().unwrap().inject = inject;
+        self.state.lock().expect("fake API server").inject = inject;
     }
 
     pub fn set_service_account(&self, ns: &str, name: &str, role: Option<&str>, announce: bool) {
@@ -79,7 +84,7 @@ impl FakeApi {
             annotations.insert("eks.amazonaws.com/role-arn".to_string(), role.to_string());
         }
         let object = {
-            let mut s = self.state.lock().unwrap();
+            let mut s = self.state.lock().expect("fake API server");
             s.version += 1;
             let existed = s
                 .service_accounts
@@ -105,7 +110,7 @@ impl FakeApi {
             );
         }
         let object = {
-            let mut s = self.state.lock().unwrap();
+            let mut s = self.state.lock().expect("fake API server");
             s.version += 1;
             s.nodes.insert(name.into(), labels.clone());
             node_json(name, &labels, s.version)
@@ -119,7 +124,7 @@ impl FakeApi {
     pub fn set_pod(&self, ns: &str, name: &str, node: &str) {
         self.state
             .lock()
-            .unwrap()
+            .expect("fake API server")
             .pods
             .insert((ns.into(), name.into()), node.into());
     }
@@ -132,7 +137,7 @@ fn full(status: u16, value: Value) -> Response<Body> {
         .status(status)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(value.to_string())).boxed())
-        .unwrap()
+        .expect("fake API server")
 }
 
 fn status(code: u16, reason: &str) -> Response<Body> {
@@ -171,7 +176,7 @@ async fn handle(api: FakeApi, req: Request<Incoming>) -> Response<Body> {
                 .and_then(|f| f.strip_prefix("metadata.name="))
                 .map(str::to_string);
             if is_watch {
-                api.state.lock().unwrap().watches += 1;
+                api.state.lock().expect("fake API server").watches += 1;
                 let events = BroadcastStream::new(api.events.subscribe()).filter_map(move |e| {
                     let (resource, field_name) = (resource.clone(), field_name.clone());
                     async move {
@@ -193,10 +198,10 @@ async fn handle(api: FakeApi, req: Request<Incoming>) -> Response<Body> {
                     .status(200)
                     .header("content-type", "application/json")
                     .body(BodyExt::boxed(StreamBody::new(events)))
-                    .unwrap();
+                    .expect("fake API server");
             }
             let s = {
-                let mut s = api.state.lock().unwrap();
+                let mut s = api.state.lock().expect("fake API server");
                 s.lists += 1;
                 let rv = s.version;
                 let items: Vec<Value> = if resource == "serviceaccounts" {
@@ -230,7 +235,7 @@ async fn handle(api: FakeApi, req: Request<Incoming>) -> Response<Body> {
 
 async fn single(api: &FakeApi, resource: &str, ns: Option<&str>, name: &str) -> Response<Body> {
     let (inject, found) = {
-        let mut s = api.state.lock().unwrap();
+        let mut s = api.state.lock().expect("fake API server");
         *s.gets.entry(resource.to_string()).or_default() += 1;
         let rv = s.version;
         let found = match resource {
@@ -256,8 +261,10 @@ async fn single(api: &FakeApi, resource: &str, ns: Option<&str>, name: &str) -> 
 }
 
 pub async fn start() -> FakeApi {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("fake API server");
+    let url = format!("http://{}", listener.local_addr().expect("fake API server"));
     let (events, _) = broadcast::channel(256);
     let api = FakeApi {
         url,

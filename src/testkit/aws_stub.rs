@@ -1,0 +1,250 @@
+//! A fast AWS stub for the benchmark and the soak run: Secrets Manager GetSecretValue
+//! and DescribeSecret, SSM GetParameters and STS AssumeRoleWithWebIdentity in their wire
+//! formats, reached through `AWS_ENDPOINT_URL`. Every secret and parameter exists; its
+//! value and version change with the stub's epoch. Calls are counted by operation and
+//! signing region; each answer waits a configurable latency.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+#[derive(Default)]
+pub struct StubState {
+    /// (operation, region) → calls.
+    pub calls: HashMap<(String, String), u64>,
+}
+
+#[derive(Clone)]
+pub struct AwsStub {
+    pub url: String,
+    pub state: Arc<Mutex<StubState>>,
+    epoch: Arc<AtomicU64>,
+    latency_ms: Arc<AtomicU64>,
+    /// Regions answering 500 to everything.
+    failing: Arc<Mutex<Vec<String>>>,
+}
+
+impl AwsStub {
+    /// Calls of `operation` in all regions.
+    pub fn count(&self, operation: &str) -> u64 {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state
+            .calls
+            .iter()
+            .filter(|((op, _), _)| op == operation)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn counts(&self) -> HashMap<(String, String), u64> {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .calls
+            .clone()
+    }
+
+    pub fn reset(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .calls
+            .clear();
+    }
+
+    /// Every value and version changes.
+    pub fn rotate(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        self.latency_ms
+            .store(latency.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    pub fn fail_region(&self, region: &str) {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(region.to_string());
+    }
+}
+
+fn region_of(req: &Request<Incoming>) -> String {
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    auth.split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').nth(2))
+        .unwrap_or("sts")
+        .to_string()
+}
+
+fn json_answer(status: u16, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/x-amz-json-1.1")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_default()
+}
+
+fn answer(target: Option<&str>, body: &[u8], region: &str, epoch: u64) -> Response<Full<Bytes>> {
+    let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    match target {
+        Some("secretsmanager.GetSecretValue") | Some("secretsmanager.DescribeSecret") => {
+            let name = input["SecretId"].as_str().unwrap_or("unnamed");
+            let version = format!("v{epoch}");
+            json_answer(
+                200,
+                json!({
+                    "ARN": format!("arn:aws:secretsmanager:{region}:123456789012:secret:{name}-AbCdEf"),
+                    "Name": name,
+                    "VersionId": version,
+                    "SecretString": format!(r#"{{"username":"user-{epoch}","password":"pw-{name}-{epoch}"}}"#),
+                    "VersionStages": ["AWSCURRENT"],
+                    "VersionIdsToStages": {version.clone(): ["AWSCURRENT"]},
+                    "CreatedDate": 1.7e9,
+                }),
+            )
+        }
+        Some("AmazonSSM.GetParameters") => {
+            let names: Vec<String> = input["Names"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|n| n.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let parameters: Vec<Value> = names
+                .iter()
+                .map(|n| {
+                    let base = n.split(':').next().unwrap_or(n);
+                    json!({"Name": base, "Type": "String", "Value": format!("{base}={epoch}"), "Version": epoch + 1,
+                           "ARN": format!("arn:aws:ssm:{region}:123456789012:parameter{base}"), "DataType": "text", "LastModifiedDate": 1.7e9})
+                })
+                .collect();
+            json_answer(
+                200,
+                json!({"Parameters": parameters, "InvalidParameters": []}),
+            )
+        }
+        _ => {
+            let form = String::from_utf8_lossy(body);
+            if form.contains("Action=AssumeRoleWithWebIdentity") {
+                let xml = format!(
+                    "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIASTUB</AccessKeyId><SecretAccessKey>stub-secret</SecretAccessKey><SessionToken>stub-session-{epoch}</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials><SubjectFromWebIdentityToken>system:serviceaccount</SubjectFromWebIdentityToken><AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/stub/s</Arn><AssumedRoleId>AROASTUB:s</AssumedRoleId></AssumedRoleUser></AssumeRoleWithWebIdentityResult><ResponseMetadata><RequestId>stub</RequestId></ResponseMetadata></AssumeRoleWithWebIdentityResponse>"
+                );
+                return Response::builder()
+                    .status(200)
+                    .header("content-type", "text/xml")
+                    .body(Full::new(Bytes::from(xml)))
+                    .unwrap_or_default();
+            }
+            json_answer(
+                400,
+                json!({"__type": "UnknownOperationException", "message": "not stubbed"}),
+            )
+        }
+    }
+}
+
+fn operation(target: Option<&str>, body: &[u8]) -> String {
+    match target {
+        Some(t) => t.rsplit('.').next().unwrap_or(t).to_string(),
+        None => String::from_utf8_lossy(body)
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("Action="))
+            .unwrap_or("unknown")
+            .to_string(),
+    }
+}
+
+/// Starts the stub on 127.0.0.1.
+pub async fn start(latency: Duration) -> std::io::Result<AwsStub> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let stub = AwsStub {
+        url: format!("http://{}", listener.local_addr()?),
+        state: Arc::default(),
+        epoch: Arc::new(AtomicU64::new(1)),
+        latency_ms: Arc::new(AtomicU64::new(latency.as_millis() as u64)),
+        failing: Arc::default(),
+    };
+    let server = stub.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let stub = server.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let stub = stub.clone();
+                    async move {
+                        let region = region_of(&req);
+                        let target = req
+                            .headers()
+                            .get("x-amz-target")
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string);
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let op = operation(target.as_deref(), &body);
+                        *stub
+                            .state
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .calls
+                            .entry((op, region.clone()))
+                            .or_default() += 1;
+                        let latency = stub.latency_ms.load(Ordering::SeqCst);
+                        if latency > 0 {
+                            tokio::time::sleep(Duration::from_millis(latency)).await;
+                        }
+                        if stub
+                            .failing
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .contains(&region)
+                        {
+                            return Ok::<_, Infallible>(json_answer(
+                                500,
+                                json!({"__type": "InternalServiceError", "message": "stub outage"}),
+                            ));
+                        }
+                        Ok::<_, Infallible>(answer(
+                            target.as_deref(),
+                            &body,
+                            &region,
+                            stub.epoch.load(Ordering::SeqCst),
+                        ))
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(stub)
+}
