@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod fuzzing;
 pub mod ports;
 pub mod service;
 pub mod testkit;

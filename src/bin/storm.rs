@@ -44,6 +44,9 @@ struct Args {
     /// Mounts of the throughput scenario (d).
     #[arg(long, default_value_t = 2000)]
     throughput_mounts: usize,
+    /// Mounts of the soak run (`--scenario soak`, not part of `all`).
+    #[arg(long, default_value_t = 20_000)]
+    soak_mounts: usize,
 }
 
 const SECRETS: usize = 5;
@@ -312,8 +315,18 @@ fn by_operation(counts: &HashMap<(String, String), u64>) -> HashMap<String, u64>
     out
 }
 
+/// Pods' volumes are tmpfs: so are the bench's targets when the machine has one.
+fn volume_dir() -> anyhow::Result<tempfile::TempDir> {
+    let shm = Path::new("/dev/shm");
+    Ok(if shm.is_dir() {
+        tempfile::tempdir_in(shm)?
+    } else {
+        tempfile::tempdir()?
+    })
+}
+
 async fn scenario(args: &Args, name: &str) -> anyhow::Result<Report> {
-    let dir = tempfile::tempdir()?;
+    let dir = volume_dir()?;
     let latency = if name == "d" { 0 } else { args.latency_ms };
     let stub = aws_stub::start(Duration::from_millis(latency)).await?;
     let api = fake_apiserver::start().await;
@@ -395,6 +408,61 @@ async fn scenario(args: &Args, name: &str) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Many mounts over rotating secrets: RSS and open descriptors sampled as it goes.
+async fn soak(args: &Args) -> anyhow::Result<()> {
+    let dir = volume_dir()?;
+    let stub = aws_stub::start(Duration::ZERO).await?;
+    let api = fake_apiserver::start().await;
+    api.set_service_account(
+        "bench",
+        "app",
+        Some("arn:aws:iam::123456789012:role/bench"),
+        false,
+    );
+    api.set_node("node-1", Some("us-east-1"));
+    let provider = start_provider(&args.provider_bin, dir.path(), &api.url, &stub.url).await?;
+    let pid = provider.child.id();
+    let client = connect(&provider.socket).await?;
+    let round = 200usize;
+    let rounds = args.soak_mounts.div_ceil(round);
+    println!(
+        "\n### soak: {} mounts in rounds of {round} pods, secrets rotating every round\n",
+        rounds * round
+    );
+    println!("| mounts done | RSS | open fds | failures | CPU s |");
+    println!("|---|---|---|---|---|");
+    let mut failures = 0;
+    let started = Instant::now();
+    for r in 0..rounds {
+        stub.rotate();
+        let run = storm(&client, dir.path(), 0..round, 50, false).await;
+        failures += run.failures;
+        let done = (r + 1) * round;
+        if r == 0 || done % 2000 == 0 || r + 1 == rounds {
+            println!(
+                "| {done} | {:.1} MiB | {} | {failures} | {:.1} |",
+                proc_status(pid, "VmRSS:") as f64 / 1024.0,
+                open_fds(pid),
+                cpu_seconds(pid)
+            );
+        }
+    }
+    println!(
+        "\n{} mounts in {:.0} s; peak RSS {:.1} MiB",
+        rounds * round,
+        started.elapsed().as_secs_f64(),
+        proc_status(pid, "VmHWM:") as f64 / 1024.0
+    );
+    anyhow::ensure!(failures == 0, "{failures} mounts failed");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -404,6 +472,9 @@ async fn main() -> anyhow::Result<()> {
         args.provider_bin.display()
     );
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    if args.scenario == "soak" {
+        return soak(&args).await;
+    }
     let scenarios: Vec<&str> = if args.scenario == "all" {
         vec!["a", "b", "c", "d"]
     } else {

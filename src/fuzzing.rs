@@ -1,0 +1,85 @@
+//! Entry points for fuzzing: each takes arbitrary bytes and drives one parser that reads
+//! tenant or outside input. They must never panic; the fuzz targets (`fuzz/`) and the
+//! corpus replay test (`tests/fuzz_corpus.rs`) call them.
+
+use crate::adapters::local::StoreFile;
+use crate::domain::attributes::MountAttributes;
+use crate::domain::extract::extract;
+use crate::domain::mode::FileMode;
+use crate::domain::naming::{FileName, PathTranslation};
+use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
+use crate::domain::region::Region;
+use crate::domain::secret::SecretValue;
+
+fn text(data: &[u8]) -> String {
+    String::from_utf8_lossy(data).into_owned()
+}
+
+/// The `objects` YAML, with and without known regions.
+pub fn objects_yaml(data: &[u8]) {
+    let yaml = text(data);
+    let (east, west) = (
+        Region::parse("us-east-1").ok(),
+        Region::parse("us-west-2").ok(),
+    );
+    for translation in [PathTranslation::default(), PathTranslation::Off] {
+        let ctx = ClassContext {
+            translation,
+            default_mode: FileMode::DEFAULT,
+            primary_region: east.as_ref(),
+            failover_region: west.as_ref(),
+            limits: YamlLimits::default(),
+        };
+        let _ = parse_objects(&yaml, &ctx);
+    }
+}
+
+/// The attributes JSON of a MountRequest.
+pub fn attributes(data: &[u8]) {
+    let _ = MountAttributes::parse(&text(data));
+}
+
+/// File naming: the first byte picks the translation, the rest is the name.
+pub fn file_name(data: &[u8]) {
+    let Some((&first, rest)) = data.split_first() else {
+        return;
+    };
+    let translation = if first % 2 == 0 {
+        PathTranslation::Off
+    } else {
+        PathTranslation::Replace(char::from(b'_' + first % 3))
+    };
+    if let Ok(name) = FileName::from_object_name(&text(rest), translation) {
+        assert!(!name.as_str().starts_with('/'), "absolute name {name}");
+        assert!(
+            name.elements()
+                .all(|e| e != ".." && e != "." && !e.is_empty()),
+            "bad element in {name}"
+        );
+    }
+}
+
+/// JMESPath extraction: up to the first newline is the class YAML's jmesPath path, the
+/// rest is the secret value.
+pub fn jmes_extract(data: &[u8]) {
+    let input = text(data);
+    let (path, value) = input.split_once('\n').unwrap_or((&input, ""));
+    let yaml = format!("- objectName: s\n  objectType: secretsmanager\n  jmesPath:\n    - path: {}\n      objectAlias: out\n", serde_json::Value::String(path.to_string()));
+    let ctx = ClassContext {
+        translation: PathTranslation::default(),
+        default_mode: FileMode::DEFAULT,
+        primary_region: None,
+        failover_region: None,
+        limits: YamlLimits::default(),
+    };
+    if let Ok(objects) = parse_objects(&yaml, &ctx) {
+        if let Some(object) = objects.first() {
+            let _ = extract(&SecretValue::new(value.as_bytes().to_vec()), &object.jmes);
+        }
+    }
+}
+
+/// The local-file store format.
+pub fn local_store(data: &[u8]) {
+    let _ = StoreFile::parse(&text(data));
+}

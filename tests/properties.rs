@@ -1,0 +1,124 @@
+//! Property tests of the parsers that take tenant input (proptest, generated inputs).
+
+use std::collections::HashSet;
+use std::path::{Component, Path};
+
+use proptest::prelude::*;
+use provider::adapters::local::StoreFile;
+use provider::domain::attributes::MountAttributes;
+use provider::domain::extract::extract;
+use provider::domain::mode::FileMode;
+use provider::domain::naming::{FileName, PathTranslation};
+use provider::domain::objects::{parse_objects, ClassContext, ObjectKind, ObjectRef, YamlLimits};
+use provider::domain::secret::SecretValue;
+
+fn ctx(translation: PathTranslation) -> ClassContext<'static> {
+    ClassContext {
+        translation,
+        default_mode: FileMode::DEFAULT,
+        primary_region: None,
+        failover_region: None,
+        limits: YamlLimits::default(),
+    }
+}
+
+fn translation() -> impl Strategy<Value = PathTranslation> {
+    prop_oneof![
+        Just(PathTranslation::Off),
+        Just(PathTranslation::Replace('_')),
+        Just(PathTranslation::Replace('-')),
+        Just(PathTranslation::Replace('.'))
+    ]
+}
+
+/// Names built from the characters that matter: separators, dots, underscores.
+fn tricky_name() -> impl Strategy<Value = String> {
+    proptest::string::string_regex("[a-c/._-]{1,12}").unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_generated_file_name_never_escapes_the_target(raw in "\\PC{0,40}", t in translation()) {
+        if let Ok(name) = FileName::from_object_name(&raw, t) {
+            let joined = Path::new("/target").join(name.as_str());
+            prop_assert!(joined.starts_with("/target"));
+            prop_assert!(joined.components().skip(2).all(|c| matches!(c, Component::Normal(_))), "{}", name);
+            prop_assert!(!name.top_level().starts_with(".."));
+        }
+    }
+
+    #[test]
+    fn two_accepted_objects_never_share_a_file(
+        entries in proptest::collection::vec((tricky_name(), proptest::option::of(tricky_name()), proptest::bool::ANY), 1..8),
+        t in translation(),
+    ) {
+        let mut yaml = String::new();
+        for (name, alias, ssm) in &entries {
+            let kind = if *ssm { "ssmparameter" } else { "secretsmanager" };
+            yaml.push_str(&format!("- objectName: {}\n  objectType: {kind}\n", serde_json::Value::String(name.clone())));
+            if let Some(alias) = alias {
+                yaml.push_str(&format!("  objectAlias: {}\n", serde_json::Value::String(alias.clone())));
+            }
+        }
+        if let Ok(objects) = parse_objects(&yaml, &ctx(t)) {
+            let files: Vec<&str> = objects.iter().map(|o| o.file.as_str()).collect();
+            let unique: HashSet<&str> = files.iter().copied().collect();
+            prop_assert_eq!(unique.len(), files.len(), "{:?}", files);
+            for f in &files {
+                for g in &files {
+                    prop_assert!(!g.starts_with(&format!("{f}/")), "{} is a file and a directory", f);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn objects_yaml_never_panics(yaml in "[-a-zA-Z0-9 :\\n{}\\[\\],'\"&*!/.|>#]{0,200}", t in translation()) {
+        let _ = parse_objects(&yaml, &ctx(t));
+    }
+
+    #[test]
+    fn attributes_never_panic_and_keep_the_pod(
+        pairs in proptest::collection::hash_map("[a-zA-Z./]{1,20}", "\\PC{0,20}", 0..8),
+        ns in "[a-z]{1,10}",
+    ) {
+        let mut map = pairs;
+        map.insert("csi.storage.k8s.io/pod.namespace".into(), ns.clone());
+        if let Ok(a) = MountAttributes::parse(&serde_json::to_string(&map).unwrap()) {
+            prop_assert_eq!(a.pod.namespace, ns);
+        }
+        let _ = MountAttributes::parse(&format!("{map:?}"));
+    }
+
+    #[test]
+    fn jmes_extraction_finds_every_string_key(values in proptest::collection::btree_map("[a-z]{1,8}", "\\PC{0,16}", 1..6)) {
+        let json = serde_json::to_string(&values).unwrap();
+        let mut yaml = String::from("- objectName: s\n  objectType: secretsmanager\n  jmesPath:\n");
+        for key in values.keys() {
+            yaml.push_str(&format!("    - {{path: '\"{key}\"', objectAlias: f-{key}}}\n"));
+        }
+        let objects = parse_objects(&yaml, &ctx(PathTranslation::default())).unwrap();
+        let out = extract(&SecretValue::new(json.into_bytes()), &objects[0].jmes).unwrap();
+        for (file, (_, value)) in out.iter().zip(values.iter()) {
+            prop_assert_eq!(file.value.expose(), value.as_bytes());
+        }
+    }
+
+    #[test]
+    fn the_local_store_format_never_panics_and_serves_the_highest_version(
+        text in "\\PC{0,120}",
+        versions in proptest::collection::btree_set(1u64..50, 1..6),
+    ) {
+        let _ = StoreFile::parse(&text);
+        let mut yaml = String::from("ssmparameter:\n  /p:\n");
+        for v in &versions {
+            yaml.push_str(&format!("    - {{version: {v}, value: 'v{v}'}}\n"));
+        }
+        let store = StoreFile::parse(&yaml).unwrap();
+        let got = store.lookup("us-east-1", &ObjectRef { kind: ObjectKind::SsmParameter, name: "/p".into(), version: None, label: None }).unwrap();
+        let max = versions.iter().max().unwrap();
+        prop_assert_eq!(got.version, max.to_string());
+    }
+}
