@@ -367,7 +367,7 @@ async fn scenario(args: &Args, name: &str) -> anyhow::Result<Report> {
                 failures: 0,
             };
             for interval in 0..=args.intervals {
-                if interval > 0 && interval % 3 == 0 {
+                if interval > 0 && interval.is_multiple_of(3) {
                     stub.rotate();
                 }
                 let run = storm(&client, dir.path(), 0..args.mounts, args.mounts, false).await;
@@ -444,7 +444,7 @@ async fn soak(args: &Args) -> anyhow::Result<()> {
         let run = storm(&client, dir.path(), 0..round, 50, false).await;
         failures += run.failures;
         let done = (r + 1) * round;
-        if r == 0 || done % 2000 == 0 || r + 1 == rounds {
+        if r == 0 || done.is_multiple_of(2000) || r + 1 == rounds {
             println!(
                 "| {done} | {:.1} MiB | {} | {failures} | {:.1} |",
                 proc_status(pid, "VmRSS:") as f64 / 1024.0,
