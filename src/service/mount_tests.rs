@@ -507,3 +507,31 @@ async fn a_value_over_the_size_limit_fails_alone_and_writes_nothing() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn parameter_batches_at_the_boundaries_ten_eleven_and_twenty_five() {
+    for (count, expected) in [
+        (10usize, vec![10usize]),
+        (11, vec![1, 10]),
+        (25, vec![5, 10, 10]),
+    ] {
+        let names: Vec<String> = (0..count).map(|i| format!("p{i}")).collect();
+        let values: Vec<(&str, &str, &str)> = names
+            .iter()
+            .map(|n| ("us-east-1", n.as_str(), "v"))
+            .collect();
+        let (store, calls) = store_mock(&values, &[]);
+        let (sink, _) = capturing_sink();
+        let class: String = names
+            .iter()
+            .map(|n| format!("- {{objectName: {n}, objectType: ssmparameter}}\n"))
+            .collect();
+        service(identity_mock(), store, sink, None)
+            .mount(request(&class, &[("region", "us-east-1")]))
+            .await
+            .unwrap();
+        let mut sizes: Vec<usize> = calls.lock().unwrap().iter().map(|(_, n)| *n).collect();
+        sizes.sort();
+        assert_eq!(sizes, expected, "{count} parameters");
+    }
+}
