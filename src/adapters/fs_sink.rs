@@ -13,10 +13,12 @@
 //! changes; after it, a failure puts the old `..data` back.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write};
-use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt, Permissions};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -109,26 +111,32 @@ impl MountSink for FsSink {
 }
 
 /// The whole publish, synchronous. On `Err`, the target is as it was.
+///
+/// Every operation is relative to a descriptor of the target directory (cap-std): a
+/// path can never resolve outside it, whatever links the directory holds.
 pub fn write_atomically(target: &Path, files: &[OutputFile]) -> Result<(), SinkError> {
-    let meta = fs::symlink_metadata(target).map_err(|e| target_error(target, &e.to_string()))?;
+    let meta =
+        std::fs::symlink_metadata(target).map_err(|e| target_error(target, &e.to_string()))?;
     if !meta.is_dir() {
         return Err(target_error(target, "is not a directory"));
     }
-    let previous = read_data_link(target);
-    remove_leftovers(target, previous.as_deref());
+    let dir = Dir::open_ambient_dir(target, ambient_authority())
+        .map_err(|e| target_error(target, &e.to_string()))?;
+    let previous = read_data_link(&dir);
+    remove_leftovers(&dir, previous.as_deref());
 
     let new_dir_name = format!("..{}_{}", timestamp(), random_suffix());
-    let new_dir = target.join(&new_dir_name);
-    if let Err(e) = write_payload(&new_dir, files) {
-        let _ = fs::remove_dir_all(&new_dir);
+    if let Err(e) = write_payload(&dir, &new_dir_name, files, target) {
+        let _ = dir.remove_dir_all(&new_dir_name);
         return Err(e);
     }
     let new_names: BTreeSet<String> = files
         .iter()
         .map(|f| f.path.top_level().to_string())
         .collect();
-    let old_names = our_links(target);
+    let old_names = our_links(&dir);
     if let Err(e) = commit(
+        &dir,
         target,
         &new_dir_name,
         &new_names,
@@ -136,17 +144,17 @@ pub fn write_atomically(target: &Path, files: &[OutputFile]) -> Result<(), SinkE
         previous.as_deref(),
     ) {
         if !e.data_still_new {
-            let _ = fs::remove_dir_all(&new_dir);
+            let _ = dir.remove_dir_all(&new_dir_name);
         }
         return Err(e.error);
     }
     // The new files are live; what follows only tidies up and cannot undo a mount.
     for name in old_names.difference(&new_names) {
-        let _ = fs::remove_file(target.join(name));
+        let _ = dir.remove_file(name);
     }
     if let Some(old) = previous {
         if old != new_dir_name {
-            let _ = fs::remove_dir_all(target.join(old));
+            let _ = dir.remove_dir_all(&old);
         }
     }
     Ok(())
@@ -167,8 +175,8 @@ fn write_error(path: &Path, e: io::Error) -> SinkError {
 }
 
 /// The directory `..data` points at, when it is a link to a `..` entry of ours.
-fn read_data_link(target: &Path) -> Option<String> {
-    let dest = fs::read_link(target.join(DATA_LINK)).ok()?;
+fn read_data_link(dir: &Dir) -> Option<String> {
+    let dest = dir.read_link_contents(DATA_LINK).ok()?;
     let name = dest.to_str()?;
     (name.starts_with("..") && !name.contains('/') && name != ".." && name != DATA_LINK)
         .then(|| name.to_string())
@@ -177,23 +185,20 @@ fn read_data_link(target: &Path) -> Option<String> {
 /// Removes what a killed mount left behind: payload directories `..data` does not
 /// point at, and temporary links. The driver's own layout uses the same names, and is
 /// replaced the same way.
-fn remove_leftovers(target: &Path, current: Option<&str>) {
-    let Ok(entries) = fs::read_dir(target) else {
-        return;
-    };
+fn remove_leftovers(dir: &Dir, current: Option<&str>) {
+    let Ok(entries) = dir.entries() else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if !name.starts_with("..") || name == DATA_LINK || Some(name) == current {
             continue;
         }
-        let path = entry.path();
-        match fs::symlink_metadata(&path) {
+        match dir.symlink_metadata(name) {
             Ok(m) if m.is_dir() => {
-                let _ = fs::remove_dir_all(&path);
+                let _ = dir.remove_dir_all(name);
             }
             Ok(_) => {
-                let _ = fs::remove_file(&path);
+                let _ = dir.remove_file(name);
             }
             Err(_) => {}
         }
@@ -201,61 +206,71 @@ fn remove_leftovers(target: &Path, current: Option<&str>) {
 }
 
 /// Top-level entries that are links into `..data`: what earlier mounts of ours wrote.
-fn our_links(target: &Path) -> BTreeSet<String> {
-    let Ok(entries) = fs::read_dir(target) else {
+fn our_links(dir: &Dir) -> BTreeSet<String> {
+    let Ok(entries) = dir.entries() else {
         return BTreeSet::new();
     };
     entries
         .flatten()
         .filter_map(|entry| {
             let name = entry.file_name().to_str()?.to_string();
-            let dest = fs::read_link(entry.path()).ok()?;
+            let dest = dir.read_link_contents(&name).ok()?;
             (dest == Path::new(DATA_LINK).join(&name)).then_some(name)
         })
         .collect()
 }
 
-fn write_payload(dir: &Path, files: &[OutputFile]) -> Result<(), SinkError> {
-    make_dir(dir)?;
+fn write_payload(
+    dir: &Dir,
+    name: &str,
+    files: &[OutputFile],
+    target: &Path,
+) -> Result<(), SinkError> {
+    let shown = |rel: &Path| target.join(name).join(rel);
+    make_dir(dir, Path::new(name), &target.join(name))?;
+    let payload = dir
+        .open_dir(name)
+        .map_err(|e| write_error(&target.join(name), e))?;
     for file in files {
-        let path = dir.join(file.path.as_str());
+        let path = Path::new(file.path.as_str());
         if let Some(parent) = path.parent() {
-            let mut current = dir.to_path_buf();
-            for element in parent
-                .strip_prefix(dir)
-                .unwrap_or(Path::new(""))
-                .components()
-            {
+            let mut current = PathBuf::new();
+            for element in parent.components() {
                 current.push(element);
-                if !current.is_dir() {
-                    make_dir(&current)?;
+                if !payload.is_dir(&current) {
+                    make_dir(&payload, &current, &shown(&current))?;
                 }
             }
         }
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| write_error(&path, e))?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true).mode(0o600);
+        let mut out = payload
+            .open_with(path, &options)
+            .map_err(|e| write_error(&shown(path), e))?;
         out.write_all(file.contents.expose())
-            .map_err(|e| write_error(&path, e))?;
+            .map_err(|e| write_error(&shown(path), e))?;
         // Set the mode on the open file: exact whatever the umask, and no window in which
         // the file is more readable than asked.
-        out.set_permissions(Permissions::from_mode(file.mode.bits()))
-            .map_err(|e| write_error(&path, e))?;
-        out.sync_all().map_err(|e| write_error(&path, e))?;
+        out.set_permissions(Permissions::from_std(std::fs::Permissions::from_mode(
+            file.mode.bits(),
+        )))
+        .map_err(|e| write_error(&shown(path), e))?;
+        out.sync_all().map_err(|e| write_error(&shown(path), e))?;
     }
-    File::open(dir)
+    payload
+        .open(".")
         .and_then(|d| d.sync_all())
-        .map_err(|e| write_error(dir, e))?;
+        .map_err(|e| write_error(&target.join(name), e))?;
     Ok(())
 }
 
-fn make_dir(path: &Path) -> Result<(), SinkError> {
-    fs::create_dir(path).map_err(|e| write_error(path, e))?;
-    fs::set_permissions(path, Permissions::from_mode(DIR_MODE)).map_err(|e| write_error(path, e))
+fn make_dir(dir: &Dir, path: &Path, shown: &Path) -> Result<(), SinkError> {
+    dir.create_dir(path).map_err(|e| write_error(shown, e))?;
+    dir.set_permissions(
+        path,
+        Permissions::from_std(std::fs::Permissions::from_mode(DIR_MODE)),
+    )
+    .map_err(|e| write_error(shown, e))
 }
 
 /// Why a commit failed, and whether `..data` could not be put back (then the new
@@ -267,6 +282,7 @@ struct CommitError {
 
 /// Swaps `..data`, then links new top-level names. Undone on failure.
 fn commit(
+    dir: &Dir,
     target: &Path,
     new_dir: &str,
     new_names: &BTreeSet<String>,
@@ -279,37 +295,36 @@ fn commit(
     };
     // Entries in the way of a new top-level link (a file or link an older provider
     // wrote, a sub-directory) are moved aside first, so a failure can put them back.
-    let mut moved: Vec<(PathBuf, PathBuf)> = Vec::new();
-    let undo_moves = |moved: &[(PathBuf, PathBuf)]| {
+    let mut moved: Vec<(String, String)> = Vec::new();
+    let undo_moves = |moved: &[(String, String)]| {
         for (from, to) in moved.iter().rev() {
-            let _ = fs::rename(to, from);
+            let _ = dir.rename(to, dir, from);
         }
     };
     for name in new_names.difference(old_names) {
-        let path = target.join(name);
-        if fs::symlink_metadata(&path).is_ok() {
-            let aside = target.join(format!("..replaced_{}", random_suffix()));
-            if let Err(e) = fs::rename(&path, &aside) {
+        if dir.symlink_metadata(name).is_ok() {
+            let aside = format!("..replaced_{}", random_suffix());
+            if let Err(e) = dir.rename(name, dir, &aside) {
                 undo_moves(&moved);
-                return Err(fail(write_error(&path, e)));
+                return Err(fail(write_error(&target.join(name), e)));
             }
-            moved.push((path, aside));
+            moved.push((name.clone(), aside));
         }
     }
 
-    if let Err(e) = replace_with_link(target, DATA_LINK, Path::new(new_dir)) {
+    if let Err(e) = replace_with_link(dir, target, DATA_LINK, Path::new(new_dir)) {
         undo_moves(&moved);
         return Err(fail(e));
     }
     let mut linked = Vec::new();
     for name in new_names.difference(old_names) {
-        if let Err(error) = replace_with_link(target, name, &Path::new(DATA_LINK).join(name)) {
+        if let Err(error) = replace_with_link(dir, target, name, &Path::new(DATA_LINK).join(name)) {
             for done in &linked {
-                let _ = fs::remove_file(target.join(done));
+                let _ = dir.remove_file(done);
             }
             let restored = match previous {
-                Some(old) => replace_with_link(target, DATA_LINK, Path::new(old)).is_ok(),
-                None => fs::remove_file(target.join(DATA_LINK)).is_ok(),
+                Some(old) => replace_with_link(dir, target, DATA_LINK, Path::new(old)).is_ok(),
+                None => dir.remove_file(DATA_LINK).is_ok(),
             };
             undo_moves(&moved);
             return Err(CommitError {
@@ -320,24 +335,25 @@ fn commit(
         linked.push(name.clone());
     }
     for (_, aside) in &moved {
-        match fs::symlink_metadata(aside) {
+        match dir.symlink_metadata(aside) {
             Ok(m) if m.is_dir() => {
-                let _ = fs::remove_dir_all(aside);
+                let _ = dir.remove_dir_all(aside);
             }
             _ => {
-                let _ = fs::remove_file(aside);
+                let _ = dir.remove_file(aside);
             }
         }
     }
     Ok(())
 }
 
-/// Makes `target/name` a link to `dest` in one rename, whatever file was there.
-fn replace_with_link(target: &Path, name: &str, dest: &Path) -> Result<(), SinkError> {
-    let tmp = target.join(format!("..tmp_{}", random_suffix()));
-    symlink(dest, &tmp).map_err(|e| write_error(&tmp, e))?;
-    fs::rename(&tmp, target.join(name)).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
+/// Makes `name` a link to `dest` in one rename, whatever entry was there.
+fn replace_with_link(dir: &Dir, target: &Path, name: &str, dest: &Path) -> Result<(), SinkError> {
+    let tmp = format!("..tmp_{}", random_suffix());
+    dir.symlink(dest, &tmp)
+        .map_err(|e| write_error(&target.join(&tmp), e))?;
+    dir.rename(&tmp, dir, name).map_err(|e| {
+        let _ = dir.remove_file(&tmp);
         write_error(&target.join(name), e)
     })
 }

@@ -1,6 +1,7 @@
 //! The atomic writer against a real directory.
 
-use std::os::unix::fs::PermissionsExt;
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
 
 use super::*;
 use crate::domain::mode::FileMode;
@@ -250,7 +251,7 @@ async fn concurrent_publishes_to_one_target_are_serialized() {
         t.await.unwrap().unwrap();
     }
     // The last writer's files are all there; every other writer's extra file is gone.
-    let links = our_links(dir.path());
+    let links = our_links(&Dir::open_ambient_dir(dir.path(), ambient_authority()).unwrap());
     assert_eq!(links.len(), 2, "{links:?}");
     assert!(
         sink.locks.lock().unwrap().is_empty(),
