@@ -75,7 +75,7 @@ impl FakeApi {
     }
 
     pub fn inject(&self, inject: Inject) {
-        self.state.lock().expect("fake API server").inject = inject;
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).inject = inject;
     }
 
     pub fn set_service_account(&self, ns: &str, name: &str, role: Option<&str>, announce: bool) {
@@ -84,7 +84,7 @@ impl FakeApi {
             annotations.insert("eks.amazonaws.com/role-arn".to_string(), role.to_string());
         }
         let object = {
-            let mut s = self.state.lock().expect("fake API server");
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
             s.version += 1;
             let existed = s
                 .service_accounts
@@ -110,7 +110,7 @@ impl FakeApi {
             );
         }
         let object = {
-            let mut s = self.state.lock().expect("fake API server");
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
             s.version += 1;
             s.nodes.insert(name.into(), labels.clone());
             node_json(name, &labels, s.version)
@@ -176,7 +176,7 @@ async fn handle(api: FakeApi, req: Request<Incoming>) -> Response<Body> {
                 .and_then(|f| f.strip_prefix("metadata.name="))
                 .map(str::to_string);
             if is_watch {
-                api.state.lock().expect("fake API server").watches += 1;
+                api.state.lock().unwrap_or_else(|p| p.into_inner()).watches += 1;
                 let events = BroadcastStream::new(api.events.subscribe()).filter_map(move |e| {
                     let (resource, field_name) = (resource.clone(), field_name.clone());
                     async move {
@@ -201,7 +201,7 @@ async fn handle(api: FakeApi, req: Request<Incoming>) -> Response<Body> {
                     .expect("fake API server");
             }
             let s = {
-                let mut s = api.state.lock().expect("fake API server");
+                let mut s = api.state.lock().unwrap_or_else(|p| p.into_inner());
                 s.lists += 1;
                 let rv = s.version;
                 let items: Vec<Value> = if resource == "serviceaccounts" {
@@ -235,7 +235,7 @@ async fn handle(api: FakeApi, req: Request<Incoming>) -> Response<Body> {
 
 async fn single(api: &FakeApi, resource: &str, ns: Option<&str>, name: &str) -> Response<Body> {
     let (inject, found) = {
-        let mut s = api.state.lock().expect("fake API server");
+        let mut s = api.state.lock().unwrap_or_else(|p| p.into_inner());
         *s.gets.entry(resource.to_string()).or_default() += 1;
         let rv = s.version;
         let found = match resource {
