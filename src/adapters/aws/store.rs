@@ -1,7 +1,7 @@
 //! Secrets Manager and Parameter Store behind the `SecretStore` port.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -25,7 +25,22 @@ pub struct AwsStore {
     sdk: SdkConfig,
     credentials: CredentialResolver,
     metrics: Arc<Metrics>,
+    clients: Mutex<HashMap<ClientKey, Clients>>,
 }
+
+/// Clients are built once per region and credentials, not per call: building one
+/// assembles its whole runtime (it shares the process's HTTP connection pool either way).
+/// The key holds the full credentials, so two identities can never share a client.
+type ClientKey = (Region, Option<(String, String, Option<String>)>);
+
+#[derive(Clone)]
+struct Clients {
+    secrets: aws_sdk_secretsmanager::Client,
+    ssm: aws_sdk_ssm::Client,
+}
+
+/// Above this many cached clients (regions × live credentials), start over.
+const MAX_CLIENTS: usize = 1024;
 
 impl AwsStore {
     /// `default_credentials`: sign with the machine's default chain when a mount brings
@@ -36,6 +51,7 @@ impl AwsStore {
             sdk,
             credentials,
             metrics: Arc::default(),
+            clients: Mutex::default(),
         }
     }
 
@@ -66,22 +82,37 @@ impl AwsStore {
         &self.credentials
     }
 
-    fn secrets_client(&self, region: &Region, signing: &Signing) -> aws_sdk_secretsmanager::Client {
-        let mut config = aws_sdk_secretsmanager::config::Builder::from(&self.sdk)
-            .region(aws_config::Region::new(region.to_string()));
-        if let Signing::Pod(credentials) = signing {
-            config = config.credentials_provider(credentials.clone());
+    fn clients(&self, region: &Region, signing: &Signing) -> Clients {
+        let identity = match signing {
+            Signing::Pod(c) => Some((
+                c.access_key_id().to_string(),
+                c.secret_access_key().to_string(),
+                c.session_token().map(str::to_string),
+            )),
+            Signing::Default => None,
+        };
+        let key = (region.clone(), identity);
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(found) = clients.get(&key) {
+            return found.clone();
         }
-        aws_sdk_secretsmanager::Client::from_conf(config.build())
-    }
-
-    fn ssm_client(&self, region: &Region, signing: &Signing) -> aws_sdk_ssm::Client {
-        let mut config = aws_sdk_ssm::config::Builder::from(&self.sdk)
-            .region(aws_config::Region::new(region.to_string()));
+        let aws_region = aws_config::Region::new(region.to_string());
+        let mut secrets =
+            aws_sdk_secretsmanager::config::Builder::from(&self.sdk).region(aws_region.clone());
+        let mut ssm = aws_sdk_ssm::config::Builder::from(&self.sdk).region(aws_region);
         if let Signing::Pod(credentials) = signing {
-            config = config.credentials_provider(credentials.clone());
+            secrets = secrets.credentials_provider(credentials.clone());
+            ssm = ssm.credentials_provider(credentials.clone());
         }
-        aws_sdk_ssm::Client::from_conf(config.build())
+        let built = Clients {
+            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
+            ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
+        };
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, built.clone());
+        built
     }
 
     /// One GetSecretValue per object, all at once. Also says whether AWS refused the
@@ -92,7 +123,7 @@ impl AwsStore {
         signing: &Signing,
         batch: &[ObjectRef],
     ) -> (Vec<Answer>, bool) {
-        let client = self.secrets_client(region, signing);
+        let client = self.clients(region, signing).secrets;
         let calls = batch.iter().map(|object| {
             let client = client.clone();
             async move {
@@ -138,7 +169,7 @@ impl AwsStore {
         signing: &Signing,
         batch: &[ObjectRef],
     ) -> (Vec<Answer>, bool) {
-        let client = self.ssm_client(region, signing);
+        let client = self.clients(region, signing).ssm;
         let calls: Vec<Vec<usize>> = rounds(batch)
             .into_iter()
             .flat_map(|round| {
