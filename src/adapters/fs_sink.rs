@@ -122,6 +122,12 @@ pub fn write_atomically(target: &Path, files: &[OutputFile]) -> Result<(), SinkE
     }
     let dir = Dir::open_ambient_dir(target, ambient_authority())
         .map_err(|e| target_error(target, &e.to_string()))?;
+    // Serialize writers across processes too (old and new provider pods overlap during a
+    // rolling update): one's payload in progress must never look like another's
+    // leftover. Held until `lock` is closed, at the end of this call.
+    let lock = std::fs::File::open(target).map_err(|e| target_error(target, &e.to_string()))?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| target_error(target, &format!("cannot lock: {e}")))?;
     let previous = read_data_link(&dir);
     remove_leftovers(&dir, previous.as_deref());
 

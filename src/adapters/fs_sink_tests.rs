@@ -267,3 +267,37 @@ async fn a_relative_target_is_refused() {
         .unwrap_err();
     assert!(matches!(err, SinkError::Target { .. }));
 }
+
+#[test]
+fn writers_with_their_own_descriptors_never_break_each_other() {
+    // Two writers that do not share the in-process lock, as two provider processes
+    // would not: the directory lock keeps each one's payload from being taken for a
+    // leftover by the other.
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().to_path_buf();
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                for i in 0..40 {
+                    write_atomically(
+                        &target,
+                        &[file("a", 0o644, &format!("{w}-{i}")), file("b", 0o644, "b")],
+                    )
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert!(read(&target, "a").ends_with("-39"));
+    assert_eq!(read(&target, "b"), "b");
+    let payloads = fs::read_dir(&target)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_str().unwrap().starts_with("..") && e.file_name() != DATA_LINK)
+        .count();
+    assert_eq!(payloads, 1);
+}
