@@ -65,8 +65,6 @@ def parse(tokens):
             stack.pop()
         else:
             stack[-1].setdefault("current", stack[-1]["body"]).append(("expr", action))
-        if word not in ("if", "with", "else", "end") and stack[-1] is not root:
-            pass
     return root
 
 

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_credential_types::Credentials;
 use common::fault_proxy::{self, Fault, Proxy};
 use common::moto::{self, Moto};
 use provider::adapters::aws::credentials::pod_identity::AgentSettings;
@@ -93,22 +92,12 @@ async fn env() -> Option<Env> {
     })
 }
 
-/// Seeding clients talk to moto directly with static credentials.
-async fn seed_config(moto_url: &str, region: &str) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .credentials_provider(Credentials::new("test", "test", None, None, "seed"))
-        .endpoint_url(moto_url)
-        .load()
-        .await
-}
-
 async fn sm(env: &Env, region: &str) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(&seed_config(&env.proxy.url, region).await)
+    aws_sdk_secretsmanager::Client::new(&common::seed_config(&env.proxy.url, region).await)
 }
 
 async fn ssm(env: &Env, region: &str) -> aws_sdk_ssm::Client {
-    aws_sdk_ssm::Client::new(&seed_config(&env.proxy.url, region).await)
+    aws_sdk_ssm::Client::new(&common::seed_config(&env.proxy.url, region).await)
 }
 
 fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {

@@ -4,7 +4,6 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use provider::adapters::csi::proto::VersionRequest;
 
@@ -121,14 +120,7 @@ async fn serves_until_sigterm_then_removes_its_socket() {
         .spawn()
         .unwrap();
     let socket = volume.join("aws.sock");
-    let started = Instant::now();
-    while !socket.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "socket never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_for_socket(&socket).await;
     let mut client = common::connect(&socket).await;
     let v = client
         .version(VersionRequest {
@@ -182,14 +174,7 @@ async fn mount_against_aws_uses_the_machine_credentials_and_aws_endpoint_url() {
     let Some(moto) = common::moto::start() else {
         return;
     };
-    let seed = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "t", "t", None, None, "seed",
-        ))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
+    let seed = common::seed_config(&moto.url, "eu-west-1").await;
     aws_sdk_secretsmanager::Client::new(&seed)
         .create_secret()
         .name("MySecret")
@@ -254,14 +239,7 @@ async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
         false,
     );
     api.set_node("node-1", Some("eu-west-1"));
-    let seed = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("eu-west-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "t", "t", None, None, "seed",
-        ))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
+    let seed = common::seed_config(&moto.url, "eu-west-1").await;
     aws_sdk_secretsmanager::Client::new(&seed)
         .create_secret()
         .name("MySecret")
@@ -272,14 +250,7 @@ async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: fake, user: u}}\ncurrent-context: c\n",
-            api.url
-        ),
-    )
-    .unwrap();
+    api.write_kubeconfig(&kubeconfig).unwrap();
     let volume = dir.path().join("providers");
     let mut child = Command::new(BIN)
         .arg(format!("--provider-volume={}", volume.display()))
@@ -298,14 +269,7 @@ async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
         .spawn()
         .unwrap();
     let socket = volume.join("aws.sock");
-    let started = Instant::now();
-    while !socket.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "socket never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_for_socket(&socket).await;
     let mut client = common::connect(&socket).await;
     let tokens = r#"{"sts.amazonaws.com":{"token":"header.payload.sig","expirationTimestamp":"2030-01-01T00:00:00Z"}}"#;
     let mut request = common::mount_request(

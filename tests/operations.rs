@@ -5,7 +5,6 @@ mod common;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -65,14 +64,7 @@ async fn start(extra: &[&str]) -> Provider {
         .spawn()
         .unwrap();
     let socket = volume.join("aws.sock");
-    let started = Instant::now();
-    while !socket.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "socket never appeared"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::wait_for_socket(&socket).await;
     Provider {
         child,
         socket,

@@ -189,14 +189,7 @@ async fn pod_identity_credentials_sign_real_calls() {
         return;
     };
     let agent = fake_agent::start("127.0.0.1:0", TOKEN).await;
-    let seed = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_credential_types::Credentials::new(
-            "t", "t", None, None, "seed",
-        ))
-        .endpoint_url(&moto.url)
-        .load()
-        .await;
+    let seed = common::seed_config(&moto.url, "us-east-1").await;
     aws_sdk_secretsmanager::Client::new(&seed)
         .create_secret()
         .name("pi")

@@ -150,14 +150,11 @@ async fn connect(socket: &Path) -> anyhow::Result<CsiDriverProviderClient<Channe
 async fn start_provider(
     bin: &Path,
     dir: &Path,
-    api_url: &str,
+    api: &fake_apiserver::FakeApi,
     aws_url: &str,
 ) -> anyhow::Result<Provider> {
     let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{api_url}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: fake, user: u}}\ncurrent-context: c\n"),
-    )?;
+    api.write_kubeconfig(&kubeconfig)?;
     let volume = dir.join("providers");
     let child = Command::new(bin)
         .arg(format!("--provider-volume={}", volume.display()))
@@ -337,7 +334,7 @@ async fn scenario(args: &Args, name: &str) -> anyhow::Result<Report> {
         false,
     );
     api.set_node("node-1", Some("us-east-1"));
-    let provider = start_provider(&args.provider_bin, dir.path(), &api.url, &stub.url).await?;
+    let provider = start_provider(&args.provider_bin, dir.path(), &api, &stub.url).await?;
     let pid = provider.child.id();
     let idle_rss_kib = proc_status(pid, "VmRSS:");
     let client = connect(&provider.socket).await?;
@@ -426,7 +423,7 @@ async fn soak(args: &Args) -> anyhow::Result<()> {
         false,
     );
     api.set_node("node-1", Some("us-east-1"));
-    let provider = start_provider(&args.provider_bin, dir.path(), &api.url, &stub.url).await?;
+    let provider = start_provider(&args.provider_bin, dir.path(), &api, &stub.url).await?;
     let pid = provider.child.id();
     let client = connect(&provider.socket).await?;
     let round = 200usize;

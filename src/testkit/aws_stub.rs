@@ -82,7 +82,9 @@ impl AwsStub {
     }
 }
 
-fn region_of(req: &Request<Incoming>) -> String {
+/// The signing region of a request (`Credential=AKID/date/REGION/service/...`); `sts`
+/// for unsigned requests (STS AssumeRoleWithWebIdentity).
+pub fn region_of(req: &Request<Incoming>) -> String {
     let auth = req
         .headers()
         .get("authorization")

@@ -74,6 +74,17 @@ impl FakeApi {
             .sum()
     }
 
+    /// A kubeconfig pointing at this server, for a provider process (KUBECONFIG).
+    pub fn write_kubeconfig(&self, path: &std::path::Path) -> std::io::Result<()> {
+        std::fs::write(
+            path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: c\n  context: {{cluster: fake, user: u}}\ncurrent-context: c\n",
+                self.url
+            ),
+        )
+    }
+
     pub fn inject(&self, inject: Inject) {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).inject = inject;
     }

@@ -83,20 +83,6 @@ impl Proxy {
     }
 }
 
-fn signing_region(req: &Request<Incoming>) -> String {
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    // Credential=AKID/20260101/us-east-1/secretsmanager/aws4_request
-    auth.split("Credential=")
-        .nth(1)
-        .and_then(|c| c.split('/').nth(2))
-        .unwrap_or("unsigned")
-        .to_string()
-}
-
 fn operation(target: Option<&str>, body: &[u8]) -> String {
     if let Some(t) = target {
         return t.rsplit('.').next().unwrap_or(t).to_string();
@@ -130,7 +116,7 @@ pub async fn start(upstream: &str) -> Proxy {
                     let (state, upstream, client) =
                         (state.clone(), upstream.clone(), client.clone());
                     async move {
-                        let region = signing_region(&req);
+                        let region = provider::testkit::aws_stub::region_of(&req);
                         let target = req
                             .headers()
                             .get("x-amz-target")

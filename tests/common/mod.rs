@@ -150,3 +150,27 @@ pub const OBJECTS: &str = r#"
 - objectName: /app/host
   objectType: ssmparameter
 "#;
+
+/// Seeding clients talk to moto directly with static credentials.
+pub async fn seed_config(moto_url: &str, region: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "seed",
+        ))
+        .endpoint_url(moto_url)
+        .load()
+        .await
+}
+
+/// Waits until a provider process has bound its socket.
+pub async fn wait_for_socket(socket: &Path) {
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "socket never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
