@@ -100,6 +100,7 @@ fn mount_settings(settings: &Settings) -> MountSettings {
             ..YamlLimits::default()
         },
         max_secret_bytes: settings.max_secret_bytes,
+        strict_objects: settings.strict_objects,
     }
 }
 

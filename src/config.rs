@@ -62,6 +62,9 @@ pub struct Settings {
     pub max_secret_bytes: usize,
     pub max_response_bytes: usize,
     pub max_concurrent_mounts: usize,
+    /// Keys of a class's objects that name no field fail the mount (default: they are
+    /// ignored and reported, as the existing provider ignores them).
+    pub strict_objects: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -98,6 +101,7 @@ impl Default for Settings {
             max_secret_bytes: 256 * 1024,
             max_response_bytes: 4 * 1024 * 1024 - 64 * 1024,
             max_concurrent_mounts: 64,
+            strict_objects: false,
         }
     }
 }

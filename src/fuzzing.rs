@@ -29,6 +29,7 @@ pub fn objects_yaml(data: &[u8]) {
             primary_region: east.as_ref(),
             failover_region: west.as_ref(),
             limits: YamlLimits::default(),
+            strict: false,
         };
         let _ = parse_objects(&yaml, &ctx);
     }
@@ -71,9 +72,10 @@ pub fn jmes_extract(data: &[u8]) {
         primary_region: None,
         failover_region: None,
         limits: YamlLimits::default(),
+        strict: false,
     };
-    if let Ok(objects) = parse_objects(&yaml, &ctx) {
-        if let Some(object) = objects.first() {
+    if let Ok(parsed) = parse_objects(&yaml, &ctx) {
+        if let Some(object) = parsed.objects.first() {
             let _ = extract(&SecretValue::new(value.as_bytes().to_vec()), &object.jmes);
         }
     }

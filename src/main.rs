@@ -53,14 +53,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Validate(args)) = &cli.command {
         init_logging(LogFormat::Text, "warn")?;
         let region = args.region.as_deref().map(Region::parse).transpose()?;
-        let report = validate_files(&args.files, region.as_ref());
+        let report = validate_files(&args.files, region.as_ref(), args.strict);
+        for warning in &report.warnings {
+            println!("warning: {warning}");
+        }
         for error in &report.errors {
             println!("{error}");
         }
         println!(
-            "{} classes checked, {} errors",
+            "{} classes checked, {} errors, {} warnings",
             report.classes,
-            report.errors.len()
+            report.errors.len(),
+            report.warnings.len()
         );
         return Ok(if report.errors.is_empty() {
             ExitCode::SUCCESS

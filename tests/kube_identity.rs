@@ -301,3 +301,43 @@ async fn with_the_api_server_down_cached_roles_and_the_region_keep_working() {
         "eu-west-1"
     );
 }
+
+#[tokio::test]
+async fn under_the_existing_providers_rbac_get_only_lookups_fall_back_to_cached_gets() {
+    let api = fake_apiserver::start().await;
+    api.forbid_list_and_watch();
+    api.set_service_account("shop", "web", Some(ROLE), false);
+    api.set_node("node-1", Some("eu-west-1"));
+    let settings = KubeSettings {
+        watch_service_accounts: true,
+        node_name: Some("node-1".into()),
+        ..no_watch()
+    };
+    let id = identity(&api, settings).await;
+    eventually("both watches refused", async || {
+        api.state.lock().unwrap().lists >= 2
+    })
+    .await;
+    for _ in 0..20 {
+        let found = id
+            .identity(&pod("web"), AuthMode::Irsa, &tokens())
+            .await
+            .unwrap();
+        assert_eq!(found.role_arn.as_deref(), Some(ROLE));
+        assert_eq!(
+            id.node_region(&pod("web")).await.unwrap().unwrap().as_str(),
+            "eu-west-1"
+        );
+    }
+    assert_eq!(
+        (api.gets("serviceaccounts"), api.gets("nodes")),
+        (1, 1),
+        "one GET each, then cached"
+    );
+    assert!(!id.synced());
+    // The watcher's own backoff would list again within a few seconds; a refusal by
+    // RBAC is noticed once and not retried in a loop.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let s = api.state.lock().unwrap();
+    assert_eq!((s.lists, s.watches), (2, 0), "no retry loop on 403");
+}

@@ -19,6 +19,7 @@ fn ctx(translation: PathTranslation) -> ClassContext<'static> {
         primary_region: None,
         failover_region: None,
         limits: YamlLimits::default(),
+        strict: false,
     }
 }
 
@@ -62,8 +63,8 @@ proptest! {
                 yaml.push_str(&format!("  objectAlias: {}\n", serde_json::Value::String(alias.clone())));
             }
         }
-        if let Ok(objects) = parse_objects(&yaml, &ctx(t)) {
-            let files: Vec<&str> = objects.iter().map(|o| o.file.as_str()).collect();
+        if let Ok(parsed) = parse_objects(&yaml, &ctx(t)) {
+            let files: Vec<&str> = parsed.objects.iter().map(|o| o.file.as_str()).collect();
             let unique: HashSet<&str> = files.iter().copied().collect();
             prop_assert_eq!(unique.len(), files.len(), "{:?}", files);
             for f in &files {
@@ -99,7 +100,7 @@ proptest! {
         for key in values.keys() {
             yaml.push_str(&format!("    - {{path: '\"{key}\"', objectAlias: f-{key}}}\n"));
         }
-        let objects = parse_objects(&yaml, &ctx(PathTranslation::default())).unwrap();
+        let objects = parse_objects(&yaml, &ctx(PathTranslation::default())).unwrap().objects;
         let out = extract(&SecretValue::new(json.into_bytes()), &objects[0].jmes).unwrap();
         for (file, (_, value)) in out.iter().zip(values.iter()) {
             prop_assert_eq!(file.value.expose(), value.as_bytes());

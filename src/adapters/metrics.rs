@@ -71,6 +71,7 @@ pub struct Metrics {
     pub coalesced_fetches: Counter,
     pub kube_requests: Family<KubeLabels, Counter>,
     pub panics: Counter,
+    pub mounts_with_unknown_keys: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -148,8 +149,15 @@ impl Metrics {
             "Mounts that hit a bug (a panic) and failed alone",
             panics.clone(),
         );
+        let mounts_with_unknown_keys = Counter::default();
+        registry.register(
+            "mounts_with_unknown_keys",
+            "Mounts whose class carried keys that name no field (ignored; often a typo)",
+            mounts_with_unknown_keys.clone(),
+        );
         Metrics {
             panics,
+            mounts_with_unknown_keys,
             registry,
             mounts,
             mount_duration,

@@ -90,6 +90,10 @@ pub struct Flags {
     #[arg(long, global = true, value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mount_timeout: Option<String>,
+    /// Unknown keys in a class's objects fail the mount instead of a warning [default: false].
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, value_name = "BOOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strict_objects: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +138,9 @@ pub struct ValidateArgs {
     /// Region to check ARNs against when a class names none.
     #[arg(long)]
     pub region: Option<String>,
+    /// Unknown keys in objects are errors (by default they are warnings, exit 0).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 fn go_bool(text: &str) -> Result<bool, String> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use super::class_file::{parse_classes, ClassManifest};
 use crate::domain::attributes::MountAttributes;
 use crate::domain::mode::FileMode;
-use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
+use crate::domain::objects::{parse_objects, ClassContext, ClassErrors, YamlLimits};
 use crate::domain::region::Region;
 
 /// What checking some files found.
@@ -13,9 +13,18 @@ use crate::domain::region::Region;
 pub struct Report {
     pub classes: usize,
     pub errors: Vec<String>,
+    /// Unknown keys (errors instead with `strict`).
+    pub warnings: Vec<String>,
 }
 
-pub fn validate_files(files: &[impl AsRef<Path>], region: Option<&Region>) -> Report {
+/// What one class's check found.
+#[derive(Debug, Default)]
+pub struct ClassReport {
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+pub fn validate_files(files: &[impl AsRef<Path>], region: Option<&Region>, strict: bool) -> Report {
     let mut report = Report::default();
     for file in files {
         let file = file.as_ref();
@@ -41,31 +50,34 @@ pub fn validate_files(files: &[impl AsRef<Path>], region: Option<&Region>) -> Re
         }
         for class in classes {
             report.classes += 1;
-            for e in validate_class(&class, region) {
-                report
-                    .errors
-                    .push(format!("{shown}: class {}: {e}", class.name));
-            }
+            let found = validate_class(&class, region, strict);
+            let at = |e: String| format!("{shown}: class {}: {e}", class.name);
+            report.errors.extend(found.errors.into_iter().map(at));
+            report.warnings.extend(found.warnings.into_iter().map(at));
         }
     }
     report
 }
 
-/// Every error of one class.
-pub fn validate_class(class: &ClassManifest, region: Option<&Region>) -> Vec<String> {
+/// Every error and warning of one class.
+pub fn validate_class(class: &ClassManifest, region: Option<&Region>, strict: bool) -> ClassReport {
+    let failed = |error: String| ClassReport {
+        errors: vec![error],
+        warnings: Vec::new(),
+    };
     if class.provider != "aws" {
-        return vec![format!("spec.provider is `{}`, not `aws`", class.provider)];
+        return failed(format!("spec.provider is `{}`, not `aws`", class.provider));
     }
     let attributes = match MountAttributes::from_map(&class.parameters) {
         Ok(a) => a,
-        Err(e) => return vec![e.to_string()],
+        Err(e) => return failed(e.to_string()),
     };
     let primary = attributes.region.as_ref().or(region);
     if attributes.failover_region.is_some() && attributes.failover_region.as_ref() == primary {
-        return vec![format!(
+        return failed(format!(
             "failoverRegion `{}` must differ from the primary region",
             primary.map(Region::as_str).unwrap_or_default()
-        )];
+        ));
     }
     let ctx = ClassContext {
         translation: attributes.translation,
@@ -73,10 +85,25 @@ pub fn validate_class(class: &ClassManifest, region: Option<&Region>) -> Vec<Str
         primary_region: primary,
         failover_region: attributes.failover_region.as_ref(),
         limits: YamlLimits::default(),
+        strict,
     };
     match parse_objects(&attributes.objects, &ctx) {
-        Ok(_) => Vec::new(),
-        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        Ok(parsed) => ClassReport {
+            errors: Vec::new(),
+            warnings: parsed
+                .unknown_keys
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        },
+        Err(errors) => failed_all(&errors),
+    }
+}
+
+fn failed_all(errors: &ClassErrors) -> ClassReport {
+    ClassReport {
+        errors: errors.0.iter().map(ToString::to_string).collect(),
+        warnings: Vec::new(),
     }
 }
 
@@ -100,8 +127,10 @@ mod tests {
     fn a_good_class_has_no_errors() {
         assert!(validate_class(
             &class(&[("objects", "- {objectName: a, objectType: secretsmanager}")]),
-            None
+            None,
+            false
         )
+        .errors
         .is_empty());
     }
 
@@ -113,7 +142,9 @@ mod tests {
                 "- {objectName: a, objectType: ssm}\n- {objectName: b}\n",
             )]),
             None,
-        );
+            false,
+        )
+        .errors;
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].contains("\"a\"") && errors[1].contains("\"b\""));
     }
@@ -124,23 +155,49 @@ mod tests {
             "objects",
             "- objectName: arn:aws:secretsmanager:us-west-2:1:secret:x",
         )]);
-        assert!(validate_class(&c, None).is_empty());
+        assert!(validate_class(&c, None, false).errors.is_empty());
         let east = Region::parse("us-east-1").unwrap();
-        assert_eq!(validate_class(&c, Some(&east)).len(), 1);
+        assert_eq!(validate_class(&c, Some(&east), false).errors.len(), 1);
     }
 
     #[test]
     fn other_providers_and_bad_attributes_are_reported() {
         let mut c = class(&[]);
         c.provider = "azure".into();
-        assert!(validate_class(&c, None)[0].contains("azure"));
+        assert!(validate_class(&c, None, false).errors[0].contains("azure"));
         assert!(validate_class(
             &class(&[
                 ("pathTranslation", "ab"),
                 ("objects", "- {objectName: a, objectType: secretsmanager}")
             ]),
-            None
-        )[0]
-        .contains("pathTranslation"));
+            None,
+            false
+        )
+        .errors[0]
+            .contains("pathTranslation"));
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_and_errors_when_strict() {
+        let c = class(&[(
+            "objects",
+            "- {objectName: a, objectType: secretsmanager, objectAlais: b}",
+        )]);
+        let lenient = validate_class(&c, None, false);
+        assert!(lenient.errors.is_empty(), "{:?}", lenient.errors);
+        assert_eq!(lenient.warnings.len(), 1);
+        assert!(
+            lenient.warnings[0].contains("\"a\"") && lenient.warnings[0].contains("objectAlais"),
+            "{:?}",
+            lenient.warnings
+        );
+        let strict = validate_class(&c, None, true);
+        assert!(strict.warnings.is_empty());
+        assert_eq!(strict.errors.len(), 1);
+        assert!(
+            strict.errors[0].contains("objectAlais"),
+            "{:?}",
+            strict.errors
+        );
     }
 }

@@ -21,6 +21,9 @@ pub enum MountError {
     SameRegions(Region),
     #[error("{0}")]
     Identity(#[from] IdentityError),
+    /// No region in the class or the environment, and the pod's node could not tell.
+    #[error("could not determine the region from the pod's node ({0}): set `region` in the SecretProviderClass, or AWS_REGION on the provider")]
+    RegionLookup(#[source] IdentityError),
     #[error("{}", fetch_message(object, region, error, also_failed))]
     Fetch {
         object: String,

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use crate::domain::attributes::MountAttributes;
 use crate::domain::extract::extract;
 use crate::domain::mode::FileMode;
-use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
+use crate::domain::objects::{parse_objects, ClassContext, UnknownKey, YamlLimits};
 use crate::domain::region::{Region, Regions};
 use crate::domain::versions::{response_versions, ObjectVersion};
 use crate::ports::{IdentityResolver, MountSink, OutputFile, Published, SecretStore};
@@ -38,6 +38,8 @@ pub struct MountOutcome {
     pub objects: usize,
     /// Every file of the mount, for people: path, mode, version.
     pub summary: Vec<FileSummary>,
+    /// Keys of the class that name no field (ignored, as the existing provider does).
+    pub unknown_keys: Vec<UnknownKey>,
 }
 
 /// A file of a mount, without its contents.
@@ -58,6 +60,8 @@ pub struct MountSettings {
     pub yaml_limits: YamlLimits,
     /// Largest value of one object.
     pub max_secret_bytes: usize,
+    /// Unknown keys in a class fail the mount instead of being reported.
+    pub strict_objects: bool,
 }
 
 impl Default for MountSettings {
@@ -68,6 +72,7 @@ impl Default for MountSettings {
             yaml_limits: YamlLimits::default(),
             // Secrets Manager holds at most 64 KiB, Parameter Store 8 KiB.
             max_secret_bytes: 256 * 1024,
+            strict_objects: false,
         }
     }
 }
@@ -110,7 +115,8 @@ impl MountService {
         }
         self.identity
             .node_region(&attributes.pod)
-            .await?
+            .await
+            .map_err(MountError::RegionLookup)?
             .ok_or(MountError::NoRegion)
     }
 }
@@ -131,8 +137,17 @@ impl Mounter for MountService {
         };
         let millis = started.elapsed().as_millis() as u64;
         match &result {
-            Ok(out) => {
+            Ok(out) if out.unknown_keys.is_empty() => {
                 tracing::info!(%namespace, %pod, objects = out.objects, files = out.summary.len(), duration_ms = millis, outcome = "ok", "mount")
+            }
+            Ok(out) => {
+                let unknown_keys = out
+                    .unknown_keys
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                tracing::warn!(%namespace, %pod, objects = out.objects, files = out.summary.len(), duration_ms = millis, outcome = "ok", %unknown_keys, "mount")
             }
             Err(e) => {
                 tracing::warn!(%namespace, %pod, duration_ms = millis, outcome = "error", error = %e, "mount")
@@ -158,8 +173,10 @@ impl MountService {
             primary_region: Some(&regions.primary),
             failover_region: regions.failover.as_ref(),
             limits: self.settings.yaml_limits,
+            strict: self.settings.strict_objects,
         };
-        let objects = parse_objects(&attributes.objects, &ctx)?;
+        let parsed = parse_objects(&attributes.objects, &ctx)?;
+        let objects = parsed.objects;
 
         let identity = self
             .identity
@@ -233,6 +250,7 @@ impl MountService {
             files,
             objects: objects.len(),
             summary,
+            unknown_keys: parsed.unknown_keys,
         })
     }
 }

@@ -10,7 +10,7 @@ use crate::domain::secret::SecretValue;
 use crate::ports::identity::MockIdentityResolver;
 use crate::ports::sink::MockMountSink;
 use crate::ports::store::MockSecretStore;
-use crate::ports::{Fetched, Identity, StoreError};
+use crate::ports::{Fetched, Identity, IdentityError, StoreError};
 
 fn attributes(objects: &str, extra: &[(&str, &str)]) -> String {
     let mut map: HashMap<&str, &str> = extra.iter().copied().collect();
@@ -295,6 +295,56 @@ async fn no_region_anywhere_is_an_error() {
         .await
         .unwrap_err();
     assert!(matches!(err, MountError::NoRegion));
+}
+
+#[tokio::test]
+async fn a_failed_node_lookup_says_the_region_is_unknown_and_how_to_set_it() {
+    let mut identity = MockIdentityResolver::new();
+    identity.expect_identity().never();
+    identity.expect_node_region().returning(|_| {
+        Err(IdentityError::Region(
+            "pod shop/web-1 not found".to_string(),
+        ))
+    });
+    let mut store = MockSecretStore::new();
+    store.expect_fetch().never();
+    let svc = service(identity, store, no_sink(), None);
+    let err = svc
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}\n",
+            &[],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::RegionLookup(_)), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("could not determine the region"), "{text}");
+    assert!(text.contains("pod shop/web-1 not found"), "{text}");
+    assert!(
+        text.contains("`region`") && text.contains("AWS_REGION"),
+        "{text}"
+    );
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the cause is kept"
+    );
+}
+
+#[tokio::test]
+async fn unknown_keys_mount_and_are_reported() {
+    let (store, _) = store_mock(&[("us-east-1", "s", "x")], &[]);
+    let (sink, written) = capturing_sink();
+    let svc = service(identity_mock(), store, sink, Some("us-east-1"));
+    let out = svc
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager, objectAlais: t}\n",
+            &[],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(written.lock().unwrap().len(), 1);
+    assert_eq!(out.unknown_keys.len(), 1);
+    assert_eq!(out.unknown_keys[0].key, "objectAlais");
 }
 
 #[tokio::test]

@@ -35,6 +35,9 @@ pub struct ApiState {
     pub lists: usize,
     pub watches: usize,
     pub inject: Inject,
+    /// Lists and watches of collections answer 403, as under the existing provider's
+    /// ClusterRole (get only). Each refused one still counts in `lists`/`watches`.
+    pub forbid_list_and_watch: bool,
     version: u64,
 }
 
@@ -83,6 +86,14 @@ impl FakeApi {
                 self.url
             ),
         )
+    }
+
+    /// Answer 403 to every list and watch from now on.
+    pub fn forbid_list_and_watch(&self) {
+        self.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .forbid_list_and_watch = true;
     }
 
     pub fn inject(&self, inject: Inject) {
@@ -186,6 +197,17 @@ async fn handle(api: FakeApi, req: Request<Incoming>) -> Response<Body> {
                 .get("fieldSelector")
                 .and_then(|f| f.strip_prefix("metadata.name="))
                 .map(str::to_string);
+            {
+                let mut s = api.state.lock().unwrap_or_else(|p| p.into_inner());
+                if s.forbid_list_and_watch {
+                    if is_watch {
+                        s.watches += 1;
+                    } else {
+                        s.lists += 1;
+                    }
+                    return status(403, "Forbidden");
+                }
+            }
             if is_watch {
                 api.state.lock().unwrap_or_else(|p| p.into_inner()).watches += 1;
                 let events = BroadcastStream::new(api.events.subscribe()).filter_map(move |e| {
@@ -287,6 +309,7 @@ pub async fn start() -> FakeApi {
             lists: 0,
             watches: 0,
             inject: Inject::Normal,
+            forbid_list_and_watch: false,
             version: 1,
         })),
         events,

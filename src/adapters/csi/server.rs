@@ -165,6 +165,9 @@ impl CsiDriverProvider for CsiProvider {
             Ok(outcome) => {
                 self.metrics
                     .mount_finished(None, started.elapsed(), Some(outcome.objects));
+                if !outcome.unknown_keys.is_empty() {
+                    self.metrics.mounts_with_unknown_keys.inc();
+                }
                 outcome
             }
             Err(e) => {

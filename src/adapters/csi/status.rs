@@ -21,11 +21,16 @@ pub fn error_code(error: &MountError) -> &'static str {
         | MountError::NoRegion
         | MountError::SameRegions(_)
         | MountError::Extract { .. }
-        | MountError::Identity(IdentityError::Region(_)) => "InvalidSecretProviderClass",
+        | MountError::Identity(IdentityError::Region(_))
+        | MountError::RegionLookup(IdentityError::Region(_)) => "InvalidSecretProviderClass",
         MountError::Identity(
             IdentityError::MissingToken { .. } | IdentityError::ServiceAccount(_),
+        )
+        | MountError::RegionLookup(
+            IdentityError::MissingToken { .. } | IdentityError::ServiceAccount(_),
         ) => "AuthenticationFailed",
-        MountError::Identity(IdentityError::Unavailable(_)) => "KubernetesUnavailable",
+        MountError::Identity(IdentityError::Unavailable(_))
+        | MountError::RegionLookup(IdentityError::Unavailable(_)) => "KubernetesUnavailable",
         MountError::Fetch { error, .. } => match error.class {
             ErrorClass::Client(ClientKind::NotFound) => "SecretNotFound",
             ErrorClass::Client(ClientKind::AccessDenied) => "AccessDenied",
@@ -48,8 +53,9 @@ fn code_of(error: &MountError) -> Code {
         | MountError::NoRegion
         | MountError::SameRegions(_)
         | MountError::Extract { .. } => Code::InvalidArgument,
-        MountError::Identity(IdentityError::Unavailable(_)) => Code::Internal,
-        MountError::Identity(_) => Code::FailedPrecondition,
+        MountError::Identity(IdentityError::Unavailable(_))
+        | MountError::RegionLookup(IdentityError::Unavailable(_)) => Code::Internal,
+        MountError::Identity(_) | MountError::RegionLookup(_) => Code::FailedPrecondition,
         MountError::Fetch { error, .. } => match error.class {
             ErrorClass::Client(ClientKind::NotFound) => Code::NotFound,
             ErrorClass::Client(ClientKind::AccessDenied) => Code::PermissionDenied,

@@ -14,7 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
-use super::errors::{describe, ApiFailure};
+use super::errors::{describe, watch_forbidden, ApiFailure, FORBIDDEN_WATCH_RETRY};
 use crate::domain::attributes::PodInfo;
 use crate::domain::region::Region;
 use crate::ports::IdentityError;
@@ -59,28 +59,13 @@ impl NodeRegion {
                 let known = self.own.read().unwrap_or_else(|p| p.into_inner()).clone();
                 match known {
                     Some(label) => label,
-                    None => self.node_label(node).await?,
+                    // Not seen by the watch (yet, or RBAC refuses it): a cached GET.
+                    None => self.cached_node_label(node).await?,
                 }
             }
             None => {
                 let node = self.node_of(pod).await?;
-                let cached = self
-                    .nodes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get(&node)
-                    .cloned();
-                match cached {
-                    Some(label) => label,
-                    None => {
-                        let label = self.node_label(&node).await?;
-                        self.nodes
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(node, label.clone());
-                        label
-                    }
-                }
+                self.cached_node_label(&node).await?
             }
         };
         match label {
@@ -89,6 +74,25 @@ impl NodeRegion {
                 .map(Some)
                 .map_err(|e| IdentityError::Region(format!("node label {REGION_LABEL}: {e}"))),
         }
+    }
+
+    /// A node's region label, read once: nodes do not move between regions.
+    async fn cached_node_label(&self, node: &str) -> Result<Option<String>, IdentityError> {
+        let cached = self
+            .nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(node)
+            .cloned();
+        if let Some(label) = cached {
+            return Ok(label);
+        }
+        let label = self.node_label(node).await?;
+        self.nodes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(node.to_string(), label.clone());
+        Ok(label)
     }
 
     async fn node_label(&self, node: &str) -> Result<Option<String>, IdentityError> {
@@ -151,7 +155,31 @@ impl NodeRegion {
     }
 }
 
+/// Keeps NODE_NAME's region current. Under a ClusterRole without list/watch on nodes it
+/// says so once and leaves lookups to a cached GET.
 async fn watch_node(client: Client, name: String, own: Arc<RwLock<Option<Option<String>>>>) {
+    let mut told = false;
+    loop {
+        let Some(refusal) = watch_node_until_forbidden(client.clone(), &name, &own).await else {
+            return;
+        };
+        if !told {
+            tracing::warn!(
+                refusal = %refusal,
+                node = %name,
+                "cannot watch this node: the provider's ClusterRole lacks list and watch on nodes (the existing provider's RBAC has only get). The node's region is read once with GET and kept, so a change of its region label is not seen until restart"
+            );
+            told = true;
+        }
+        tokio::time::sleep(FORBIDDEN_WATCH_RETRY).await;
+    }
+}
+
+async fn watch_node_until_forbidden(
+    client: Client,
+    name: &str,
+    own: &RwLock<Option<Option<String>>>,
+) -> Option<String> {
     let api = Api::<Node>::all(client);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
@@ -163,7 +191,13 @@ async fn watch_node(client: Client, name: String, own: Arc<RwLock<Option<Option<
                 *own.write().unwrap_or_else(|p| p.into_inner()) = Some(label);
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, node = %name, "node watch failed; retrying"),
+            Err(e) => {
+                if let Some(message) = watch_forbidden(&e) {
+                    return Some(message.to_string());
+                }
+                tracing::warn!(error = %e, node = %name, "node watch failed; retrying");
+            }
         }
     }
+    None
 }

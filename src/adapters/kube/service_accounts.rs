@@ -17,7 +17,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
-use super::errors::{describe, ApiFailure};
+use super::errors::{describe, watch_forbidden, ApiFailure, FORBIDDEN_WATCH_RETRY};
 use crate::ports::IdentityError;
 
 pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
@@ -146,7 +146,29 @@ impl ServiceAccounts {
     }
 }
 
+/// Keeps the roles current. Under a ClusterRole without list/watch (the existing
+/// provider's has only get) it says so once and leaves lookups to cached GETs.
 async fn watch_all(client: Client, state: Arc<RwLock<State>>) {
+    let mut told = false;
+    loop {
+        let Some(refusal) = watch_until_forbidden(client.clone(), &state).await else {
+            return;
+        };
+        if !told {
+            tracing::warn!(
+                refusal = %refusal,
+                "cannot list/watch serviceaccounts: the provider's ClusterRole lacks list and watch on serviceaccounts (the existing provider's RBAC has only get). Falling back to one GET per service account on first use, re-read every {}s; grant list and watch so mount storms need no API requests",
+                READ_ROLE_TTL.as_secs()
+            );
+            told = true;
+        }
+        tokio::time::sleep(FORBIDDEN_WATCH_RETRY).await;
+        tracing::debug!("trying the service account watch again");
+    }
+}
+
+/// Runs one watch; returns the API server's message when RBAC refuses it.
+async fn watch_until_forbidden(client: Client, state: &RwLock<State>) -> Option<String> {
     let api = Api::<ServiceAccount>::all(client);
     let mut events = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
@@ -191,8 +213,14 @@ async fn watch_all(client: Client, state: Arc<RwLock<State>>) {
                         .remove(&key);
                 }
             }
-            // The watcher backs off and retries by itself; lookups fall back to GET.
-            Err(e) => tracing::warn!(error = %e, "service account watch failed; retrying"),
+            Err(e) => {
+                if let Some(message) = watch_forbidden(&e) {
+                    return Some(message.to_string());
+                }
+                // The watcher backs off and retries by itself; lookups fall back to GET.
+                tracing::warn!(error = %e, "service account watch failed; retrying");
+            }
         }
     }
+    None
 }

@@ -5,12 +5,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
-use serde::Deserialize;
-
 use super::arn::Arn;
 use super::mode::FileMode;
 use super::naming::{FileName, PathTranslation};
 use super::region::Region;
+use raw::{deserialize, Keys, RawFailover, RawJmes, RawObject};
+
+mod raw;
 
 /// Where an object lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -97,6 +98,12 @@ pub enum Rule {
     DuplicateObject,
     DuplicateAlias,
     DuplicateFile,
+    /// A key that names no field, refused only in strict mode.
+    UnknownKey,
+    /// One field given twice in one mapping (in any case).
+    RepeatedKey,
+    /// The primary's ARN decides the type, so the failoverObject must name an ARN too.
+    FailoverArnRequired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +118,37 @@ impl fmt::Display for ObjectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.object, self.message)
     }
+}
+
+/// A key of the YAML that names no field: ignored, as the existing provider does, and
+/// reported so that typos show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownKey {
+    /// `object "name" (#n)`, or `object #n` when the entry has no name.
+    pub object: String,
+    /// Where in the entry: `objectAlias`-level keys have none, else `jmesPath entry 2`
+    /// or `failoverObject`.
+    pub within: Option<String>,
+    /// The key as written.
+    pub key: String,
+}
+
+impl fmt::Display for UnknownKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.object)?;
+        if let Some(within) = &self.within {
+            write!(f, "{within}: ")?;
+        }
+        write!(f, "unknown key `{}` ignored", self.key)
+    }
+}
+
+/// A class that passed every rule.
+#[derive(Debug, Clone)]
+pub struct ParsedObjects {
+    pub objects: Vec<ObjectSpec>,
+    /// Unknown keys (none in strict mode: there they are errors).
+    pub unknown_keys: Vec<UnknownKey>,
 }
 
 /// Every error found in one class.
@@ -170,53 +208,8 @@ pub struct ClassContext<'a> {
     pub primary_region: Option<&'a Region>,
     pub failover_region: Option<&'a Region>,
     pub limits: YamlLimits,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawObject {
-    #[serde(default, deserialize_with = "empty_as_none")]
-    object_name: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    object_type: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    object_alias: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    object_version: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    object_version_label: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    file_permission: Option<String>,
-    jmes_path: Option<Vec<RawJmes>>,
-    failover_object: Option<RawFailover>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawJmes {
-    #[serde(default, deserialize_with = "empty_as_none")]
-    path: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    object_alias: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    file_permission: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RawFailover {
-    #[serde(default, deserialize_with = "empty_as_none")]
-    object_name: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    object_version: Option<String>,
-    #[serde(default, deserialize_with = "empty_as_none")]
-    object_version_label: Option<String>,
-}
-
-/// The existing provider reads YAML into Go strings, where `""` and absent are the same:
-/// so are they here, for every optional text field.
-fn empty_as_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.filter(|s| !s.is_empty()))
+    /// Unknown keys are errors instead of warnings.
+    pub strict: bool,
 }
 
 /// Most nesting characters in one expression: the JMESPath parser recurses on each, and
@@ -238,7 +231,7 @@ fn jmes_path_too_complex(path: &str, max_bytes: usize) -> Option<String> {
 }
 
 /// Parses and validates the `objects` YAML.
-pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<Vec<ObjectSpec>, ClassErrors> {
+pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<ParsedObjects, ClassErrors> {
     let whole = |rule, message: String| ClassErrors(vec![list_error(rule, message)]);
     if yaml.len() > ctx.limits.max_bytes {
         return Err(whole(
@@ -268,6 +261,7 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<Vec<ObjectSpe
         ));
     }
     let mut errors = Vec::new();
+    let mut unknown_keys = Vec::new();
     let mut specs = Vec::new();
     for (i, entry) in raw.into_iter().enumerate() {
         let position = i + 1;
@@ -282,6 +276,7 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<Vec<ObjectSpe
                     ctx,
                     position,
                     errors: &mut errors,
+                    unknown_keys: &mut unknown_keys,
                 };
                 if let Some(spec) = checker.check(raw) {
                     specs.push(spec);
@@ -291,7 +286,10 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<Vec<ObjectSpe
     }
     check_uniqueness(&specs, &mut errors);
     if errors.is_empty() {
-        Ok(specs)
+        Ok(ParsedObjects {
+            objects: specs,
+            unknown_keys,
+        })
     } else {
         Err(ClassErrors(errors))
     }
@@ -305,48 +303,59 @@ fn list_error(rule: Rule, message: String) -> ObjectError {
     }
 }
 
-fn deserialize(yaml: &str, limits: &YamlLimits) -> Result<Vec<Option<RawObject>>, String> {
-    if yaml.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut options = serde_saphyr::Options::default();
-    if let Some(budget) = options.budget.as_mut() {
-        budget.max_aliases = limits.max_aliases;
-    } else {
-        let mut budget = serde_saphyr::Budget::default();
-        budget.max_aliases = limits.max_aliases;
-        options.budget = Some(budget);
-    }
-    options.alias_limits.max_total_replayed_events = limits.max_alias_events;
-    serde_saphyr::from_str_with_options::<Vec<Option<RawObject>>>(yaml, options).map_err(|e| {
-        // The parser's first line says what and where; the rest is a source snippet.
-        let text = e.to_string();
-        let first = text.lines().next().unwrap_or("unreadable YAML").trim();
-        format!(
-            "objects is not a valid list of objects: {}",
-            first.trim_start_matches("error: ")
-        )
-    })
-}
-
 struct ObjectChecker<'c, 'a> {
     ctx: &'c ClassContext<'a>,
     position: usize,
     errors: &'c mut Vec<ObjectError>,
+    unknown_keys: &'c mut Vec<UnknownKey>,
 }
 
 impl ObjectChecker<'_, '_> {
-    fn fail(&mut self, name: &str, rule: Rule, message: impl Into<String>) {
-        let object = if name.is_empty() {
+    fn object(&self, name: &str) -> String {
+        if name.is_empty() {
             format!("object #{}", self.position)
         } else {
             format!("object \"{name}\" (#{})", self.position)
-        };
+        }
+    }
+
+    fn fail(&mut self, name: &str, rule: Rule, message: impl Into<String>) {
         self.errors.push(ObjectError {
-            object,
+            object: self.object(name),
             rule,
             message: message.into(),
         });
+    }
+
+    /// Repeated keys are always refused (the existing provider silently keeps the last
+    /// one); unknown ones are reported, and refused in strict mode.
+    fn keys(&mut self, name: &str, within: Option<String>, keys: &Keys) {
+        let prefix = within
+            .as_ref()
+            .map(|w| format!("{w}: "))
+            .unwrap_or_default();
+        for key in &keys.repeated {
+            self.fail(
+                name,
+                Rule::RepeatedKey,
+                format!("{prefix}key `{key}` repeats a field already given (field names match in any case)"),
+            );
+        }
+        for key in &keys.unknown {
+            if self.ctx.strict {
+                self.fail(
+                    name,
+                    Rule::UnknownKey,
+                    format!("{prefix}unknown key `{key}` (strict mode)"),
+                );
+            } else {
+                self.unknown_keys.push(UnknownKey {
+                    object: self.object(name),
+                    within: within.clone(),
+                    key: key.clone(),
+                });
+            }
+        }
     }
 
     fn check(&mut self, raw: RawObject) -> Option<ObjectSpec> {
@@ -354,10 +363,15 @@ impl ObjectChecker<'_, '_> {
         let name = match raw.object_name.as_deref() {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => {
+                self.keys("", None, &raw.keys);
                 self.fail("", Rule::ObjectNameRequired, "objectName is required");
                 return None;
             }
         };
+        self.keys(&name, None, &raw.keys);
+        // The existing provider's rule: an ARN that decides the type needs an ARN that
+        // decides it in the failover region too.
+        let type_from_arn = raw.object_type.is_none() && Arn::looks_like_arn(&name);
         let kind = self.kind(&name, raw.object_type.as_deref());
         if let Some(kind) = kind {
             self.check_arn_region(&name, self.ctx.primary_region, "region");
@@ -392,7 +406,7 @@ impl ObjectChecker<'_, '_> {
         };
         let failover = match raw.failover_object {
             None => Some(primary.clone()),
-            Some(fo) => self.failover(&primary, raw.object_alias.is_some(), fo),
+            Some(fo) => self.failover(&primary, raw.object_alias.is_some(), type_from_arn, fo),
         };
         if self.errors.len() > before {
             return None;
@@ -502,6 +516,7 @@ impl ObjectChecker<'_, '_> {
         let mut entries = Vec::new();
         for (i, entry) in raw.into_iter().enumerate() {
             let n = i + 1;
+            self.keys(name, Some(format!("jmesPath entry {n}")), &entry.keys);
             let (Some(path), Some(alias)) = (
                 entry.path.filter(|p| !p.is_empty()),
                 entry.object_alias.filter(|a| !a.is_empty()),
@@ -563,10 +578,12 @@ impl ObjectChecker<'_, '_> {
         &mut self,
         primary: &ObjectRef,
         has_alias: bool,
+        type_from_arn: bool,
         raw: RawFailover,
     ) -> Option<ObjectRef> {
         let name = primary.name.as_str();
         let before = self.errors.len();
+        self.keys(name, Some("failoverObject".to_string()), &raw.keys);
         if !has_alias {
             self.fail(
                 name,
@@ -604,6 +621,13 @@ impl ObjectChecker<'_, '_> {
             && raw.object_version_label.is_some()
         {
             self.fail(name, Rule::SsmVersionAndLabel, "failoverObject of an SSM parameter may set objectVersion or objectVersionLabel, not both");
+        }
+        if type_from_arn && !Arn::looks_like_arn(&fo_name) {
+            self.fail(
+                name,
+                Rule::FailoverArnRequired,
+                "failoverObject.objectName must be an ARN when objectName is an ARN without objectType (or set objectType)",
+            );
         }
         if Arn::looks_like_arn(&fo_name) {
             match Arn::parse(&fo_name) {
@@ -717,5 +741,4 @@ fn seen_duplicate_reported(errors: &[ObjectError], spec: &ObjectSpec) -> bool {
 }
 
 #[cfg(test)]
-#[path = "objects_tests.rs"]
 mod tests;

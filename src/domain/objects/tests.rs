@@ -17,8 +17,9 @@ fn parse_with(
         primary_region: primary,
         failover_region: failover,
         limits: YamlLimits::default(),
+        strict: false,
     };
-    parse_objects(yaml, &ctx)
+    parse_objects(yaml, &ctx).map(|parsed| parsed.objects)
 }
 
 fn parse(yaml: &str) -> Result<Vec<ObjectSpec>, ClassErrors> {
@@ -89,6 +90,7 @@ fn too_large() {
             max_bytes: 10,
             ..YamlLimits::default()
         },
+        strict: false,
     };
     let errors = parse_objects("- objectName: abcdefghij\n", &ctx).unwrap_err();
     assert!(errors.has(Rule::TooLarge));
@@ -106,14 +108,147 @@ fn alias_bomb_is_refused() {
 }
 
 #[test]
-fn syntax_unknown_field_is_an_error_with_the_parsers_message() {
-    let errors = fails_with(
-        "- objectName: a\n  objectType: secretsmanager\n  bogus: 1\n",
+fn syntax_is_an_error_with_the_parsers_message() {
+    let errors = fails_with("objectName: a", Rule::Syntax);
+    assert!(
+        errors.to_string().contains("objects is not a valid list"),
+        "{errors}"
+    );
+    fails_with("- [unclosed", Rule::Syntax);
+    fails_with(
+        "- objectName: [a, b]\n  objectType: secretsmanager\n",
         Rule::Syntax,
     );
-    assert!(errors.to_string().contains("bogus"), "{errors}");
-    fails_with("objectName: a", Rule::Syntax);
-    fails_with("- [unclosed", Rule::Syntax);
+}
+
+fn parse_full(yaml: &str, strict: bool) -> Result<ParsedObjects, ClassErrors> {
+    let (east, west) = (region("us-east-1"), region("us-west-2"));
+    let ctx = ClassContext {
+        translation: PathTranslation::default(),
+        default_mode: FileMode::DEFAULT,
+        primary_region: Some(&east),
+        failover_region: Some(&west),
+        limits: YamlLimits::default(),
+        strict,
+    };
+    parse_objects(yaml, &ctx)
+}
+
+#[test]
+fn field_names_match_in_any_case_at_every_level() {
+    // The existing provider's own integration-test class writes `Path:` and `ObjectAlias:`.
+    let yaml = r#"
+- ObjectName: MySecret
+  OBJECTTYPE: secretsmanager
+  objectalias: mine
+  FilePermission: "0600"
+  objectVersionLABEL: AWSCURRENT
+  JmesPath:
+    - Path: username
+      ObjectAlias: user
+      FILEPERMISSION: "0400"
+  FailoverObject:
+    OBJECTNAME: OtherSecret
+    objectversionlabel: AWSPREVIOUS
+"#;
+    let parsed = parse_full(yaml, true).unwrap();
+    let spec = &parsed.objects[0];
+    assert_eq!(spec.primary.name, "MySecret");
+    assert_eq!(spec.primary.kind, ObjectKind::SecretsManager);
+    assert_eq!(spec.file.as_str(), "mine");
+    assert_eq!(spec.mode.bits(), 0o600);
+    assert_eq!(spec.primary.label.as_deref(), Some("AWSCURRENT"));
+    assert_eq!(spec.jmes[0].path, "username");
+    assert_eq!(spec.jmes[0].file.as_str(), "user");
+    assert_eq!(spec.jmes[0].mode.bits(), 0o400);
+    assert_eq!(spec.failover.name, "OtherSecret");
+    assert_eq!(spec.failover.label.as_deref(), Some("AWSPREVIOUS"));
+    assert!(parsed.unknown_keys.is_empty());
+}
+
+#[test]
+fn values_stay_case_sensitive() {
+    // Only keys fold: the objectType value is still checked exactly.
+    let errors = fails_with(
+        "- objectName: a\n  objectType: SecretsManager\n",
+        Rule::ObjectTypeInvalid,
+    );
+    assert!(errors.to_string().contains("SecretsManager"), "{errors}");
+}
+
+#[test]
+fn repeated_key() {
+    // Two spellings of one field in one mapping: the existing provider keeps the last
+    // silently; here it is refused, at every level.
+    let errors = fails_with(
+        "- objectName: a\n  ObjectName: b\n  objectType: secretsmanager\n",
+        Rule::RepeatedKey,
+    );
+    assert!(errors.to_string().contains("`ObjectName`"), "{errors}");
+    fails_with(
+        "- objectName: a\n  objectType: secretsmanager\n  jmesPath:\n    - {path: x, Path: y, objectAlias: z}\n",
+        Rule::RepeatedKey,
+    );
+    let errors = parse_full(
+        "- objectName: a\n  objectType: secretsmanager\n  objectAlias: a\n  failoverObject: {objectName: b, OBJECTNAME: c}\n",
+        false,
+    )
+    .unwrap_err();
+    assert!(errors.has(Rule::RepeatedKey), "{errors}");
+}
+
+#[test]
+fn unknown_key_is_reported_not_refused() {
+    let yaml = "- objectName: a\n  objectType: secretsmanager\n  objectAlais: typo\n  objectAlias: b\n  jmesPath:\n    - {path: x, objectAlias: y, note: hi}\n  failoverObject: {objectName: c, extra: 1}\n- {objectType: ssmparameter, objectName: p, tool.example/annotation: {nested: [1, 2]}}\n";
+    let parsed = parse_full(yaml, false).unwrap();
+    assert_eq!(parsed.objects.len(), 2);
+    let shown: Vec<String> = parsed
+        .unknown_keys
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "object \"a\" (#1): unknown key `objectAlais` ignored",
+            "object \"a\" (#1): jmesPath entry 1: unknown key `note` ignored",
+            "object \"a\" (#1): failoverObject: unknown key `extra` ignored",
+            "object \"p\" (#2): unknown key `tool.example/annotation` ignored",
+        ]
+    );
+}
+
+#[test]
+fn unknown_key_strict() {
+    let yaml = "- objectName: a\n  objectType: secretsmanager\n  bogus: 1\n  jmesPath:\n    - {path: x, objectAlias: y, note: hi}\n";
+    let errors = parse_full(yaml, true).unwrap_err();
+    assert_eq!(errors.0.len(), 2, "{errors}");
+    assert!(
+        errors.0.iter().all(|e| e.rule == Rule::UnknownKey),
+        "{errors}"
+    );
+    let text = errors.to_string();
+    assert!(
+        text.contains("`bogus`") && text.contains("jmesPath entry 1: unknown key `note`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn failover_arn_required() {
+    let (east, west) = (region("us-east-1"), region("us-west-2"));
+    let arn = "arn:aws:secretsmanager:us-east-1:1:secret:P-12345";
+    let bad = format!(
+        "- objectName: {arn}\n  objectAlias: t\n  failoverObject:\n    objectName: plain-name\n"
+    );
+    assert!(parse_with(&bad, Some(&east), Some(&west))
+        .unwrap_err()
+        .has(Rule::FailoverArnRequired));
+    // With objectType the type no longer comes from the ARN: a plain name is fine.
+    let typed = format!("- objectName: {arn}\n  objectType: secretsmanager\n  objectAlias: t\n  failoverObject:\n    objectName: plain-name\n");
+    assert!(parse_with(&typed, Some(&east), Some(&west)).is_ok());
+    let both = format!("- objectName: {arn}\n  objectAlias: t\n  failoverObject:\n    objectName: arn:aws:secretsmanager:us-west-2:1:secret:F-12345\n");
+    assert!(parse_with(&both, Some(&east), Some(&west)).is_ok());
 }
 
 #[test]
@@ -237,12 +372,14 @@ fn file_name_without_translation_makes_subdirectories() {
         primary_region: None,
         failover_region: None,
         limits: YamlLimits::default(),
+        strict: false,
     };
     let specs = parse_objects(
         "- objectName: /app/db/pass\n  objectType: ssmparameter\n",
         &ctx,
     )
-    .unwrap();
+    .unwrap()
+    .objects;
     assert_eq!(specs[0].file.as_str(), "app/db/pass");
     let errors =
         parse_objects("- objectName: a/../b\n  objectType: ssmparameter\n", &ctx).unwrap_err();
@@ -368,6 +505,7 @@ fn duplicate_file_a_file_cannot_also_be_a_directory() {
         primary_region: None,
         failover_region: None,
         limits: YamlLimits::default(),
+        strict: false,
     };
     let errors = parse_objects("- {objectName: a, objectType: ssmparameter}\n- {objectName: a/b, objectType: ssmparameter}\n", &ctx).unwrap_err();
     assert!(errors.has(Rule::DuplicateFile), "{errors}");
@@ -394,6 +532,7 @@ fn jmes_path_invalid_when_too_long_or_too_deep() {
             max_bytes: 1 << 20,
             ..YamlLimits::default()
         },
+        strict: false,
     };
     let errors = parse_objects(&yaml, &ctx).unwrap_err();
     assert!(errors.has(Rule::JmesPathInvalid), "{errors}");
@@ -422,6 +561,7 @@ fn too_many_objects() {
             max_objects: 2,
             ..YamlLimits::default()
         },
+        strict: false,
     };
     let yaml = "- {objectName: a, objectType: ssmparameter}\n- {objectName: b, objectType: ssmparameter}\n- {objectName: c, objectType: ssmparameter}\n";
     let errors = parse_objects(yaml, &ctx).unwrap_err();
