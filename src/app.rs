@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use crate::adapters::aws::credentials::pod_identity::AgentSettings;
 use crate::adapters::aws::sdk::{self, SdkSettings};
 use crate::adapters::aws::AwsStore;
+use crate::adapters::cgroup::CgroupMemory;
 use crate::adapters::coalesce::Coalescing;
 use crate::adapters::csi::{self, CsiProvider};
 use crate::adapters::driver_sink::DriverSink;
@@ -26,9 +27,11 @@ use crate::config::{Settings, StoreKind};
 use crate::domain::mode::FileMode;
 use crate::domain::objects::YamlLimits;
 use crate::domain::region::Region;
+use crate::ports::MemoryGauge;
 use crate::ports::{IdentityResolver, MountSink, SecretStore};
 use crate::service::{
-    MountError, MountOutcome, MountRequest, MountService, MountSettings, Mounter,
+    gate_for, within_deadline, MemoryWatch, MountOutcome, MountRequest, MountService,
+    MountSettings, Mounter,
 };
 
 /// Who signs AWS calls of mounts that bring no token.
@@ -101,6 +104,9 @@ fn mount_settings(settings: &Settings) -> MountSettings {
         },
         max_secret_bytes: settings.max_secret_bytes,
         strict_objects: settings.strict_objects,
+        kubelet_dir: None,
+        memory_budget_bytes: settings.memory_budget_bytes,
+        memory: MemoryWatch::default(),
     }
 }
 
@@ -136,16 +142,24 @@ pub async fn serve(
     if let Err(value) = settings.pod_identity_http_timeout() {
         tracing::warn!(%value, "ignoring invalid --pod-identity-http-timeout");
     }
-    let metrics = Arc::new(Metrics::new());
+    let memory = CgroupMemory::detect().map(|c| Arc::new(c) as Arc<dyn MemoryGauge>);
+    let mut metrics = Metrics::new();
+    match &memory {
+        Some(gauge) => metrics.watch_memory(gauge.clone()),
+        None => tracing::info!("no memory cgroup found: mounts are not refused for memory"),
+    }
+    let metrics = Arc::new(metrics);
     let readiness = Arc::new(Readiness::default());
     let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
     if !settings.metrics_addr.is_empty() {
         let listener = tokio::net::TcpListener::bind(&settings.metrics_addr)
             .await
             .with_context(|| format!("binding --metrics-addr {}", settings.metrics_addr))?;
-        tracing::info!(addr = %listener.local_addr()?, "operations endpoint: /metrics /healthz /readyz");
+        let limits = ops_http::Limits::for_this_process();
+        tracing::info!(addr = %listener.local_addr()?, max_connections = limits.max_connections, "operations endpoint: /metrics /healthz /readyz");
         tokio::spawn(ops_http::serve(
             listener,
+            limits,
             metrics.clone(),
             readiness.clone(),
             async {
@@ -161,7 +175,12 @@ pub async fn serve(
         Arc::new(FsSink::new())
     };
     let store = build_store(&settings, Signer::PodsOnly, metrics.clone()).await?;
-    let service = MountService::new(identity, store, sink, mount_settings(&settings));
+    let mut service_settings = mount_settings(&settings);
+    service_settings.kubelet_dir = settings.kubelet_dir.clone();
+    if let Some(cgroup) = memory.clone() {
+        service_settings.memory = MemoryWatch(cgroup);
+    }
+    let service = MountService::new(identity, store, sink, service_settings);
     let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout()?)
         .with_metrics(metrics)
         .with_error_codes(settings.error_codes)
@@ -250,16 +269,16 @@ pub async fn mount_once(settings: &Settings, args: &MountArgs) -> anyhow::Result
         Arc::new(FsSink::new()),
         service_settings,
     );
+    let deadline = settings.mount_timeout()?;
+    let gate = gate_for(deadline);
     let request = MountRequest {
         attributes: serde_json::to_string(&attributes_for(&class.parameters, args))?,
         permission: mode.bits().to_string(),
         target_path: path_str(&target)?.to_string(),
         current_versions: Vec::new(),
+        gate: gate.clone(),
     };
-    let deadline = settings.mount_timeout()?;
-    let outcome = tokio::time::timeout(deadline, service.mount(request))
-        .await
-        .unwrap_or(Err(MountError::Deadline(deadline)))?;
+    let outcome = within_deadline(service.mount(request), &gate, deadline).await??;
     Ok(outcome)
 }
 

@@ -65,6 +65,12 @@ pub struct Settings {
     /// Keys of a class's objects that name no field fail the mount (default: they are
     /// ignored and reported, as the existing provider ignores them).
     pub strict_objects: bool,
+    /// The kubelet's directory (the chart's `kubeletPath`): when set, served mounts
+    /// accept only targets `<kubelet_dir>/pods/<uid>/volumes/kubernetes.io~csi/<name>/mount`.
+    pub kubelet_dir: Option<PathBuf>,
+    /// Secret bytes held in memory at once across mounts (each mount reserves its
+    /// worst case up front).
+    pub memory_budget_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -98,10 +104,13 @@ impl Default for Settings {
             max_objects: 256,
             max_yaml_aliases: 64,
             max_jmes_path_bytes: 1024,
-            max_secret_bytes: 256 * 1024,
+            // Secrets Manager's own maximum; Parameter Store's is 8 KiB.
+            max_secret_bytes: 64 * 1024,
             max_response_bytes: 4 * 1024 * 1024 - 64 * 1024,
             max_concurrent_mounts: 64,
             strict_objects: false,
+            kubelet_dir: None,
+            memory_budget_bytes: 16 * 1024 * 1024,
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `secrets-store-csi-driver-provider-aws`: serves the CSI driver, or runs `mount` and
 //! `validate` for development. All wiring lives in `provider::app`.
 
+use std::fmt;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -8,6 +10,10 @@ use provider::cli::validate::validate_files;
 use provider::cli::{normalize_go_flags, Cli, Command};
 use provider::config::{LogFormat, Settings};
 use provider::domain::region::Region;
+use tracing::field::{Field, Visit};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -31,7 +37,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; RUST_LOG, when set, wins over `--log-level`.
+/// Logs go to stderr; RUST_LOG, when set, wins over `--log-level`. Colours only on a
+/// terminal: in a file or a log collector they are noise that a reader's terminal would
+/// interpret.
 fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
     let filter = match EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
@@ -41,12 +49,102 @@ fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
+        // JSON escapes every control character in strings itself.
         LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Text => builder.fmt_fields(EscapedFields).init(),
     }
     Ok(())
+}
+
+/// Text-log fields (of events and spans, the message included) with control characters
+/// escaped: object names, aliases and error messages quote class input, and a newline or
+/// an escape sequence in one must not start a forged line or drive the reader's
+/// terminal. tracing-subscriber 0.3.23 escapes ESC, BEL, BS, FF and DEL in the message
+/// only; `%` values (`error = %e`) and newlines it writes as they are.
+struct EscapedFields;
+
+impl<'w> FormatFields<'w> for EscapedFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = EscapingVisitor {
+            writer,
+            result: Ok(()),
+            first: true,
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+/// Writes fields as the default text formatter does (`message name=value ...`).
+struct EscapingVisitor<'w> {
+    writer: Writer<'w>,
+    result: fmt::Result,
+    first: bool,
+}
+
+impl EscapingVisitor<'_> {
+    fn write(&mut self, name: &str, value: &dyn fmt::Debug) -> fmt::Result {
+        if !std::mem::take(&mut self.first) {
+            self.writer.write_char(' ')?;
+        }
+        if name != "message" {
+            write!(self.writer, "{}=", name.strip_prefix("r#").unwrap_or(name))?;
+        }
+        fmt::write(&mut Escaping(&mut self.writer), format_args!("{value:?}"))
+    }
+}
+
+impl Visit for EscapingVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        // As the default formatter: the message bare, other strings quoted.
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `log.*` fields carry a `log` record's metadata, already in the line's prefix.
+        if self.result.is_ok() && !field.name().starts_with("log.") {
+            self.result = self.write(field.name(), value);
+        }
+    }
+}
+
+/// Characters that could end a line, move the cursor or reorder what a reader sees:
+/// C0 and C1 controls, DEL, the Unicode line and paragraph separators, and the
+/// bidirectional overrides.
+fn must_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// Passes text through with `\n`, `\r`, `\t` and `\u{..}` in place of those characters.
+struct Escaping<'a, W: fmt::Write>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| must_escape(c)) {
+            self.0.write_str(&rest[..at])?;
+            match c {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c => write!(self.0, "\\u{{{:x}}}", c as u32)?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -116,5 +214,72 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM: finishing in-flight mounts"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: finishing in-flight mounts"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_other_text_is_kept() {
+        let mut out = String::new();
+        fmt::write(
+            &mut Escaping(&mut out),
+            format_args!("a\nb\r\tc\x1b[31md\u{9b}e\u{2028}f\u{202e}g ü \\ \""),
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "a\\nb\\r\\tc\\u{1b}[31md\\u{9b}e\\u{2028}f\\u{202e}g ü \\ \""
+        );
+    }
+
+    #[test]
+    fn text_log_fields_of_events_and_spans_stay_on_one_line() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .fmt_fields(EscapedFields)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let evil = "x\nINFO forged=\"yes\"\x1b[31m";
+            let span = tracing::info_span!("mount", pod = %evil);
+            let _entered = span.enter();
+            let error = std::io::Error::other(evil);
+            tracing::warn!(name = evil, error = %error, debug = ?evil, "failed {evil}");
+        });
+        let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.lines().count(), 1, "{logs}");
+        assert!(!logs.contains('\x1b'), "{logs}");
+        assert!(
+            logs.contains("pod=x\\nINFO forged=\"yes\"\\u{1b}[31m"),
+            "{logs}"
+        );
+        assert!(logs.contains("failed x\\nINFO"), "{logs}");
+        assert!(logs.contains("error=x\\nINFO"), "{logs}");
+        // Strings are quoted by Debug, which escapes them already: not twice.
+        assert!(
+            logs.contains(r#"name="x\nINFO forged=\"yes\"\u{1b}[31m""#),
+            "{logs}"
+        );
     }
 }

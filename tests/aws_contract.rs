@@ -112,6 +112,7 @@ fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {
         permission: "420".into(),
         target_path: "/unused".into(),
         current_versions: vec![],
+        gate: Default::default(),
     }
 }
 

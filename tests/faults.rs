@@ -234,7 +234,7 @@ fn a_full_target_is_a_write_error_and_the_previous_contents_stay() {
     let write_class = |secret: &str| {
         std::fs::write(&class, format!("kind: SecretProviderClass\nmetadata: {{name: c}}\nspec:\n  provider: aws\n  parameters:\n    region: us-east-1\n    objects: |\n      - {{objectName: {secret}, objectType: secretsmanager, objectAlias: s}}\n")).unwrap();
     };
-    let big = "B".repeat(200_000);
+    let big = "B".repeat(60_000);
     std::fs::write(&store, format!("secretsmanager:\n  small: [{{versionId: v1, secretString: small-value}}]\n  big: [{{versionId: v2, secretString: '{big}'}}]\n")).unwrap();
     let mount = |limit: Option<&str>| {
         let mut cmd = match limit {
@@ -256,7 +256,7 @@ fn a_full_target_is_a_write_error_and_the_previous_contents_stay() {
     write_class("small");
     assert!(mount(None).status.success());
     write_class("big");
-    let out = mount(Some("100000"));
+    let out = mount(Some("30000"));
     assert!(
         !out.status.success(),
         "the write must fail under the file-size limit"

@@ -79,3 +79,78 @@ async fn mount_logs_carry_no_secret_and_no_token() {
         "a secret or token leaked into the logs:\n{logs}"
     );
 }
+
+/// The provider binary's stderr after one mount of `objects` (which fails).
+async fn failing_mount_logs(format: &str, objects: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let store = write_store(dir.path());
+    let volume = dir.path().join("providers");
+    let mut child =
+        std::process::Command::new(env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws"))
+            .arg(format!("--provider-volume={}", volume.display()))
+            .args(["--metrics-addr=", "--store", "local", "--local-store"])
+            .arg(&store)
+            .args(["--log-format", format])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+    let socket = volume.join("aws.sock");
+    wait_for_socket(&socket).await;
+    let target = dir.path().join("pod");
+    std::fs::create_dir(&target).unwrap();
+    let result = connect(&socket)
+        .await
+        .mount(mount_request(objects, &target, 0o644, &[]))
+        .await;
+    assert!(result.is_err(), "the mount was meant to fail");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut logs).unwrap();
+    logs
+}
+
+/// An object name that would start a forged line and colour the terminal red.
+const FORGING: &str =
+    r#"- {objectName: "Evil\nINFO mount outcome=\"ok\"\x1b[31m", objectType: secretsmanager}"#;
+
+#[tokio::test]
+async fn class_input_cannot_forge_a_text_log_line() {
+    let logs = failing_mount_logs("text", FORGING).await;
+    assert!(
+        !logs.contains('\x1b'),
+        "a raw escape or colour code:\n{logs}"
+    );
+    let failed: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("outcome=\"error\""))
+        .collect();
+    assert_eq!(failed.len(), 1, "{logs}");
+    assert!(
+        failed[0].contains(r#"Evil\nINFO mount outcome="ok"\u{1b}[31m"#),
+        "the name, escaped, in the mount's one line:\n{logs}"
+    );
+    assert!(
+        !logs.lines().any(|l| l.starts_with("INFO")),
+        "a forged line:\n{logs}"
+    );
+}
+
+#[tokio::test]
+async fn json_logs_escape_class_input_themselves() {
+    let logs = failing_mount_logs("json", FORGING).await;
+    assert!(!logs.contains('\x1b'), "{logs}");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let failed = lines
+        .iter()
+        .find(|v| v["fields"]["outcome"] == "error")
+        .unwrap_or_else(|| panic!("no failed mount logged:\n{logs}"));
+    let error = failed["fields"]["error"].as_str().unwrap();
+    assert!(
+        error.contains("Evil\nINFO mount outcome=\"ok\"\x1b[31m"),
+        "JSON carries the name as it was: {error}"
+    );
+}

@@ -3,15 +3,25 @@
 
 use async_trait::async_trait;
 
-use crate::ports::{MountSink, OutputFile, Published, SinkError};
+use crate::domain::target::TargetPath;
+use crate::ports::{MountSink, OutputFile, PublishGate, Published, SinkError};
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DriverSink;
 
 #[async_trait]
 impl MountSink for DriverSink {
-    async fn publish(&self, _target: &str, files: Vec<OutputFile>) -> Result<Published, SinkError> {
+    async fn publish(
+        &self,
+        _target: &TargetPath,
+        files: Vec<OutputFile>,
+        _gate: &PublishGate,
+    ) -> Result<Published, SinkError> {
         Ok(Published::ForDriver(files))
+    }
+
+    fn writes_files(&self) -> bool {
+        false
     }
 }
 
@@ -31,7 +41,11 @@ mod tests {
             contents: SecretValue::new(b"x".to_vec()),
         }];
         let out = DriverSink
-            .publish(dir.path().to_str().unwrap(), files.clone())
+            .publish(
+                &TargetPath::parse(dir.path().to_str().unwrap(), None).unwrap(),
+                files.clone(),
+                &PublishGate::default(),
+            )
             .await
             .unwrap();
         assert_eq!(out, Published::ForDriver(files));

@@ -25,7 +25,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use rand::distr::{Alphanumeric, SampleString};
 
-use crate::ports::{MountSink, OutputFile, Published, SinkError};
+use crate::domain::target::TargetPath;
+use crate::ports::{MountSink, OutputFile, PublishGate, Published, SinkError};
 
 const DATA_LINK: &str = "..data";
 const DIR_MODE: u32 = 0o755;
@@ -73,14 +74,13 @@ impl Drop for Release<'_> {
 
 #[async_trait]
 impl MountSink for FsSink {
-    async fn publish(&self, target: &str, files: Vec<OutputFile>) -> Result<Published, SinkError> {
-        let target_path = PathBuf::from(target);
-        if !target_path.is_absolute() {
-            return Err(SinkError::Target {
-                path: target.to_string(),
-                reason: "must be an absolute path".into(),
-            });
-        }
+    async fn publish(
+        &self,
+        target: &TargetPath,
+        files: Vec<OutputFile>,
+        gate: &PublishGate,
+    ) -> Result<Published, SinkError> {
+        let target_path = target.as_path().to_path_buf();
         let lock = self.lock_for(&target_path);
         // Forgets the target's lock however this call ends (a cancelled mount included).
         let _release = Release {
@@ -91,11 +91,29 @@ impl MountSink for FsSink {
         let result = {
             // The guard moves into the blocking task: if this mount is cancelled (deadline),
             // the write still finishes before the next mount of the target starts.
-            let guard = lock.clone().lock_owned().await;
-            let dir = target_path.clone();
+            let waiting = lock.clone().lock_owned();
+            let guard = match gate.deadline() {
+                None => waiting.await,
+                Some(deadline) => {
+                    tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), waiting)
+                        .await
+                        .map_err(|_| SinkError::Abandoned {
+                            path: target.to_string(),
+                            reason:
+                                "another mount of this target was still writing at the deadline"
+                                    .into(),
+                        })?
+                }
+            };
+            let (dir, gate) = (target_path.clone(), gate.clone());
             tokio::task::spawn_blocking(move || {
                 let _guard = guard;
-                write_atomically(&dir, &files)
+                let result = write_atomically(&dir, &files, &gate);
+                // Said here: when the mount was abandoned, nobody awaits this task.
+                if let Err(SinkError::Abandoned { reason, .. }) = &result {
+                    tracing::info!(target = %dir.display(), %reason, "mount abandoned: nothing published");
+                }
+                result
             })
             .await
             .unwrap_or_else(|e| {
@@ -108,13 +126,45 @@ impl MountSink for FsSink {
         drop(lock);
         result.map(|()| Published::Written)
     }
+
+    fn writes_files(&self) -> bool {
+        true
+    }
+}
+
+/// How often a writer asks again for a target that another process has locked.
+const LOCK_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Takes the target's lock without ever blocking past the gate: a target locked by
+/// someone else must not hold a writer thread (and so shutdown) for ever.
+fn lock_target(lock: &std::fs::File, target: &Path, gate: &PublishGate) -> Result<(), SinkError> {
+    use rustix::fs::{flock, FlockOperation};
+    loop {
+        match flock(lock, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(()),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK || e == rustix::io::Errno::INTR => {
+                if gate.is_closed() {
+                    return Err(SinkError::Abandoned {
+                        path: target.display().to_string(),
+                        reason: "another writer held the target's lock until the deadline".into(),
+                    });
+                }
+                std::thread::sleep(LOCK_RETRY);
+            }
+            Err(e) => return Err(target_error(target, &format!("cannot lock: {e}"))),
+        }
+    }
 }
 
 /// The whole publish, synchronous. On `Err`, the target is as it was.
 ///
 /// Every operation is relative to a descriptor of the target directory (cap-std): a
 /// path can never resolve outside it, whatever links the directory holds.
-pub fn write_atomically(target: &Path, files: &[OutputFile]) -> Result<(), SinkError> {
+pub fn write_atomically(
+    target: &Path,
+    files: &[OutputFile],
+    gate: &PublishGate,
+) -> Result<(), SinkError> {
     let meta =
         std::fs::symlink_metadata(target).map_err(|e| target_error(target, &e.to_string()))?;
     if !meta.is_dir() {
@@ -126,8 +176,7 @@ pub fn write_atomically(target: &Path, files: &[OutputFile]) -> Result<(), SinkE
     // rolling update): one's payload in progress must never look like another's
     // leftover. Held until `lock` is closed, at the end of this call.
     let lock = std::fs::File::open(target).map_err(|e| target_error(target, &e.to_string()))?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| target_error(target, &format!("cannot lock: {e}")))?;
+    lock_target(&lock, target, gate)?;
     let previous = read_data_link(&dir);
     remove_leftovers(&dir, previous.as_deref());
 
@@ -141,6 +190,14 @@ pub fn write_atomically(target: &Path, files: &[OutputFile]) -> Result<(), SinkE
         .map(|f| f.path.top_level().to_string())
         .collect();
     let old_names = our_links(&dir);
+    // The last moment to give up: after this the mount's files become visible.
+    if !gate.begin_commit() {
+        let _ = dir.remove_dir_all(&new_dir_name);
+        return Err(SinkError::Abandoned {
+            path: target.display().to_string(),
+            reason: "the mount's deadline passed before its files were published".into(),
+        });
+    }
     if let Err(e) = commit(
         &dir,
         target,
@@ -307,14 +364,23 @@ fn commit(
             let _ = dir.rename(to, dir, from);
         }
     };
-    for name in new_names.difference(old_names) {
+    // A `..data` that is not a link (a directory, a file) is in the way like any other
+    // entry; a link, ours or not, is replaced by the swap itself.
+    let data_in_way = dir
+        .symlink_metadata(DATA_LINK)
+        .is_ok_and(|m| !m.file_type().is_symlink());
+    let in_way = data_in_way
+        .then_some(DATA_LINK)
+        .into_iter()
+        .chain(new_names.difference(old_names).map(String::as_str));
+    for name in in_way {
         if dir.symlink_metadata(name).is_ok() {
             let aside = format!("..replaced_{}", random_suffix());
             if let Err(e) = dir.rename(name, dir, &aside) {
                 undo_moves(&moved);
                 return Err(fail(write_error(&target.join(name), e)));
             }
-            moved.push((name.clone(), aside));
+            moved.push((name.to_string(), aside));
         }
     }
 

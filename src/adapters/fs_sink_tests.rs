@@ -16,6 +16,15 @@ fn file(name: &str, mode: u32, contents: &str) -> OutputFile {
     }
 }
 
+/// A write with an open gate, as most tests want.
+fn write_atomically(target: &Path, files: &[OutputFile]) -> Result<(), SinkError> {
+    super::write_atomically(target, files, &PublishGate::default())
+}
+
+fn target_of(dir: &Path) -> TargetPath {
+    TargetPath::parse(dir.to_str().unwrap(), None).unwrap()
+}
+
 fn read(dir: &Path, name: &str) -> String {
     fs::read_to_string(dir.join(name)).unwrap()
 }
@@ -232,7 +241,7 @@ fn the_target_must_be_a_directory() {
 async fn concurrent_publishes_to_one_target_are_serialized() {
     let dir = tempfile::tempdir().unwrap();
     let sink = Arc::new(FsSink::new());
-    let target = dir.path().to_str().unwrap().to_string();
+    let target = target_of(dir.path());
     let mut tasks = Vec::new();
     for i in 0..20 {
         let (sink, target) = (sink.clone(), target.clone());
@@ -243,6 +252,7 @@ async fn concurrent_publishes_to_one_target_are_serialized() {
                     file("a", 0o644, &i.to_string()),
                     file(&format!("f{i}"), 0o644, "x"),
                 ],
+                &PublishGate::default(),
             )
             .await
         }));
@@ -259,13 +269,113 @@ async fn concurrent_publishes_to_one_target_are_serialized() {
     );
 }
 
+/// Holds the target's directory lock as another provider process would.
+fn lock_as_another_process(dir: &Path) -> fs::File {
+    let held = fs::File::open(dir).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    held
+}
+
 #[tokio::test]
-async fn a_relative_target_is_refused() {
-    let err = FsSink::new()
-        .publish("relative/dir", vec![])
+async fn a_mount_past_its_deadline_never_publishes_when_the_lock_comes_free() {
+    let dir = tempfile::tempdir().unwrap();
+    write_atomically(dir.path(), &[file("a", 0o644, "old")]).unwrap();
+    let held = lock_as_another_process(dir.path());
+    let gate =
+        PublishGate::until(std::time::Instant::now() + std::time::Duration::from_millis(200));
+    let sink = FsSink::new();
+    let err = sink
+        .publish(
+            &target_of(dir.path()),
+            vec![file("a", 0o644, "late")],
+            &gate,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, SinkError::Target { .. }));
+    assert!(matches!(err, SinkError::Abandoned { .. }), "{err}");
+    assert!(err.to_string().contains("nothing was published"), "{err}");
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(
+        read(dir.path(), "a"),
+        "old",
+        "the late mount changed nothing"
+    );
+    let payloads = fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_str().unwrap().starts_with("..") && e.file_name() != DATA_LINK)
+        .count();
+    assert_eq!(payloads, 1, "no payload of the abandoned mount is left");
+}
+
+#[test]
+fn a_writer_never_waits_for_a_lock_past_its_gate() {
+    // SIGTERM used to hang for ever with a writer thread blocked in flock.
+    let dir = tempfile::tempdir().unwrap();
+    let _held = lock_as_another_process(dir.path());
+    let gate = PublishGate::default();
+    let closer = gate.clone();
+    let waiter = {
+        let target = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            super::write_atomically(&target, &[file("a", 0o644, "x")], &gate)
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(!waiter.is_finished(), "waits while the gate is open");
+    assert!(closer.abandon());
+    let result = waiter.join().unwrap();
+    assert!(
+        matches!(result, Err(SinkError::Abandoned { .. })),
+        "{result:?}"
+    );
+    assert!(fs::symlink_metadata(dir.path().join("a")).is_err());
+}
+
+#[test]
+fn an_abandoned_gate_stops_a_write_right_before_the_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    write_atomically(dir.path(), &[file("a", 0o644, "old")]).unwrap();
+    let before = snapshot(dir.path());
+    let gate = PublishGate::default();
+    assert!(gate.abandon());
+    let err = super::write_atomically(dir.path(), &[file("a", 0o644, "new")], &gate).unwrap_err();
+    assert!(matches!(err, SinkError::Abandoned { .. }), "{err}");
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+#[test]
+fn a_data_entry_that_is_not_a_link_is_moved_aside() {
+    for kind in ["directory", "file"] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join(DATA_LINK);
+        if kind == "directory" {
+            fs::create_dir_all(data.join("sub")).unwrap();
+            fs::write(data.join("sub/f"), "x").unwrap();
+        } else {
+            fs::write(&data, "x").unwrap();
+        }
+        // A failing write first: the entry in the way stays exactly as it was.
+        let before = snapshot(dir.path());
+        assert!(write_atomically(
+            dir.path(),
+            &[file("x", 0o644, "1"), file("x/y", 0o644, "2")]
+        )
+        .is_err());
+        assert_eq!(snapshot(dir.path()), before, "{kind}");
+        write_atomically(dir.path(), &[file("a", 0o644, "mine")]).unwrap();
+        assert_eq!(read(dir.path(), "a"), "mine", "{kind}");
+        assert!(
+            fs::symlink_metadata(&data)
+                .unwrap()
+                .file_type()
+                .is_symlink(),
+            "{kind}"
+        );
+        write_atomically(dir.path(), &[file("a", 0o644, "again")]).unwrap();
+        assert_eq!(read(dir.path(), "a"), "again", "{kind}");
+    }
 }
 
 #[test]

@@ -11,7 +11,15 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+
 use crate::domain::failover::{ClientKind, ErrorClass};
+use crate::ports::MemoryGauge;
 
 const PREFIX: &str = "secrets_store_provider_aws";
 
@@ -172,6 +180,12 @@ impl Metrics {
         }
     }
 
+    /// Exposes the provider's memory cgroup (working set and limit), read at each scrape.
+    pub fn watch_memory(&mut self, gauge: Arc<dyn MemoryGauge>) {
+        self.registry
+            .register_collector(Box::new(CgroupCollector(gauge)));
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -214,6 +228,30 @@ impl Metrics {
         self.aws_call_duration
             .get_or_create(&d)
             .observe(duration.as_secs_f64());
+    }
+}
+
+struct CgroupCollector(Arc<dyn MemoryGauge>);
+
+impl std::fmt::Debug for CgroupCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CgroupCollector")
+    }
+}
+
+impl Collector for CgroupCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(memory) = self.0.memory() else {
+            return Ok(());
+        };
+        for (name, help, value) in [
+            ("cgroup_memory_used", "Working set of the provider's memory cgroup, files written into pods' tmpfs volumes included", memory.used),
+            ("cgroup_memory_limit", "Memory limit of the provider's cgroup", memory.limit),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
+            ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?;
+        }
+        Ok(())
     }
 }
 

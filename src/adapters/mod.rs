@@ -1,6 +1,8 @@
 //! The edges: CSI transport, file system, secret stores, cluster lookups.
 
+pub mod accept;
 pub mod aws;
+pub mod cgroup;
 pub mod coalesce;
 pub mod csi;
 pub mod driver_sink;

@@ -94,6 +94,11 @@ pub struct Flags {
     #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, value_name = "BOOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub strict_objects: Option<bool>,
+    /// The kubelet's directory: served mounts must target CSI volumes of pods under it
+    /// (the chart passes its kubeletPath) [default: unset, any absolute directory].
+    #[arg(long, global = true, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubelet_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use super::class_file::{parse_classes, ClassManifest};
 use crate::domain::attributes::MountAttributes;
 use crate::domain::mode::FileMode;
 use crate::domain::objects::{parse_objects, ClassContext, ClassErrors, YamlLimits};
-use crate::domain::region::Region;
+use crate::domain::region::{Region, Regions};
 
 /// What checking some files found.
 #[derive(Debug, Default)]
@@ -73,11 +73,10 @@ pub fn validate_class(class: &ClassManifest, region: Option<&Region>, strict: bo
         Err(e) => return failed(e.to_string()),
     };
     let primary = attributes.region.as_ref().or(region);
-    if attributes.failover_region.is_some() && attributes.failover_region.as_ref() == primary {
-        return failed(format!(
-            "failoverRegion `{}` must differ from the primary region",
-            primary.map(Region::as_str).unwrap_or_default()
-        ));
+    if let Some(primary) = primary {
+        if let Err(e) = Regions::new(primary.clone(), attributes.failover_region.clone()) {
+            return failed(e.to_string());
+        }
     }
     let ctx = ClassContext {
         translation: attributes.translation,

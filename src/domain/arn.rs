@@ -1,6 +1,7 @@
 //! Amazon Resource Names, as far as the provider needs them: the service decides the
 //! object type and the region must match the region the object is fetched from.
 
+use super::text::bounded;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +14,7 @@ pub struct Arn {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a valid ARN (expected arn:partition:service:region:account:resource)")]
+#[error("`{}` is not a valid ARN (expected arn:partition:service:region:account:resource)", bounded(&.0))]
 pub struct ArnError(pub String);
 
 impl Arn {

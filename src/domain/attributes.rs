@@ -1,5 +1,6 @@
 //! The attributes of a MountRequest (spec §3), parsed once into typed values.
 
+use super::text::bounded;
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
@@ -76,21 +77,19 @@ pub struct MountAttributes {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttributeError {
-    #[error("attributes are not a JSON object of strings: {0}")]
+    #[error("attributes are not a JSON object of strings: {}", bounded(&.0))]
     NotJson(String),
     #[error("attribute region: {0}")]
     Region(RegionError),
     #[error("attribute failoverRegion: {0}")]
     FailoverRegion(RegionError),
-    #[error("failoverRegion `{0}` must differ from region")]
-    SameRegions(String),
     #[error(transparent)]
     Translation(#[from] TranslationError),
-    #[error("usePodIdentity `{0}` is not a boolean (true/false, 1/0, t/f)")]
+    #[error("usePodIdentity `{}` is not a boolean (true/false, 1/0, t/f)", bounded(&.0))]
     UsePodIdentity(String),
-    #[error("preferredAddressType `{0}` must be ipv4, ipv6 or auto")]
+    #[error("preferredAddressType `{}` must be ipv4, ipv6 or auto", bounded(&.0))]
     AddressType(String),
-    #[error("attribute csi.storage.k8s.io/serviceAccount.tokens is not valid JSON: {0}")]
+    #[error("attribute csi.storage.k8s.io/serviceAccount.tokens is not valid JSON: {}", bounded(&.0))]
     Tokens(String),
 }
 
@@ -123,11 +122,6 @@ impl MountAttributes {
             .map(Region::parse)
             .transpose()
             .map_err(AttributeError::FailoverRegion)?;
-        if let (Some(r), Some(f)) = (&region, &failover_region) {
-            if r == f {
-                return Err(AttributeError::SameRegions(f.to_string()));
-            }
-        }
         let translation = PathTranslation::parse(map.get("pathTranslation").map(String::as_str))?;
         let use_pod_identity = match get("usePodIdentity") {
             None => false,
@@ -254,9 +248,12 @@ mod tests {
     }
 
     #[test]
-    fn failover_region_must_differ_from_region() {
-        let e = attrs(&[("region", "us-east-1"), ("failoverRegion", "us-east-1")]).unwrap_err();
-        assert!(matches!(e, AttributeError::SameRegions(_)));
+    fn failover_region_is_checked_against_the_primary_by_regions_not_here() {
+        // The primary may come from AWS_REGION or the node: `Regions::new` is the one
+        // place that compares them.
+        let a = attrs(&[("region", "us-east-1"), ("failoverRegion", "us-east-1")]).unwrap();
+        let (primary, failover) = (a.region.unwrap(), a.failover_region);
+        assert!(crate::domain::region::Regions::new(primary, failover).is_err());
     }
 
     #[test]

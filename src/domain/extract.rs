@@ -4,20 +4,33 @@ use super::mode::FileMode;
 use super::naming::FileName;
 use super::objects::JmesEntry;
 use super::secret::SecretValue;
+use super::text::bounded;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExtractError {
     #[error("invalid JSON used with jmesPath")]
     InvalidJson,
-    #[error("jmesPath `{path}` (alias `{alias}`) failed: {reason}")]
+    #[error(
+        "jmesPath `{}` (alias `{}`) failed: {reason}",
+        bounded(path),
+        bounded(alias)
+    )]
     Failed {
         path: String,
         alias: String,
         reason: String,
     },
-    #[error("jmesPath `{path}` (alias `{alias}`) found nothing")]
+    #[error(
+        "jmesPath `{}` (alias `{}`) found nothing",
+        bounded(path),
+        bounded(alias)
+    )]
     NotFound { path: String, alias: String },
-    #[error("jmesPath `{path}` (alias `{alias}`) found {kind}, not a string")]
+    #[error(
+        "jmesPath `{}` (alias `{}`) found {kind}, not a string",
+        bounded(path),
+        bounded(alias)
+    )]
     NotString {
         path: String,
         alias: String,

@@ -1,6 +1,7 @@
 //! File modes. A mode is a value carried by each file of a mount, never process state,
 //! so concurrent mounts with different permissions cannot affect each other.
 
+use super::text::bounded;
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -8,9 +9,9 @@ pub struct FileMode(u32);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModeError {
-    #[error("filePermission `{0}` must be 4 octal digits, such as \"0644\"")]
+    #[error("filePermission `{}` must be 4 octal digits, such as \"0644\"", bounded(&.0))]
     NotFourOctalDigits(String),
-    #[error("permission `{0}` must be a decimal file mode between 0 and 511 (\"420\" is 0644)")]
+    #[error("permission `{}` must be a decimal file mode between 0 and 511 (\"420\" is 0644)", bounded(&.0))]
     BadDecimal(String),
 }
 

@@ -1,6 +1,7 @@
 //! File names of mounted objects: alias or object name, with pathTranslation applied,
 //! checked so that a name can never leave the target directory.
 
+use super::text::bounded;
 use std::fmt;
 
 /// How `/` in an object name is treated (`pathTranslation`).
@@ -20,7 +21,7 @@ impl Default for PathTranslation {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TranslationError {
-    #[error("pathTranslation `{0}` must be \"False\" or exactly one character")]
+    #[error("pathTranslation `{}` must be \"False\" or exactly one character", bounded(&.0))]
     Invalid(String),
 }
 
@@ -53,15 +54,15 @@ pub struct FileName(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FileNameError {
-    #[error("file name `{0}` contains a `..` path element")]
+    #[error("file name `{}` contains a `..` path element", bounded(&.0))]
     ParentElement(String),
-    #[error("file name `{0}` is empty after path translation")]
+    #[error("file name `{}` is empty after path translation", bounded(&.0))]
     Empty(String),
-    #[error("file name `{0}` starts with `..`, which is reserved for the writer's own entries")]
+    #[error("file name `{}` starts with `..`, which is reserved for the writer's own entries", bounded(&.0))]
     Reserved(String),
-    #[error("file name `{0}` contains a NUL character")]
+    #[error("file name `{}` contains a NUL character", bounded(&.0))]
     Nul(String),
-    #[error("file name `{0}` has a path element longer than 255 bytes")]
+    #[error("file name `{}` has a path element longer than 255 bytes", bounded(&.0))]
     TooLong(String),
 }
 

@@ -1,12 +1,13 @@
 //! AWS region names, checked once so that nothing odd reaches an endpoint URL.
 
+use super::text::bounded;
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Region(String);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("region `{0}` is not a valid AWS region name (lower-case letters, digits and dashes)")]
+#[error("region `{}` is not a valid AWS region name (lower-case letters, digits and dashes)", bounded(&.0))]
 pub struct RegionError(pub String);
 
 impl Region {

@@ -2,9 +2,11 @@
 //! adapters implement them and turn vendor answers into these types.
 
 pub mod identity;
+pub mod memory;
 pub mod sink;
 pub mod store;
 
 pub use identity::{Identity, IdentityError, IdentityResolver};
-pub use sink::{MountSink, OutputFile, Published, SinkError};
+pub use memory::{MemoryGauge, MemoryUse};
+pub use sink::{MountSink, OutputFile, PublishGate, Published, SinkError};
 pub use store::{Fetched, SecretStore, StoreError};

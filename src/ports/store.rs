@@ -6,15 +6,8 @@ use super::identity::Identity;
 use crate::domain::failover::ErrorClass;
 use crate::domain::objects::{ObjectKind, ObjectRef};
 use crate::domain::region::Region;
-use crate::domain::secret::SecretValue;
 
-/// A value and the version it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fetched {
-    pub value: SecretValue,
-    /// Secrets Manager VersionId, or the SSM version number in decimal.
-    pub version: String,
-}
+pub use crate::domain::plan::Fetched;
 
 /// Why one object could not be fetched. `message` names the cause for a user (the
 /// object, the store's error code) and never holds a secret value or a token.

@@ -4,7 +4,8 @@ use crate::domain::attributes::AttributeError;
 use crate::domain::extract::ExtractError;
 use crate::domain::mode::ModeError;
 use crate::domain::objects::ClassErrors;
-use crate::domain::region::Region;
+use crate::domain::region::{Region, SameRegionError};
+use crate::domain::target::TargetError;
 use crate::ports::{IdentityError, SinkError, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,8 +18,8 @@ pub enum MountError {
     Class(#[from] ClassErrors),
     #[error("no region: set `region` in the SecretProviderClass, AWS_REGION on the provider, or the label topology.kubernetes.io/region on the node")]
     NoRegion,
-    #[error("failoverRegion `{0}` must differ from the primary region")]
-    SameRegions(Region),
+    #[error(transparent)]
+    SameRegions(#[from] SameRegionError),
     #[error("{0}")]
     Identity(#[from] IdentityError),
     /// No region in the class or the environment, and the pod's node could not tell.
@@ -39,8 +40,13 @@ pub enum MountError {
     /// A configured limit was exceeded (size of a value, of the response, ...).
     #[error("limit exceeded: {0}")]
     Limit(String),
-    #[error("the mount did not finish within {0:?}")]
+    #[error("the mount did not finish within {0:?}; nothing was written")]
     Deadline(std::time::Duration),
+    #[error("invalid mount request: {0}")]
+    Target(#[from] TargetError),
+    /// The provider's memory cgroup is near its limit and this mount would write files.
+    #[error("the provider's memory is at {} MiB of its {} MiB limit, and files it writes into pods' volumes count against it: raise the provider's memory limit (chart value resources.limits.memory), or let the driver write the files (driverWritesSecrets=true)", used / (1024 * 1024), limit / (1024 * 1024))]
+    MemoryPressure { used: u64, limit: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -1,8 +1,16 @@
 //! The mount use case: from a raw request to published files, over the ports.
 
+mod budget;
+mod deadline;
 mod error;
 mod fetch;
 mod mount;
 
+pub use crate::domain::plan::FileSummary;
+pub use budget::{BudgetError, MemoryBudget, Reservation};
+pub use deadline::{gate_for, within_deadline};
 pub use error::MountError;
-pub use mount::{FileSummary, MountOutcome, MountRequest, MountService, MountSettings, Mounter};
+pub use mount::{
+    MemoryWatch, MountOutcome, MountRequest, MountService, MountSettings, Mounter,
+    MEMORY_REFUSE_PERCENT,
+};

@@ -1,19 +1,25 @@
 //! The mount use case. Validates everything before any fetch, fetches concurrently,
 //! applies failover and extraction, then publishes all files in one step.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
 
 use crate::domain::attributes::MountAttributes;
-use crate::domain::extract::extract;
 use crate::domain::mode::FileMode;
 use crate::domain::objects::{parse_objects, ClassContext, UnknownKey, YamlLimits};
+use crate::domain::plan::{plan_mount, FileSummary, PlanError};
 use crate::domain::region::{Region, Regions};
-use crate::domain::versions::{response_versions, ObjectVersion};
-use crate::ports::{IdentityResolver, MountSink, OutputFile, Published, SecretStore};
+use crate::domain::target::TargetPath;
+use crate::domain::versions::ObjectVersion;
+use crate::ports::memory::Unlimited;
+use crate::ports::{
+    IdentityResolver, MemoryGauge, MountSink, OutputFile, PublishGate, Published, SecretStore,
+};
 
+use super::budget::{MemoryBudget, Reservation};
 use super::error::MountError;
 use super::fetch::fetch_all;
 
@@ -26,10 +32,12 @@ pub struct MountRequest {
     pub permission: String,
     pub target_path: String,
     pub current_versions: Vec<ObjectVersion>,
+    /// Until when the files may be published (the transport's deadline).
+    pub gate: PublishGate,
 }
 
 /// What a successful mount produced.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct MountOutcome {
     pub versions: Vec<ObjectVersion>,
     /// Files for the driver to write (driver-writes mode), else `None`.
@@ -40,14 +48,9 @@ pub struct MountOutcome {
     pub summary: Vec<FileSummary>,
     /// Keys of the class that name no field (ignored, as the existing provider does).
     pub unknown_keys: Vec<UnknownKey>,
-}
-
-/// A file of a mount, without its contents.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSummary {
-    pub path: String,
-    pub mode: FileMode,
-    pub version: String,
+    /// The memory budget this mount's values hold, given back when the outcome is
+    /// dropped (after the transport has sent the files, in driver-writes mode).
+    pub held: Reservation,
 }
 
 /// Settings that do not change per mount.
@@ -62,6 +65,32 @@ pub struct MountSettings {
     pub max_secret_bytes: usize,
     /// Unknown keys in a class fail the mount instead of being reported.
     pub strict_objects: bool,
+    /// When set, targets must be CSI volumes of pods under this kubelet directory.
+    pub kubelet_dir: Option<PathBuf>,
+    /// Secret bytes held in memory at once across mounts.
+    pub memory_budget_bytes: usize,
+    /// The provider's memory cgroup: near its limit, mounts that write files are refused.
+    pub memory: MemoryWatch,
+}
+
+/// Share of the cgroup's limit above which mounts that write files are refused: the
+/// rest is head room for the provider itself.
+pub const MEMORY_REFUSE_PERCENT: u64 = 90;
+
+/// The memory gauge the service asks (a newtype so settings stay `Debug`).
+#[derive(Clone)]
+pub struct MemoryWatch(pub Arc<dyn MemoryGauge>);
+
+impl Default for MemoryWatch {
+    fn default() -> Self {
+        MemoryWatch(Arc::new(Unlimited))
+    }
+}
+
+impl std::fmt::Debug for MemoryWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryWatch")
+    }
 }
 
 impl Default for MountSettings {
@@ -71,8 +100,11 @@ impl Default for MountSettings {
             fetch_concurrency: 16,
             yaml_limits: YamlLimits::default(),
             // Secrets Manager holds at most 64 KiB, Parameter Store 8 KiB.
-            max_secret_bytes: 256 * 1024,
+            max_secret_bytes: 64 * 1024,
             strict_objects: false,
+            kubelet_dir: None,
+            memory_budget_bytes: 16 * 1024 * 1024,
+            memory: MemoryWatch::default(),
         }
     }
 }
@@ -87,7 +119,25 @@ pub struct MountService {
     identity: Arc<dyn IdentityResolver>,
     store: Arc<dyn SecretStore>,
     sink: Arc<dyn MountSink>,
+    budget: MemoryBudget,
+    /// Bytes of files being written right now: the cgroup's usage does not show them
+    /// yet, so concurrent mounts must not all pass the check on the same reading.
+    writing: Arc<std::sync::Mutex<u64>>,
     settings: MountSettings,
+}
+
+/// Bytes a mount is writing, given back when the write is over (by then the cgroup's
+/// own usage counts them).
+struct Writing {
+    bytes: u64,
+    total: Arc<std::sync::Mutex<u64>>,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        let mut total = self.total.lock().unwrap_or_else(|p| p.into_inner());
+        *total = total.saturating_sub(self.bytes);
+    }
 }
 
 impl MountService {
@@ -101,8 +151,35 @@ impl MountService {
             identity,
             store,
             sink,
+            budget: MemoryBudget::new(settings.memory_budget_bytes),
+            writing: Arc::default(),
             settings,
         }
+    }
+
+    /// Files written by this process count against its memory cgroup (tmpfs pages are
+    /// charged to the writer): near the limit, refuse rather than be OOM-killed with
+    /// every mount of the node.
+    fn check_memory(&self, more: u64) -> Result<Option<Writing>, MountError> {
+        if !self.sink.writes_files() {
+            return Ok(None);
+        }
+        let Some(memory) = self.settings.memory.0.memory() else {
+            return Ok(None);
+        };
+        let mut writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let after = memory.used.saturating_add(*writing).saturating_add(more);
+        if after > memory.limit / 100 * MEMORY_REFUSE_PERCENT {
+            return Err(MountError::MemoryPressure {
+                used: memory.used.saturating_add(*writing),
+                limit: memory.limit,
+            });
+        }
+        *writing = writing.saturating_add(more);
+        Ok(Some(Writing {
+            bytes: more,
+            total: self.writing.clone(),
+        }))
     }
 
     async fn primary_region(&self, attributes: &MountAttributes) -> Result<Region, MountError> {
@@ -164,9 +241,9 @@ impl MountService {
         request: MountRequest,
     ) -> Result<MountOutcome, MountError> {
         let default_mode = FileMode::parse_decimal(&request.permission)?;
+        let target = TargetPath::parse(&request.target_path, self.settings.kubelet_dir.as_deref())?;
         let primary = self.primary_region(&attributes).await?;
-        let regions = Regions::new(primary, attributes.failover_region.clone())
-            .map_err(|e| MountError::SameRegions(e.0))?;
+        let regions = Regions::new(primary, attributes.failover_region.clone())?;
         let ctx = ClassContext {
             translation: attributes.translation,
             default_mode,
@@ -177,6 +254,23 @@ impl MountService {
         };
         let parsed = parse_objects(&attributes.objects, &ctx)?;
         let objects = parsed.objects;
+        self.check_memory(0)?;
+        // Worst case: every object at the size limit, once per file it feeds, and from
+        // both regions while failover decides.
+        let max = self.settings.max_secret_bytes;
+        let regions_asked = if regions.failover.is_some() { 2 } else { 1 };
+        let worst: usize = objects
+            .iter()
+            .map(|o| {
+                max.saturating_mul(1 + o.jmes.len())
+                    .saturating_mul(regions_asked)
+            })
+            .fold(0, usize::saturating_add);
+        let mut held = self
+            .budget
+            .reserve(worst, request.gate.deadline())
+            .await
+            .map_err(|e| MountError::Limit(e.to_string()))?;
 
         let identity = self
             .identity
@@ -191,66 +285,36 @@ impl MountService {
         )
         .await?;
 
-        let max = self.settings.max_secret_bytes;
-        if let Some((object, f)) = objects
+        let needed: usize = objects
             .iter()
             .zip(&fetched)
-            .find(|(_, f)| f.value.len() > max)
-        {
-            return Err(MountError::Limit(format!(
-                "{} is {} bytes, more than max_secret_bytes ({max})",
-                object.describe(),
-                f.value.len()
-            )));
-        }
-        let mut files = Vec::new();
-        for (object, fetched) in objects.iter().zip(&fetched) {
-            let extracted =
-                extract(&fetched.value, &object.jmes).map_err(|error| MountError::Extract {
-                    object: object.describe(),
-                    error,
-                })?;
-            files.push(OutputFile {
-                path: object.file.clone(),
-                mode: object.mode,
-                contents: fetched.value.clone(),
-            });
-            files.extend(extracted.into_iter().map(|e| OutputFile {
-                path: e.file,
-                mode: e.mode,
-                contents: e.value,
-            }));
-        }
-        // Every file carries its object's version (jmesPath files their parent's).
-        let mut summary = Vec::with_capacity(files.len());
-        for (object, fetched) in objects.iter().zip(&fetched) {
-            let paths = std::iter::once((&object.file, object.mode))
-                .chain(object.jmes.iter().map(|j| (&j.file, j.mode)));
-            for (path, mode) in paths {
-                summary.push(FileSummary {
-                    path: path.to_string(),
-                    mode,
-                    version: fetched.version.clone(),
-                });
-            }
-        }
-        let written: Vec<ObjectVersion> = summary
-            .iter()
-            .map(|f| ObjectVersion {
-                id: f.path.clone(),
-                version: f.version.clone(),
-            })
-            .collect();
-        let files = match self.sink.publish(&request.target_path, files).await? {
+            .map(|(o, f)| f.value.len().saturating_mul(1 + o.jmes.len()))
+            .fold(0, usize::saturating_add);
+        held.trim_to(needed);
+        let plan =
+            plan_mount(&objects, &fetched, max, &request.current_versions).map_err(
+                |e| match e {
+                    PlanError::TooLarge { .. } => MountError::Limit(e.to_string()),
+                    PlanError::Extract { object, source } => MountError::Extract {
+                        object,
+                        error: source,
+                    },
+                },
+            )?;
+        let files = plan.files;
+        let payload: usize = files.iter().map(|f| f.contents.len()).sum();
+        let _writing = self.check_memory(payload as u64)?;
+        let files = match self.sink.publish(&target, files, &request.gate).await? {
             Published::Written => None,
             Published::ForDriver(files) => Some(files),
         };
         Ok(MountOutcome {
-            versions: response_versions(&written, &request.current_versions),
+            versions: plan.versions,
             files,
             objects: objects.len(),
-            summary,
+            summary: plan.summary,
             unknown_keys: parsed.unknown_keys,
+            held,
         })
     }
 }

@@ -26,6 +26,7 @@ fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {
         permission: "420".to_string(),
         target_path: "/target".to_string(),
         current_versions: vec![],
+        gate: PublishGate::default(),
     }
 }
 
@@ -101,8 +102,9 @@ fn capturing_sink() -> (MockMountSink, Arc<Mutex<Vec<OutputFile>>>) {
     let written = Arc::new(Mutex::new(Vec::new()));
     let w = written.clone();
     let mut sink = MockMountSink::new();
-    sink.expect_publish().returning(move |target, files| {
-        assert_eq!(target, "/target");
+    sink.expect_writes_files().return_const(true);
+    sink.expect_publish().returning(move |target, files, _| {
+        assert_eq!(target.to_string(), "/target");
         *w.lock().unwrap() = files;
         Ok(Published::Written)
     });
@@ -129,6 +131,7 @@ fn service(
 
 fn no_sink() -> MockMountSink {
     let mut sink = MockMountSink::new();
+    sink.expect_writes_files().return_const(true);
     sink.expect_publish().never();
     sink
 }
@@ -584,4 +587,142 @@ async fn parameter_batches_at_the_boundaries_ten_eleven_and_twenty_five() {
         sizes.sort();
         assert_eq!(sizes, expected, "{count} parameters");
     }
+}
+
+fn with_settings(
+    store: MockSecretStore,
+    sink: MockMountSink,
+    settings: MountSettings,
+) -> MountService {
+    MountService::new(
+        Arc::new(identity_mock()),
+        Arc::new(store),
+        Arc::new(sink),
+        settings,
+    )
+}
+
+#[tokio::test]
+async fn near_the_cgroup_limit_a_mount_that_writes_files_is_refused_before_any_fetch() {
+    let mut store = MockSecretStore::new();
+    store.expect_fetch().never();
+    let mut gauge = crate::ports::memory::MockMemoryGauge::new();
+    gauge.expect_memory().returning(|| {
+        Some(crate::ports::MemoryUse {
+            used: 95 * 1024 * 1024,
+            limit: 100 * 1024 * 1024,
+        })
+    });
+    let settings = MountSettings {
+        default_region: Region::parse("us-east-1").ok(),
+        memory: MemoryWatch(Arc::new(gauge)),
+        ..MountSettings::default()
+    };
+    let err = with_settings(store, no_sink(), settings)
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}\n",
+            &[],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::MemoryPressure { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("95 MiB of its 100 MiB"), "{text}");
+    assert!(
+        text.contains("driverWritesSecrets") && text.contains("resources.limits.memory"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn the_payload_itself_must_fit_under_the_cgroup_limit() {
+    let (store, _) = store_mock(&[("us-east-1", "s", &"x".repeat(4096))], &[]);
+    let mut gauge = crate::ports::memory::MockMemoryGauge::new();
+    // 89.99% used: room for nothing bigger than a few bytes.
+    gauge.expect_memory().returning(|| {
+        Some(crate::ports::MemoryUse {
+            used: 8999,
+            limit: 10_000,
+        })
+    });
+    let settings = MountSettings {
+        default_region: Region::parse("us-east-1").ok(),
+        memory: MemoryWatch(Arc::new(gauge)),
+        ..MountSettings::default()
+    };
+    let err = with_settings(store, no_sink(), settings)
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}\n",
+            &[],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::MemoryPressure { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_class_whose_worst_case_exceeds_the_memory_budget_still_mounts_alone() {
+    let (store, _) = store_mock(&[("us-east-1", "a", "1"), ("us-east-1", "b", "2")], &[]);
+    let (sink, written) = capturing_sink();
+    let settings = MountSettings {
+        default_region: Region::parse("us-east-1").ok(),
+        memory_budget_bytes: 100 * 1024,
+        ..MountSettings::default()
+    };
+    // Two objects at the 64 KiB default are 128 KiB at worst: more than the budget.
+    with_settings(store, sink, settings)
+        .mount(request(
+            "- {objectName: a, objectType: secretsmanager}\n- {objectName: b, objectType: secretsmanager}\n",
+            &[],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(written.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_budget_is_given_back_when_the_outcome_is_dropped() {
+    let value = "x".repeat(60 * 1024);
+    let (store, _) = store_mock(&[("us-east-1", "s", &value)], &[]);
+    let (sink, _) = capturing_sink();
+    let settings = MountSettings {
+        default_region: Region::parse("us-east-1").ok(),
+        memory_budget_bytes: 64 * 1024,
+        ..MountSettings::default()
+    };
+    let svc = with_settings(store, sink, settings);
+    let mut held = None;
+    for _ in 0..3 {
+        // A mount reserves the whole 64 KiB and keeps 60 while its outcome lives: the
+        // next one fits only once the previous outcome is gone.
+        drop(held.take());
+        let mut req = request("- {objectName: s, objectType: secretsmanager}\n", &[]);
+        req.gate = crate::service::gate_for(std::time::Duration::from_secs(2));
+        held = Some(svc.mount(req).await.unwrap());
+    }
+    let mut req = request("- {objectName: s, objectType: secretsmanager}\n", &[]);
+    req.gate = crate::service::gate_for(std::time::Duration::from_millis(600));
+    let err = svc.mount(req).await.unwrap_err();
+    assert!(err.to_string().contains("stayed taken"), "{err}");
+}
+
+#[tokio::test]
+async fn a_huge_object_name_is_quoted_by_a_bounded_prefix() {
+    let name = "n".repeat(262_000);
+    let svc = service(
+        identity_mock(),
+        MockSecretStore::new(),
+        no_sink(),
+        Some("us-east-1"),
+    );
+    let err = svc
+        .mount(request(
+            &format!("- {{objectName: {name}, objectType: secretsmanager, objectAlias: ../x}}\n"),
+            &[],
+        ))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.len() < 2_000, "{} bytes", text.len());
+    assert!(text.contains("262000 bytes in all"), "{}", &text[..300]);
 }

@@ -34,6 +34,8 @@ pub struct AwsStub {
     latency_ms: Arc<AtomicU64>,
     /// Regions answering 500 to everything.
     failing: Arc<Mutex<Vec<String>>>,
+    /// When non-zero, every SecretString is padded to this many bytes.
+    value_bytes: Arc<AtomicU64>,
 }
 
 impl AwsStub {
@@ -67,6 +69,11 @@ impl AwsStub {
     /// Every value and version changes.
     pub fn rotate(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Secrets of `bytes` bytes from now on (0: the small default JSON).
+    pub fn set_value_bytes(&self, bytes: u64) {
+        self.value_bytes.store(bytes, Ordering::SeqCst);
     }
 
     pub fn set_latency(&self, latency: Duration) {
@@ -105,7 +112,13 @@ fn json_answer(status: u16, body: Value) -> Response<Full<Bytes>> {
         .unwrap_or_default()
 }
 
-fn answer(target: Option<&str>, body: &[u8], region: &str, epoch: u64) -> Response<Full<Bytes>> {
+fn answer(
+    target: Option<&str>,
+    body: &[u8],
+    region: &str,
+    epoch: u64,
+    value_bytes: usize,
+) -> Response<Full<Bytes>> {
     let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     match target {
         Some("secretsmanager.GetSecretValue") | Some("secretsmanager.DescribeSecret") => {
@@ -117,7 +130,11 @@ fn answer(target: Option<&str>, body: &[u8], region: &str, epoch: u64) -> Respon
                     "ARN": format!("arn:aws:secretsmanager:{region}:123456789012:secret:{name}-AbCdEf"),
                     "Name": name,
                     "VersionId": version,
-                    "SecretString": format!(r#"{{"username":"user-{epoch}","password":"pw-{name}-{epoch}"}}"#),
+                    "SecretString": if value_bytes > 0 {
+                        format!("{epoch}-{}", "v".repeat(value_bytes.saturating_sub(epoch.to_string().len() + 1)))
+                    } else {
+                        format!(r#"{{"username":"user-{epoch}","password":"pw-{name}-{epoch}"}}"#)
+                    },
                     "VersionStages": ["AWSCURRENT"],
                     "VersionIdsToStages": {version.clone(): ["AWSCURRENT"]},
                     "CreatedDate": 1.7e9,
@@ -186,6 +203,7 @@ pub async fn start(latency: Duration) -> std::io::Result<AwsStub> {
         epoch: Arc::new(AtomicU64::new(1)),
         latency_ms: Arc::new(AtomicU64::new(latency.as_millis() as u64)),
         failing: Arc::default(),
+        value_bytes: Arc::default(),
     };
     let server = stub.clone();
     tokio::spawn(async move {
@@ -238,6 +256,7 @@ pub async fn start(latency: Duration) -> std::io::Result<AwsStub> {
                             &body,
                             &region,
                             stub.epoch.load(Ordering::SeqCst),
+                            usize::try_from(stub.value_bytes.load(Ordering::SeqCst)).unwrap_or(0),
                         ))
                     }
                 });

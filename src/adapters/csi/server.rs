@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::UnixListenerStream;
 use tonic::{Request, Response, Status};
 
 use super::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use super::proto::{self, MountResponse, VersionResponse};
 use super::status::{error_code, status_of};
+use crate::adapters::accept::unix_incoming;
 use crate::adapters::metrics::Metrics;
 use crate::domain::versions::ObjectVersion;
 use std::panic::AssertUnwindSafe;
@@ -18,7 +18,7 @@ use std::panic::AssertUnwindSafe;
 use futures::FutureExt;
 use tokio::sync::Semaphore;
 
-use crate::service::{MountError, MountOutcome, MountRequest, Mounter};
+use crate::service::{gate_for, within_deadline, MountError, MountOutcome, MountRequest, Mounter};
 
 pub const RUNTIME_NAME: &str = "secrets-store-csi-driver-provider-aws";
 const PROTOCOL_VERSION: &str = "v1alpha1";
@@ -59,7 +59,9 @@ impl CsiProvider {
 
     /// One mount: waits for a slot, bounded by the deadline, isolated from panics (a
     /// bug reached by one request fails that request, counted, and the server goes on).
-    async fn run(&self, request: MountRequest) -> Result<MountOutcome, MountError> {
+    async fn run(&self, mut request: MountRequest) -> Result<MountOutcome, MountError> {
+        let gate = gate_for(self.deadline);
+        request.gate = gate.clone();
         let work = async {
             let _slot = self
                 .slots
@@ -81,8 +83,8 @@ impl CsiProvider {
             }
             Ok(outcome)
         };
-        match tokio::time::timeout(self.deadline, AssertUnwindSafe(work).catch_unwind()).await {
-            Err(_) => Err(MountError::Deadline(self.deadline)),
+        match within_deadline(AssertUnwindSafe(work).catch_unwind(), &gate, self.deadline).await {
+            Err(deadline) => Err(deadline),
             Ok(Ok(result)) => result,
             Ok(Err(_panic)) => {
                 self.metrics.panics.inc();
@@ -155,6 +157,7 @@ impl CsiDriverProvider for CsiProvider {
                     version: v.version,
                 })
                 .collect(),
+            gate: Default::default(),
         };
         let started = Instant::now();
         let result = {
@@ -211,7 +214,8 @@ impl CsiDriverProvider for CsiProvider {
 }
 
 /// Serves the provider on `listener` until `shutdown` resolves, then stops accepting
-/// and lets in-flight mounts finish.
+/// and lets in-flight mounts finish. Accept errors (no descriptor left) back off
+/// instead of spinning.
 pub async fn serve(
     listener: UnixListener,
     provider: CsiProvider,
@@ -224,6 +228,6 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(CsiDriverProviderServer::new(provider))
-        .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(unix_incoming(listener), shutdown)
         .await
 }

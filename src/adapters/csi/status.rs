@@ -4,11 +4,29 @@
 use tonic::{Code, Status};
 
 use crate::domain::failover::{ClientKind, ErrorClass};
-use crate::ports::IdentityError;
+use crate::ports::{IdentityError, SinkError};
 use crate::service::MountError;
 
 pub fn status_of(error: &MountError) -> Status {
-    Status::new(code_of(error), error.to_string())
+    Status::new(code_of(error), capped(error.to_string()))
+}
+
+/// Largest status message: it travels in HTTP/2 trailers, and a class with hundreds of
+/// broken objects must not produce one the driver's client cannot read.
+pub const MAX_STATUS_MESSAGE_BYTES: usize = 8 * 1024;
+
+fn capped(mut message: String) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE_BYTES {
+        return message;
+    }
+    let total = message.len();
+    let mut cut = MAX_STATUS_MESSAGE_BYTES - 64;
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    message.truncate(cut);
+    message.push_str(&format!("… ({total} bytes in all; see the provider log)"));
+    message
 }
 
 /// The small vocabulary of `MountResponse.error.code` (opt-in, `--error-codes`) and of
@@ -38,9 +56,12 @@ pub fn error_code(error: &MountError) -> &'static str {
             ErrorClass::Client(ClientKind::Other) => "RequestRejected",
             ErrorClass::Server | ErrorClass::Transport => "AWSUnavailable",
         },
+        MountError::Write(SinkError::Abandoned { .. }) => "MountTimeout",
         MountError::Write(_) => "FileWriteError",
         MountError::Deadline(_) => "MountTimeout",
         MountError::Limit(_) => "LimitExceeded",
+        MountError::MemoryPressure { .. } => "MemoryPressure",
+        MountError::Target(_) => "InvalidTargetPath",
         MountError::Internal(_) => "InternalError",
     }
 }
@@ -63,8 +84,11 @@ fn code_of(error: &MountError) -> Code {
             ErrorClass::Client(ClientKind::Other) => Code::FailedPrecondition,
             ErrorClass::Server | ErrorClass::Transport => Code::Internal,
         },
-        MountError::Deadline(_) => Code::DeadlineExceeded,
-        MountError::Limit(_) => Code::ResourceExhausted,
+        MountError::Deadline(_) | MountError::Write(SinkError::Abandoned { .. }) => {
+            Code::DeadlineExceeded
+        }
+        MountError::Limit(_) | MountError::MemoryPressure { .. } => Code::ResourceExhausted,
+        MountError::Target(_) => Code::InvalidArgument,
         MountError::Write(_) | MountError::Internal(_) => Code::Internal,
     }
 }
@@ -73,7 +97,7 @@ fn code_of(error: &MountError) -> Code {
 mod tests {
     use super::*;
     use crate::domain::region::Region;
-    use crate::ports::{SinkError, StoreError};
+    use crate::ports::StoreError;
 
     fn fetch(class: ErrorClass) -> MountError {
         MountError::Fetch {
@@ -149,5 +173,21 @@ mod tests {
     fn the_message_names_object_and_cause() {
         let status = status_of(&fetch(ErrorClass::Client(ClientKind::NotFound)));
         assert!(status.message().contains("object \"s\"") && status.message().contains("boom"));
+    }
+
+    #[test]
+    fn a_huge_message_is_capped() {
+        let errors = (0..2000)
+            .map(|i| crate::domain::objects::ObjectError {
+                object: format!("object \"o{i}\" (#{i})"),
+                rule: crate::domain::objects::Rule::FileName,
+                message: "bad".into(),
+            })
+            .collect();
+        let status = status_of(&MountError::Class(crate::domain::objects::ClassErrors(
+            errors,
+        )));
+        assert!(status.message().len() <= MAX_STATUS_MESSAGE_BYTES);
+        assert!(status.message().ends_with("see the provider log)"));
     }
 }

@@ -9,6 +9,7 @@ use super::arn::Arn;
 use super::mode::FileMode;
 use super::naming::{FileName, PathTranslation};
 use super::region::Region;
+use super::text::bounded;
 use raw::{deserialize, Keys, RawFailover, RawJmes, RawObject};
 
 mod raw;
@@ -69,7 +70,11 @@ pub struct ObjectSpec {
 impl ObjectSpec {
     /// How messages name this object.
     pub fn describe(&self) -> String {
-        format!("object \"{}\" (#{})", self.primary.name, self.position)
+        format!(
+            "object \"{}\" (#{})",
+            bounded(&self.primary.name),
+            self.position
+        )
     }
 }
 
@@ -315,7 +320,7 @@ impl ObjectChecker<'_, '_> {
         if name.is_empty() {
             format!("object #{}", self.position)
         } else {
-            format!("object \"{name}\" (#{})", self.position)
+            format!("object \"{}\" (#{})", bounded(name), self.position)
         }
     }
 
@@ -330,6 +335,7 @@ impl ObjectChecker<'_, '_> {
     /// Repeated keys are always refused (the existing provider silently keeps the last
     /// one); unknown ones are reported, and refused in strict mode.
     fn keys(&mut self, name: &str, within: Option<String>, keys: &Keys) {
+        let quoted = |key: &String| bounded(key);
         let prefix = within
             .as_ref()
             .map(|w| format!("{w}: "))
@@ -338,7 +344,7 @@ impl ObjectChecker<'_, '_> {
             self.fail(
                 name,
                 Rule::RepeatedKey,
-                format!("{prefix}key `{key}` repeats a field already given (field names match in any case)"),
+                format!("{prefix}key `{}` repeats a field already given (field names match in any case)", quoted(key)),
             );
         }
         for key in &keys.unknown {
@@ -346,13 +352,13 @@ impl ObjectChecker<'_, '_> {
                 self.fail(
                     name,
                     Rule::UnknownKey,
-                    format!("{prefix}unknown key `{key}` (strict mode)"),
+                    format!("{prefix}unknown key `{}` (strict mode)", quoted(key)),
                 );
             } else {
                 self.unknown_keys.push(UnknownKey {
                     object: self.object(name),
                     within: within.clone(),
-                    key: key.clone(),
+                    key: quoted(key),
                 });
             }
         }
@@ -440,7 +446,10 @@ impl ObjectChecker<'_, '_> {
                 self.fail(
                     name,
                     Rule::ObjectTypeInvalid,
-                    format!("objectType `{other}` must be `secretsmanager` or `ssmparameter`"),
+                    format!(
+                        "objectType `{}` must be `secretsmanager` or `ssmparameter`",
+                        bounded(other)
+                    ),
                 );
                 return None;
             }
@@ -533,7 +542,7 @@ impl ObjectChecker<'_, '_> {
                 self.fail(
                     name,
                     Rule::JmesPathInvalid,
-                    format!("jmesPath entry {n} (alias `{alias}`) {reason}"),
+                    format!("jmesPath entry {n} (alias `{}`) {reason}", bounded(&alias)),
                 );
                 continue;
             }
@@ -542,7 +551,7 @@ impl ObjectChecker<'_, '_> {
                 Err(e) => {
                     let reason = e.to_string();
                     let reason = reason.lines().next().unwrap_or("does not compile");
-                    self.fail(name, Rule::JmesPathInvalid, format!("jmesPath entry {n} path `{path}` (alias `{alias}`) is not a valid JMESPath expression: {reason}"));
+                    self.fail(name, Rule::JmesPathInvalid, format!("jmesPath entry {n} path `{}` (alias `{}`) is not a valid JMESPath expression: {reason}", bounded(&path), bounded(&alias)));
                     None
                 }
             };
@@ -690,7 +699,10 @@ fn check_uniqueness(specs: &[ObjectSpec], errors: &mut Vec<ObjectError>) {
                     errors,
                     spec,
                     Rule::DuplicateAlias,
-                    format!("objectAlias `{a}` is already used by object #{first}"),
+                    format!(
+                        "objectAlias `{}` is already used by object #{first}",
+                        bounded(a)
+                    ),
                 );
             }
         }
@@ -703,7 +715,10 @@ fn check_uniqueness(specs: &[ObjectSpec], errors: &mut Vec<ObjectError>) {
                     errors,
                     spec,
                     Rule::DuplicateFile,
-                    format!("file `{file}` is also written by object #{first}"),
+                    format!(
+                        "file `{}` is also written by object #{first}",
+                        bounded(file.as_str())
+                    ),
                 );
             }
         }
@@ -726,7 +741,7 @@ fn check_uniqueness(specs: &[ObjectSpec], errors: &mut Vec<ObjectError>) {
             prefix.push_str(element);
             if names.contains(prefix.as_str()) {
                 if let Some(spec) = specs.iter().find(|s| s.position == *position) {
-                    push(errors, spec, Rule::DuplicateFile, format!("file `{file}` needs `{prefix}` to be a directory, but another object writes a file there"));
+                    push(errors, spec, Rule::DuplicateFile, format!("file `{}` needs `{}` to be a directory, but another object writes a file there", bounded(file), bounded(&prefix)));
                 }
             }
         }

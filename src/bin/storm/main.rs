@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+
+mod memory;
 use hyper_util::rt::TokioIo;
 use provider::adapters::csi::proto::csi_driver_provider_client::CsiDriverProviderClient;
 use provider::adapters::csi::proto::MountRequest;
@@ -29,7 +31,8 @@ struct Args {
         default_value = "target/release/secrets-store-csi-driver-provider-aws"
     )]
     provider_bin: PathBuf,
-    /// a (storm), b (storm with failover), c (rotation), d (throughput at 0 ms), or all.
+    /// a (storm), b (storm with failover), c (rotation), d (throughput at 0 ms), or all;
+    /// `soak` and `memory` (under a memory cgroup) run alone.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Pods in a storm.
@@ -153,10 +156,20 @@ async fn start_provider(
     api: &fake_apiserver::FakeApi,
     aws_url: &str,
 ) -> anyhow::Result<Provider> {
+    start_provider_with(Command::new(bin), dir, api, aws_url).await
+}
+
+/// `command` is the provider binary, or a wrapper that execs it (cgroup, namespace).
+async fn start_provider_with(
+    mut command: Command,
+    dir: &Path,
+    api: &fake_apiserver::FakeApi,
+    aws_url: &str,
+) -> anyhow::Result<Provider> {
     let kubeconfig = dir.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig)?;
     let volume = dir.join("providers");
-    let child = Command::new(bin)
+    let child = command
         .arg(format!("--provider-volume={}", volume.display()))
         .args(["--metrics-addr=", "--log-level=warn"])
         .env("KUBECONFIG", &kubeconfig)
@@ -471,6 +484,9 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     if args.scenario == "soak" {
         return soak(&args).await;
+    }
+    if args.scenario == "memory" {
+        return memory::memory(&args.provider_bin).await;
     }
     let scenarios: Vec<&str> = if args.scenario == "all" {
         vec!["a", "b", "c", "d"]

@@ -1,0 +1,163 @@
+//! Secret bytes held in memory at once, across mounts. Each mount reserves its worst case
+//! before it fetches (every object at `max_secret_bytes`, once per file it feeds and per
+//! region it is asked of) and gives back what it did not need once the values are in.
+//! Reserving everything up front means mounts never hold part of the budget while
+//! waiting for the rest, so they cannot deadlock; a mount that does not fit waits
+//! within its deadline and then fails alone. A mount whose worst case is larger than
+//! the whole budget is not refused (the existing provider mounts such a class): it
+//! waits for the whole budget and runs alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Permits are KiB: a u32 count of bytes would cap the budget at 4 GiB.
+const UNIT: usize = 1024;
+
+/// How long before its deadline a waiting mount gives up, so that it reports the
+/// budget (RESOURCE_EXHAUSTED) rather than a bare deadline.
+const GIVE_UP_BEFORE_DEADLINE: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone)]
+pub struct MemoryBudget {
+    permits: Arc<Semaphore>,
+    total_units: usize,
+}
+
+/// Part of the budget, held until dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BudgetError {
+    #[error("the provider's memory budget for secret values ({total} bytes) stayed taken by other mounts until this mount's deadline; it needs up to {needed} bytes")]
+    Busy { needed: usize, total: usize },
+}
+
+fn units(bytes: usize) -> usize {
+    bytes.div_ceil(UNIT)
+}
+
+impl MemoryBudget {
+    pub fn new(bytes: usize) -> Self {
+        let total_units = units(bytes).clamp(1, Semaphore::MAX_PERMITS);
+        MemoryBudget {
+            permits: Arc::new(Semaphore::new(total_units)),
+            total_units,
+        }
+    }
+
+    pub fn total_bytes(&self) -> usize {
+        self.total_units * UNIT
+    }
+
+    /// Bytes free right now (for tests and metrics).
+    pub fn available_bytes(&self) -> usize {
+        self.permits.available_permits() * UNIT
+    }
+
+    /// Waits for `bytes`, until shortly before `deadline` when there is one.
+    pub async fn reserve(
+        &self,
+        bytes: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Reservation, BudgetError> {
+        let needed = units(bytes).min(self.total_units);
+        let (needed_bytes, total) = (bytes, self.total_bytes());
+        if needed == 0 {
+            return Ok(Reservation { permit: None });
+        }
+        // `needed` is at most `total_units`, itself at most MAX_PERMITS (< u32::MAX).
+        let count = u32::try_from(needed).unwrap_or(u32::MAX);
+        let waiting = self.permits.clone().acquire_many_owned(count);
+        let busy = BudgetError::Busy {
+            needed: needed_bytes,
+            total,
+        };
+        let permit = match deadline {
+            None => waiting.await.map_err(|_| busy)?,
+            Some(deadline) => {
+                let give_up = deadline
+                    .checked_sub(GIVE_UP_BEFORE_DEADLINE)
+                    .unwrap_or(deadline);
+                tokio::time::timeout_at(tokio::time::Instant::from_std(give_up), waiting)
+                    .await
+                    .map_err(|_| busy.clone())?
+                    .map_err(|_| busy)?
+            }
+        };
+        Ok(Reservation {
+            permit: Some(permit),
+        })
+    }
+}
+
+impl Reservation {
+    /// Gives back everything above `bytes`.
+    pub fn trim_to(&mut self, bytes: usize) {
+        let keep = units(bytes);
+        if let Some(permit) = self.permit.as_mut() {
+            let held = permit.num_permits();
+            if keep < held {
+                drop(permit.split(held - keep));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reservation_is_trimmed_and_returned_when_dropped() {
+        let budget = MemoryBudget::new(1024 * 1024);
+        let mut held = budget.reserve(600 * 1024, None).await.unwrap();
+        assert_eq!(budget.available_bytes(), 424 * 1024);
+        held.trim_to(100 * 1024 + 1);
+        assert_eq!(budget.available_bytes(), (1024 - 101) * 1024);
+        drop(held);
+        assert_eq!(budget.available_bytes(), 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_mount_larger_than_the_budget_runs_alone() {
+        let budget = MemoryBudget::new(1024 * 1024);
+        let alone = budget.reserve(2 * 1024 * 1024, None).await.unwrap();
+        assert_eq!(budget.available_bytes(), 0, "it holds the whole budget");
+        let deadline = Instant::now() + Duration::from_millis(600);
+        assert!(budget.reserve(1024, Some(deadline)).await.is_err());
+        drop(alone);
+        assert!(budget.reserve(1024, None).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_mount_that_does_not_fit_waits_then_fails_alone_before_its_deadline() {
+        let budget = MemoryBudget::new(1024 * 1024);
+        let _first = budget.reserve(900 * 1024, None).await.unwrap();
+        let deadline = Instant::now() + Duration::from_millis(700);
+        let err = budget
+            .reserve(200 * 1024, Some(deadline))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BudgetError::Busy { .. }), "{err}");
+        assert!(Instant::now() < deadline, "gave up before the deadline");
+        // What fits still gets through while the big one is held.
+        assert!(budget.reserve(100 * 1024, Some(deadline)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_waiting_mount_goes_ahead_when_another_finishes() {
+        let budget = MemoryBudget::new(1024 * 1024);
+        let first = budget.reserve(900 * 1024, None).await.unwrap();
+        let b = budget.clone();
+        let waiter = tokio::spawn(async move { b.reserve(500 * 1024, None).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished());
+        drop(first);
+        waiter.await.unwrap().unwrap();
+    }
+}

@@ -1,0 +1,75 @@
+//! The one place a mount's deadline is applied. Past it the mount is abandoned, unless
+//! its writer already began publishing: then the result is whatever the writer did, so a
+//! mount reported as failed never changes the disk afterwards.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use crate::ports::PublishGate;
+
+use super::error::MountError;
+
+/// A gate for a mount that must end within `limit` from now.
+pub fn gate_for(limit: Duration) -> PublishGate {
+    PublishGate::until(Instant::now() + limit)
+}
+
+/// Runs `work` until `gate`'s deadline (`limit` from when the gate was made).
+pub async fn within_deadline<O>(
+    work: impl Future<Output = O>,
+    gate: &PublishGate,
+    limit: Duration,
+) -> Result<O, MountError> {
+    let wait = async {
+        match gate.deadline() {
+            Some(deadline) => {
+                tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(work);
+    tokio::select! {
+        out = &mut work => return Ok(out),
+        () = wait => {}
+    }
+    if gate.abandon() {
+        return Err(MountError::Deadline(limit));
+    }
+    // The writer is swapping the files in: its answer is the mount's answer.
+    tracing::info!(
+        "the deadline passed while the files were being published; reporting what the writer did"
+    );
+    Ok(work.await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn past_the_deadline_an_open_mount_is_abandoned() {
+        let gate = gate_for(Duration::from_millis(20));
+        let out = within_deadline(
+            std::future::pending::<()>(),
+            &gate,
+            Duration::from_millis(20),
+        )
+        .await;
+        assert!(matches!(out, Err(MountError::Deadline(_))));
+        assert!(!gate.begin_commit(), "a late writer publishes nothing");
+    }
+
+    #[tokio::test]
+    async fn a_mount_already_publishing_is_waited_for() {
+        let gate = gate_for(Duration::from_millis(20));
+        let writer = gate.clone();
+        let work = async move {
+            assert!(writer.begin_commit());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            "published"
+        };
+        let out = within_deadline(work, &gate, Duration::from_millis(20)).await;
+        assert_eq!(out.unwrap(), "published");
+    }
+}
