@@ -73,10 +73,15 @@ pub async fn build_store(
                 timeout: settings.pod_identity_http_timeout().unwrap_or(None),
             };
             let sdk = sdk::load(&sdk_settings).await?;
-            Arc::new(AwsStore::new(sdk, agent, default_credentials).with_metrics(metrics.clone()))
+            Arc::new(AwsStore::new(
+                sdk,
+                agent,
+                default_credentials,
+                metrics.clone(),
+            ))
         }
     };
-    Ok(Arc::new(Coalescing::new(store).with_metrics(metrics)))
+    Ok(Arc::new(Coalescing::new(store, metrics)))
 }
 
 /// The provider's own region: AWS_REGION, when set and valid.
@@ -181,8 +186,7 @@ pub async fn serve(
         service_settings.memory = MemoryWatch(cgroup);
     }
     let service = MountService::new(identity, store, sink, service_settings);
-    let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout()?)
-        .with_metrics(metrics)
+    let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout()?, metrics)
         .with_error_codes(settings.error_codes)
         .with_limits(settings.max_concurrent_mounts, settings.max_response_bytes);
     let (listener, guard) = csi::bind_socket(&settings.provider_volume).with_context(|| {

@@ -8,6 +8,13 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::adapters::aws::credentials::pod_identity::{
+    DEFAULT_IPV4_ENDPOINT, DEFAULT_IPV6_ENDPOINT,
+};
+use crate::adapters::csi::{DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES};
+use crate::adapters::kube::KubeSettings;
+use crate::service::MountSettings;
+
 /// Prefix of the environment variables that set any key, e.g. `SSCSI_AWS_QPS=20`.
 pub const ENV_PREFIX: &str = "SSCSI_AWS_";
 
@@ -81,36 +88,38 @@ pub enum LogFormat {
 }
 
 impl Default for Settings {
+    /// Each component's own default, so a default is written once, where it is used.
     fn default() -> Self {
+        let mount = MountSettings::default();
+        let kube = KubeSettings::default();
         Settings {
             provider_volume: PathBuf::from("/var/run/secrets-store-csi-providers"),
             driver_writes_secrets: false,
-            qps: 5.0,
-            burst: 10,
+            qps: kube.qps,
+            burst: kube.burst,
             eks_addon_version: String::new(),
             pod_identity_http_timeout: String::new(),
             store: StoreKind::Aws,
             local_store: None,
             mount_timeout: "30s".to_string(),
-            pod_identity_ipv4_endpoint: "http://169.254.170.23/v1/credentials".to_string(),
-            pod_identity_ipv6_endpoint: "http://[fd00:ec2::23]/v1/credentials".to_string(),
-            fetch_concurrency: 16,
-            watch_service_accounts: true,
+            pod_identity_ipv4_endpoint: DEFAULT_IPV4_ENDPOINT.to_string(),
+            pod_identity_ipv6_endpoint: DEFAULT_IPV6_ENDPOINT.to_string(),
+            fetch_concurrency: mount.fetch_concurrency,
+            watch_service_accounts: kube.watch_service_accounts,
             metrics_addr: "0.0.0.0:8989".to_string(),
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
             error_codes: false,
-            max_objects_yaml_bytes: 256 * 1024,
-            max_objects: 256,
-            max_yaml_aliases: 64,
-            max_jmes_path_bytes: 1024,
-            // Secrets Manager's own maximum; Parameter Store's is 8 KiB.
-            max_secret_bytes: 64 * 1024,
-            max_response_bytes: 4 * 1024 * 1024 - 64 * 1024,
-            max_concurrent_mounts: 64,
-            strict_objects: false,
-            kubelet_dir: None,
-            memory_budget_bytes: 16 * 1024 * 1024,
+            max_objects_yaml_bytes: mount.yaml_limits.max_bytes,
+            max_objects: mount.yaml_limits.max_objects,
+            max_yaml_aliases: mount.yaml_limits.max_aliases,
+            max_jmes_path_bytes: mount.yaml_limits.max_jmes_path_bytes,
+            max_secret_bytes: mount.max_secret_bytes,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_concurrent_mounts: DEFAULT_MAX_CONCURRENT_MOUNTS,
+            strict_objects: mount.strict_objects,
+            kubelet_dir: mount.kubelet_dir,
+            memory_budget_bytes: mount.memory_budget_bytes,
         }
     }
 }

@@ -67,16 +67,14 @@ async fn env() -> Option<Env> {
         ..SdkSettings::default()
     };
     let metrics = Arc::new(Metrics::new());
-    let store = Arc::new(
-        AwsStore::new(
-            sdk::load(&settings).await.unwrap(),
-            AgentSettings::default(),
-            false,
-        )
-        .with_metrics(metrics.clone()),
-    );
+    let store = Arc::new(AwsStore::new(
+        sdk::load(&settings).await.unwrap(),
+        AgentSettings::default(),
+        false,
+        metrics.clone(),
+    ));
     let coalescing: Arc<dyn SecretStore> =
-        Arc::new(Coalescing::new(store.clone()).with_metrics(metrics.clone()));
+        Arc::new(Coalescing::new(store.clone(), metrics.clone()));
     let service = MountService::new(
         Arc::new(Fixed),
         coalescing,

@@ -82,9 +82,11 @@ async fn server(
         MountSettings::default(),
     ));
     let metrics = Arc::new(Metrics::new());
-    let provider = configure(
-        CsiProvider::new(wrap(service), Duration::from_millis(700)).with_metrics(metrics.clone()),
-    );
+    let provider = configure(CsiProvider::new(
+        wrap(service),
+        Duration::from_millis(700),
+        metrics.clone(),
+    ));
     let (listener, guard) = bind_socket(&dir.path().join("providers")).unwrap();
     let socket = guard.path().to_path_buf();
     let (stop, stopped) = oneshot::channel::<()>();

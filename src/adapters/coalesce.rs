@@ -2,7 +2,6 @@
 //! region and batch. A storm of pods mounting one class costs one call per object.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
@@ -21,28 +20,16 @@ type InFlight = Mutex<HashMap<Key, Shared<BoxFuture<'static, Answer>>>>;
 pub struct Coalescing {
     inner: Arc<dyn SecretStore>,
     in_flight: Arc<InFlight>,
-    joined: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
 impl Coalescing {
-    pub fn new(inner: Arc<dyn SecretStore>) -> Self {
+    pub fn new(inner: Arc<dyn SecretStore>, metrics: Arc<Metrics>) -> Self {
         Coalescing {
             inner,
             in_flight: Arc::default(),
-            joined: AtomicU64::new(0),
-            metrics: Arc::default(),
+            metrics,
         }
-    }
-
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
-    /// Fetches that joined another's call instead of making their own.
-    pub fn joined(&self) -> u64 {
-        self.joined.load(Ordering::Relaxed)
     }
 }
 
@@ -63,7 +50,6 @@ impl SecretStore for Coalescing {
         let call = {
             let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(call) = map.get(&key) {
-                self.joined.fetch_add(1, Ordering::Relaxed);
                 self.metrics.coalesced_fetches.inc();
                 call.clone()
             } else {
@@ -109,7 +95,7 @@ mod tests {
     use super::*;
     use crate::domain::attributes::AuthMode;
     use crate::domain::secret::SecretValue;
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     struct Counting(AtomicUsize);
@@ -158,7 +144,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn identical_concurrent_fetches_share_one_call_and_later_ones_ask_again() {
         let inner = Arc::new(Counting(AtomicUsize::new(0)));
-        let store = Arc::new(Coalescing::new(inner.clone()));
+        let store = Arc::new(Coalescing::new(inner.clone(), Arc::default()));
         let region = Region::parse("us-east-1").unwrap();
         let mut tasks = Vec::new();
         for _ in 0..10 {
@@ -171,7 +157,7 @@ mod tests {
             assert!(t.await.unwrap()[0].is_ok());
         }
         assert_eq!(inner.0.load(Ordering::SeqCst), 1);
-        assert_eq!(store.joined(), 9);
+        assert_eq!(store.metrics.coalesced_fetches.get(), 9);
         store.fetch(&region, &identity("a"), &[object("s")]).await;
         assert_eq!(
             inner.0.load(Ordering::SeqCst),
@@ -184,7 +170,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_call_whose_waiters_all_gave_up_still_finishes_and_retires() {
         let inner = Arc::new(Counting(AtomicUsize::new(0)));
-        let store = Arc::new(Coalescing::new(inner.clone()));
+        let store = Arc::new(Coalescing::new(inner.clone(), Arc::default()));
         let region = Region::parse("us-east-1").unwrap();
         let waiting = {
             let (store, region) = (store.clone(), region.clone());
@@ -204,7 +190,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn different_identities_regions_or_objects_do_not_share() {
         let inner = Arc::new(Counting(AtomicUsize::new(0)));
-        let store = Arc::new(Coalescing::new(inner.clone()));
+        let store = Arc::new(Coalescing::new(inner.clone(), Arc::default()));
         let (east, west) = (
             Region::parse("us-east-1").unwrap(),
             Region::parse("us-west-2").unwrap(),

@@ -177,6 +177,12 @@ pub fn write_atomically(
     // leftover. Held until `lock` is closed, at the end of this call.
     let lock = std::fs::File::open(target).map_err(|e| target_error(target, &e.to_string()))?;
     lock_target(&lock, target, gate)?;
+    if gate.is_closed() {
+        return Err(SinkError::Abandoned {
+            path: target.display().to_string(),
+            reason: "the mount was abandoned while it waited for the target".into(),
+        });
+    }
     let previous = read_data_link(&dir);
     remove_leftovers(&dir, previous.as_deref());
 

@@ -180,6 +180,36 @@ impl Metrics {
         }
     }
 
+    /// Credential calls made and answers served from the cache, over every label.
+    pub fn credential_totals(&self) -> (u64, u64) {
+        let sources = ["irsa", "pod_identity"];
+        let outcomes = [
+            "ok",
+            "not_found",
+            "access_denied",
+            "invalid",
+            "client_error",
+            "server_error",
+            "transport_error",
+        ];
+        let mut fetches = 0;
+        let mut hits = 0;
+        for source in sources {
+            for outcome in outcomes {
+                let labels = CredentialLabels {
+                    source: source.to_string(),
+                    outcome: outcome.to_string(),
+                };
+                fetches += self.credential_fetches.get_or_create(&labels).get();
+            }
+            let labels = SourceLabels {
+                source: source.to_string(),
+            };
+            hits += self.credential_cache_hits.get_or_create(&labels).get();
+        }
+        (fetches, hits)
+    }
+
     /// Exposes the provider's memory cgroup (working set and limit), read at each scrape.
     pub fn watch_memory(&mut self, gauge: Arc<dyn MemoryGauge>) {
         self.registry

@@ -118,7 +118,7 @@ mod tests {
         JmesEntry {
             path: path.to_string(),
             alias: alias.to_string(),
-            expression: jmespath::compile(path).unwrap(),
+            expression: crate::domain::jmes_runtime::compile(path).unwrap(),
             file: FileName::from_object_name(alias, PathTranslation::default()).unwrap(),
             mode: FileMode::DEFAULT,
         }

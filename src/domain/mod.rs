@@ -5,6 +5,7 @@ pub mod arn;
 pub mod attributes;
 pub mod extract;
 pub mod failover;
+pub mod jmes_runtime;
 pub mod mode;
 pub mod naming;
 pub mod objects;

@@ -51,6 +51,17 @@ pub enum PlanError {
         size: usize,
         max: usize,
     },
+    #[error(
+        "{object}: jmesPath `{alias}` produced {size} bytes, more than max_secret_bytes ({max})"
+    )]
+    ExtractedTooLarge {
+        object: String,
+        alias: String,
+        size: usize,
+        max: usize,
+    },
+    #[error("the files of this mount total more than {max} bytes (memory_budget_bytes): raise it, or split the class")]
+    MountTooLarge { max: usize },
     #[error("{object}: {source}")]
     Extract {
         object: String,
@@ -60,13 +71,17 @@ pub enum PlanError {
 }
 
 /// Every object's file (its whole value) and its jmesPath files, each carrying the
-/// object's version. `fetched` is in object order.
+/// object's version. `fetched` is in object order. No file may be larger than
+/// `max_secret_bytes`, and all of them together not larger than `max_total_bytes`
+/// (checked as they are made, so a class cannot make the plan itself huge).
 pub fn plan_mount(
     objects: &[ObjectSpec],
     fetched: &[Fetched],
     max_secret_bytes: usize,
+    max_total_bytes: usize,
     current: &[ObjectVersion],
 ) -> Result<MountPlan, PlanError> {
+    let mut total = 0usize;
     let mut files = Vec::new();
     let mut summary = Vec::new();
     for (object, fetched) in objects.iter().zip(fetched) {
@@ -84,6 +99,16 @@ pub fn plan_mount(
                 object: object.describe(),
                 source,
             })?;
+        for (entry, e) in object.jmes.iter().zip(&extracted) {
+            if e.value.len() > max_secret_bytes {
+                return Err(PlanError::ExtractedTooLarge {
+                    object: object.describe(),
+                    alias: crate::domain::text::bounded(&entry.alias),
+                    size: e.value.len(),
+                    max: max_secret_bytes,
+                });
+            }
+        }
         let whole = OutputFile {
             path: object.file.clone(),
             mode: object.mode,
@@ -95,6 +120,12 @@ pub fn plan_mount(
             contents: e.value,
         });
         for file in std::iter::once(whole).chain(parts) {
+            total = total.saturating_add(file.contents.len());
+            if total > max_total_bytes {
+                return Err(PlanError::MountTooLarge {
+                    max: max_total_bytes,
+                });
+            }
             summary.push(FileSummary {
                 path: file.path.to_string(),
                 mode: file.mode,
@@ -149,6 +180,7 @@ mod tests {
             &specs,
             &[fetched(r#"{"user":"admin"}"#, "v7"), fetched("p", "3")],
             1024,
+            1 << 20,
             &[],
         )
         .unwrap();
@@ -178,19 +210,35 @@ mod tests {
             id: "gone".into(),
             version: "1".into(),
         }];
-        let plan = plan_mount(&specs, &[fetched("x", "v2")], 1024, &current).unwrap();
+        let plan = plan_mount(&specs, &[fetched("x", "v2")], 1024, 1 << 20, &current).unwrap();
         assert_eq!(plan.versions.len(), 2);
     }
 
     #[test]
     fn a_value_over_the_limit_or_a_failed_extraction_names_the_object() {
         let specs = objects("- {objectName: a, objectType: secretsmanager, jmesPath: [{path: k, objectAlias: k}]}\n");
-        let err = plan_mount(&specs, &[fetched("12345", "v")], 4, &[]).unwrap_err();
+        let err = plan_mount(&specs, &[fetched("12345", "v")], 4, 1 << 20, &[]).unwrap_err();
         assert!(matches!(err, PlanError::TooLarge { size: 5, .. }), "{err}");
-        let err = plan_mount(&specs, &[fetched("not json", "v")], 1024, &[]).unwrap_err();
+        let err = plan_mount(&specs, &[fetched("not json", "v")], 1024, 1 << 20, &[]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "object \"a\" (#1): invalid JSON used with jmesPath"
         );
+    }
+
+    #[test]
+    fn many_jmes_files_cannot_make_the_plan_larger_than_its_bound() {
+        // Thousands of entries extracting the same value: refused as soon as the files
+        // pass the bound, not after all of them were made.
+        let entries: Vec<String> = (0..2000)
+            .map(|i| format!("{{path: a, objectAlias: f{i}}}"))
+            .collect();
+        let specs = objects(&format!(
+            "- {{objectName: s, objectType: secretsmanager, jmesPath: [{}]}}\n",
+            entries.join(", ")
+        ));
+        let value = format!(r#"{{"a":"{}"}}"#, "x".repeat(60_000));
+        let err = plan_mount(&specs, &[fetched(&value, "v")], 65536, 1 << 20, &[]).unwrap_err();
+        assert!(matches!(err, PlanError::MountTooLarge { .. }), "{err}");
     }
 }

@@ -13,6 +13,22 @@ pub fn bounded(text: &str) -> String {
     }
 }
 
+/// A whole message of at most `max` bytes (cut on a character boundary, with a note of
+/// how long it was): a class with thousands of broken objects makes one.
+pub fn capped(mut message: String, max: usize) -> String {
+    if message.len() <= max {
+        return message;
+    }
+    let total = message.len();
+    let mut cut = max.saturating_sub(64);
+    while !message.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    message.truncate(cut);
+    message.push_str(&format!("… ({total} bytes in all)"));
+    message
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -24,5 +40,16 @@ mod tests {
         let shown = bounded(&long);
         assert!(shown.starts_with(&"é".repeat(MAX_QUOTED_CHARS)));
         assert!(shown.ends_with("…(2000 bytes in all)"), "{shown}");
+    }
+
+    #[test]
+    fn a_long_message_is_capped() {
+        let long = "ab".repeat(10_000);
+        let shown = capped(long, 1000);
+        assert!(
+            shown.len() <= 1000 && shown.ends_with("(20000 bytes in all)"),
+            "{shown}"
+        );
+        assert_eq!(capped("short".into(), 1000), "short");
     }
 }

@@ -14,8 +14,34 @@ pub fn gate_for(limit: Duration) -> PublishGate {
     PublishGate::until(Instant::now() + limit)
 }
 
+/// Closes the gate when the mount's future is dropped unfinished (the driver cancelled
+/// the call, the client went away): nobody hears the result, so nothing may publish.
+struct AbandonOnDrop<'a> {
+    gate: &'a PublishGate,
+    armed: bool,
+}
+
+impl Drop for AbandonOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.gate.abandon();
+        }
+    }
+}
+
 /// Runs `work` until `gate`'s deadline (`limit` from when the gate was made).
 pub async fn within_deadline<O>(
+    work: impl Future<Output = O>,
+    gate: &PublishGate,
+    limit: Duration,
+) -> Result<O, MountError> {
+    let mut guard = AbandonOnDrop { gate, armed: true };
+    let out = run_until_deadline(work, gate, limit).await;
+    guard.armed = false;
+    out
+}
+
+async fn run_until_deadline<O>(
     work: impl Future<Output = O>,
     gate: &PublishGate,
     limit: Duration,
@@ -58,6 +84,20 @@ mod tests {
         .await;
         assert!(matches!(out, Err(MountError::Deadline(_))));
         assert!(!gate.begin_commit(), "a late writer publishes nothing");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_mount_is_abandoned() {
+        let gate = gate_for(Duration::from_secs(60));
+        let run = within_deadline(std::future::pending::<()>(), &gate, Duration::from_secs(60));
+        // The driver gives up: the future is dropped long before the deadline.
+        assert!(tokio::time::timeout(Duration::from_millis(20), run)
+            .await
+            .is_err());
+        assert!(
+            !gate.begin_commit(),
+            "the writer must not publish for nobody"
+        );
     }
 
     #[tokio::test]

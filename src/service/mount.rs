@@ -13,6 +13,7 @@ use crate::domain::objects::{parse_objects, ClassContext, UnknownKey, YamlLimits
 use crate::domain::plan::{plan_mount, FileSummary, PlanError};
 use crate::domain::region::{Region, Regions};
 use crate::domain::target::TargetPath;
+use crate::domain::text::capped;
 use crate::domain::versions::ObjectVersion;
 use crate::ports::memory::Unlimited;
 use crate::ports::{
@@ -49,7 +50,8 @@ pub struct MountOutcome {
     /// Keys of the class that name no field (ignored, as the existing provider does).
     pub unknown_keys: Vec<UnknownKey>,
     /// The memory budget this mount's values hold, given back when the outcome is
-    /// dropped (after the transport has sent the files, in driver-writes mode).
+    /// dropped (in driver-writes mode once the response is built; the encoded response,
+    /// at most max_response_bytes per mount, is outside the budget).
     pub held: Reservation,
 }
 
@@ -72,6 +74,12 @@ pub struct MountSettings {
     /// The provider's memory cgroup: near its limit, mounts that write files are refused.
     pub memory: MemoryWatch,
 }
+
+/// Unknown keys named in one mount's log line; the rest are counted.
+const MAX_LOGGED_UNKNOWN_KEYS: usize = 20;
+
+/// Longest error in one mount's log line (a class of 256 broken objects makes a long one).
+const MAX_LOGGED_ERROR_BYTES: usize = 16 * 1024;
 
 /// Share of the cgroup's limit above which mounts that write files are refused: the
 /// rest is head room for the provider itself.
@@ -164,10 +172,12 @@ impl MountService {
         if !self.sink.writes_files() {
             return Ok(None);
         }
+        // Read under the lock: a write that ends between the reading and the lock would
+        // be in neither number.
+        let mut writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let Some(memory) = self.settings.memory.0.memory() else {
             return Ok(None);
         };
-        let mut writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let after = memory.used.saturating_add(*writing).saturating_add(more);
         if after > memory.limit / 100 * MEMORY_REFUSE_PERCENT {
             return Err(MountError::MemoryPressure {
@@ -218,16 +228,22 @@ impl Mounter for MountService {
                 tracing::info!(%namespace, %pod, objects = out.objects, files = out.summary.len(), duration_ms = millis, outcome = "ok", "mount")
             }
             Ok(out) => {
-                let unknown_keys = out
-                    .unknown_keys
-                    .iter()
+                let shown = out.unknown_keys.iter().take(MAX_LOGGED_UNKNOWN_KEYS);
+                let mut unknown_keys = shown
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
                     .join("; ");
+                if out.unknown_keys.len() > MAX_LOGGED_UNKNOWN_KEYS {
+                    unknown_keys.push_str(&format!(
+                        "; and {} more",
+                        out.unknown_keys.len() - MAX_LOGGED_UNKNOWN_KEYS
+                    ));
+                }
                 tracing::warn!(%namespace, %pod, objects = out.objects, files = out.summary.len(), duration_ms = millis, outcome = "ok", %unknown_keys, "mount")
             }
             Err(e) => {
-                tracing::warn!(%namespace, %pod, duration_ms = millis, outcome = "error", error = %e, "mount")
+                let error = capped(e.to_string(), MAX_LOGGED_ERROR_BYTES);
+                tracing::warn!(%namespace, %pod, duration_ms = millis, outcome = "error", %error, "mount")
             }
         }
         result
@@ -255,14 +271,15 @@ impl MountService {
         let parsed = parse_objects(&attributes.objects, &ctx)?;
         let objects = parsed.objects;
         self.check_memory(0)?;
-        // Worst case: every object at the size limit, once per file it feeds, and from
-        // both regions while failover decides.
+        // Worst case: every object at the size limit (its store's own, when smaller),
+        // once per file it feeds, and from both regions while failover decides.
         let max = self.settings.max_secret_bytes;
         let regions_asked = if regions.failover.is_some() { 2 } else { 1 };
         let worst: usize = objects
             .iter()
             .map(|o| {
-                max.saturating_mul(1 + o.jmes.len())
+                max.min(o.primary.kind.max_value_bytes())
+                    .saturating_mul(1 + o.jmes.len())
                     .saturating_mul(regions_asked)
             })
             .fold(0, usize::saturating_add);
@@ -291,16 +308,23 @@ impl MountService {
             .map(|(o, f)| f.value.len().saturating_mul(1 + o.jmes.len()))
             .fold(0, usize::saturating_add);
         held.trim_to(needed);
-        let plan =
-            plan_mount(&objects, &fetched, max, &request.current_versions).map_err(
-                |e| match e {
-                    PlanError::TooLarge { .. } => MountError::Limit(e.to_string()),
-                    PlanError::Extract { object, source } => MountError::Extract {
-                        object,
-                        error: source,
-                    },
-                },
-            )?;
+        let max_total = self.budget.total_bytes();
+        let plan = plan_mount(
+            &objects,
+            &fetched,
+            max,
+            max_total,
+            &request.current_versions,
+        )
+        .map_err(|e| match e {
+            PlanError::TooLarge { .. }
+            | PlanError::ExtractedTooLarge { .. }
+            | PlanError::MountTooLarge { .. } => MountError::Limit(e.to_string()),
+            PlanError::Extract { object, source } => MountError::Extract {
+                object,
+                error: source,
+            },
+        })?;
         let files = plan.files;
         let payload: usize = files.iter().map(|f| f.contents.len()).sum();
         let _writing = self.check_memory(payload as u64)?;

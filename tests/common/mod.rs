@@ -88,7 +88,7 @@ pub async fn start(
         sink,
         MountSettings::default(),
     );
-    let provider = CsiProvider::new(Arc::new(service), Duration::from_secs(30));
+    let provider = CsiProvider::new(Arc::new(service), Duration::from_secs(30), Arc::default());
     let (listener, guard) = bind_socket(&dir.path().join("providers")).unwrap();
     let socket = guard.path().to_path_buf();
     let (stop, stopped) = oneshot::channel::<()>();

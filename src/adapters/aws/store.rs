@@ -45,20 +45,20 @@ const MAX_CLIENTS: usize = 1024;
 impl AwsStore {
     /// `default_credentials`: sign with the machine's default chain when a mount brings
     /// no token (the `mount` command); never when serving pods.
-    pub fn new(sdk: SdkConfig, agent: AgentSettings, default_credentials: bool) -> Self {
-        let credentials = CredentialResolver::new(sdk.clone(), agent, default_credentials);
+    pub fn new(
+        sdk: SdkConfig,
+        agent: AgentSettings,
+        default_credentials: bool,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let credentials =
+            CredentialResolver::new(sdk.clone(), agent, default_credentials, metrics.clone());
         AwsStore {
             sdk,
             credentials,
-            metrics: Arc::default(),
+            metrics,
             clients: Mutex::default(),
         }
-    }
-
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.credentials = self.credentials.with_metrics(metrics.clone());
-        self.metrics = metrics;
-        self
     }
 
     fn record(

@@ -10,6 +10,8 @@ pub mod proto {
     tonic::include_proto!("v1alpha1");
 }
 
-pub use server::{serve, CsiProvider, RUNTIME_NAME};
+pub use server::{
+    serve, CsiProvider, DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES, RUNTIME_NAME,
+};
 pub use socket::{bind_socket, SocketGuard, SOCKET_NAME};
 pub use status::{error_code, status_of};

@@ -12,6 +12,7 @@ use super::proto::{self, MountResponse, VersionResponse};
 use super::status::{error_code, status_of};
 use crate::adapters::accept::unix_incoming;
 use crate::adapters::metrics::Metrics;
+use crate::domain::objects::Rule;
 use crate::domain::versions::ObjectVersion;
 use std::panic::AssertUnwindSafe;
 
@@ -40,11 +41,11 @@ pub const DEFAULT_MAX_CONCURRENT_MOUNTS: usize = 64;
 
 impl CsiProvider {
     /// `deadline` bounds each mount; past it the mount fails with DEADLINE_EXCEEDED.
-    pub fn new(mounter: Arc<dyn Mounter>, deadline: Duration) -> Self {
+    pub fn new(mounter: Arc<dyn Mounter>, deadline: Duration, metrics: Arc<Metrics>) -> Self {
         CsiProvider {
             mounter,
             deadline,
-            metrics: Arc::default(),
+            metrics,
             error_codes: false,
             slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_MOUNTS)),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
@@ -96,11 +97,6 @@ impl CsiProvider {
                 ))
             }
         }
-    }
-
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
     }
 
     /// Report failures as `MountResponse.error.code` instead of a gRPC status. The driver
@@ -174,6 +170,9 @@ impl CsiDriverProvider for CsiProvider {
                 outcome
             }
             Err(e) => {
+                if matches!(&e, MountError::Class(errors) if errors.has(Rule::UnknownKey)) {
+                    self.metrics.mounts_with_unknown_keys.inc();
+                }
                 let code = error_code(&e);
                 self.metrics
                     .mount_finished(Some(code), started.elapsed(), None);

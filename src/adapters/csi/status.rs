@@ -4,30 +4,20 @@
 use tonic::{Code, Status};
 
 use crate::domain::failover::{ClientKind, ErrorClass};
+use crate::domain::text::capped;
 use crate::ports::{IdentityError, SinkError};
 use crate::service::MountError;
 
 pub fn status_of(error: &MountError) -> Status {
-    Status::new(code_of(error), capped(error.to_string()))
+    Status::new(
+        code_of(error),
+        capped(error.to_string(), MAX_STATUS_MESSAGE_BYTES),
+    )
 }
 
 /// Largest status message: it travels in HTTP/2 trailers, and a class with hundreds of
 /// broken objects must not produce one the driver's client cannot read.
 pub const MAX_STATUS_MESSAGE_BYTES: usize = 8 * 1024;
-
-fn capped(mut message: String) -> String {
-    if message.len() <= MAX_STATUS_MESSAGE_BYTES {
-        return message;
-    }
-    let total = message.len();
-    let mut cut = MAX_STATUS_MESSAGE_BYTES - 64;
-    while !message.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    message.truncate(cut);
-    message.push_str(&format!("… ({total} bytes in all; see the provider log)"));
-    message
-}
 
 /// The small vocabulary of `MountResponse.error.code` (opt-in, `--error-codes`) and of
 /// the `code` label of the mounts metric.
@@ -188,6 +178,6 @@ mod tests {
             errors,
         )));
         assert!(status.message().len() <= MAX_STATUS_MESSAGE_BYTES);
-        assert!(status.message().ends_with("see the provider log)"));
+        assert!(status.message().ends_with("bytes in all)"));
     }
 }

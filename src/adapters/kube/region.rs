@@ -76,7 +76,8 @@ impl NodeRegion {
         }
     }
 
-    /// A node's region label, read once: nodes do not move between regions.
+    /// A node's region label, read once: nodes do not move between regions. A node
+    /// without the label is asked again next time (a cloud controller may add it later).
     async fn cached_node_label(&self, node: &str) -> Result<Option<String>, IdentityError> {
         let cached = self
             .nodes
@@ -88,10 +89,12 @@ impl NodeRegion {
             return Ok(label);
         }
         let label = self.node_label(node).await?;
-        self.nodes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(node.to_string(), label.clone());
+        if label.is_some() {
+            self.nodes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(node.to_string(), label.clone());
+        }
         Ok(label)
     }
 

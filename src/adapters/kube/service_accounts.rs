@@ -154,6 +154,15 @@ async fn watch_all(client: Client, state: Arc<RwLock<State>>) {
         let Some(refusal) = watch_until_forbidden(client.clone(), &state).await else {
             return;
         };
+        // Without the watch nobody keeps the entries current: read them again on use.
+        {
+            let mut s = state.write().unwrap_or_else(|p| p.into_inner());
+            s.synced = false;
+            let now = Instant::now();
+            for role in s.roles.values_mut() {
+                role.read_until.get_or_insert(now);
+            }
+        }
         if !told {
             tracing::warn!(
                 refusal = %refusal,

@@ -244,6 +244,9 @@ pub(super) fn deserialize(
         options.budget = Some(budget);
     }
     options.alias_limits.max_total_replayed_events = limits.max_alias_events;
+    // Repeated keys reach `Keys::field`, which refuses a repeated field and ignores a
+    // repeated unknown key, as the existing provider's decoding keeps the last one.
+    options.duplicate_keys = serde_saphyr::DuplicateKeyPolicy::PassThrough;
     serde_saphyr::from_str_with_options::<Vec<Option<RawObject>>>(yaml, options).map_err(|e| {
         // The parser's first line says what and where; the rest is a source snippet.
         let text = e.to_string();

@@ -570,3 +570,32 @@ fn too_many_objects() {
         "{errors}"
     );
 }
+
+#[test]
+fn a_failing_class_also_names_the_keys_it_ignored() {
+    // `objectNmae` is why objectName is missing: say so.
+    let errors = parse_full("- {objectNmae: db, objectType: secretsmanager}\n", false).unwrap_err();
+    assert!(errors.has(Rule::ObjectNameRequired), "{errors}");
+    assert!(
+        errors
+            .to_string()
+            .contains("unknown key `objectNmae` ignored"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn an_unknown_key_given_twice_is_ignored_like_any_other() {
+    // The existing provider's decoding keeps the last of repeated keys.
+    let parsed = parse_full(
+        "- {objectName: a, objectType: secretsmanager, note: x, note: y}\n",
+        false,
+    )
+    .unwrap();
+    assert_eq!(parsed.objects.len(), 1);
+    let errors = fails_with(
+        "- {objectName: a, objectName: b, objectType: secretsmanager}\n",
+        Rule::RepeatedKey,
+    );
+    assert!(errors.to_string().contains("`objectName`"), "{errors}");
+}

@@ -8,7 +8,6 @@ mod cache;
 mod irsa;
 pub mod pod_identity;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,32 +42,27 @@ pub struct CredentialResolver {
     pods: CredentialCache<String, Credentials>,
     agent: PodIdentityAgent,
     default_credentials: bool,
-    fetches: AtomicU64,
-    hits: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
 impl CredentialResolver {
-    pub fn new(sdk: SdkConfig, agent: AgentSettings, default_credentials: bool) -> Self {
+    pub fn new(
+        sdk: SdkConfig,
+        agent: AgentSettings,
+        default_credentials: bool,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         CredentialResolver {
             sdk,
             irsa: CredentialCache::new(REFRESH_MARGIN, SOFT_LIMIT),
             pods: CredentialCache::new(REFRESH_MARGIN, SOFT_LIMIT),
             agent: PodIdentityAgent::new(agent),
             default_credentials,
-            fetches: AtomicU64::new(0),
-            hits: AtomicU64::new(0),
-            metrics: Arc::default(),
+            metrics,
         }
     }
 
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
     fn record_fetch(&self, source: &str, result: &Result<(Credentials, Duration), StoreError>) {
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let labels = CredentialLabels {
             source: source.to_string(),
             outcome: outcome(result.as_ref().err().map(|e| e.class)).to_string(),
@@ -78,10 +72,7 @@ impl CredentialResolver {
 
     /// Credential calls made (STS or agent), and answers served from the cache.
     pub fn counts(&self) -> (u64, u64) {
-        (
-            self.fetches.load(Ordering::Relaxed),
-            self.hits.load(Ordering::Relaxed),
-        )
+        self.metrics.credential_totals()
     }
 
     /// Credentials for `identity`, fetched in `region` when not cached.
@@ -140,7 +131,6 @@ impl CredentialResolver {
         };
         let (credentials, source) = result?;
         if source == Source::Cached {
-            self.hits.fetch_add(1, Ordering::Relaxed);
             let source = match identity.auth {
                 AuthMode::Irsa => "irsa",
                 AuthMode::PodIdentity(_) => "pod_identity",
