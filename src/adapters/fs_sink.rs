@@ -74,6 +74,7 @@ impl Drop for Release<'_> {
 
 #[async_trait]
 impl MountSink for FsSink {
+    #[tracing::instrument(name = "write", skip_all, fields(files = files.len()))]
     async fn publish(
         &self,
         target: &TargetPath,
@@ -124,6 +125,9 @@ impl MountSink for FsSink {
             })
         };
         drop(lock);
+        if result.is_ok() {
+            tracing::debug!(target = %target, "published");
+        }
         result.map(|()| Published::Written)
     }
 

@@ -21,6 +21,7 @@ struct Batch {
 }
 
 /// Fetches every object, applying the failover decision; the result is in object order.
+#[tracing::instrument(skip_all, fields(objects = objects.len(), regions = regions.iter().count()))]
 pub(super) async fn fetch_all(
     store: &dyn SecretStore,
     identity: &Identity,
@@ -55,7 +56,9 @@ pub(super) async fn fetch_all(
             answers[batch.region][object] = result;
         }
     }
-    choose(objects, &region_list, answers)
+    let chosen = choose(objects, &region_list, answers);
+    tracing::debug!(ok = chosen.is_ok(), "fetched");
+    chosen
 }
 
 fn plan_batches(

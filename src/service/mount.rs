@@ -211,6 +211,9 @@ impl MountService {
 #[async_trait]
 impl Mounter for MountService {
     /// One log line per mount: pod, namespace, objects, duration, outcome. Never a value.
+    /// The span (with the target) holds every debug event of the mount, from request to
+    /// files.
+    #[tracing::instrument(name = "mount", skip_all, fields(target = %request.target_path))]
     async fn mount(&self, request: MountRequest) -> Result<MountOutcome, MountError> {
         let started = Instant::now();
         let attributes = MountAttributes::parse(&request.attributes);
@@ -325,6 +328,7 @@ impl MountService {
                 error: source,
             },
         })?;
+        tracing::debug!(files = plan.files.len(), "planned");
         let files = plan.files;
         let payload: usize = files.iter().map(|f| f.contents.len()).sum();
         let _writing = self.check_memory(payload as u64)?;

@@ -726,3 +726,45 @@ async fn a_huge_object_name_is_quoted_by_a_bounded_prefix() {
     assert!(text.len() < 2_000, "{} bytes", text.len());
     assert!(text.contains("262000 bytes in all"), "{}", &text[..300]);
 }
+
+#[tokio::test]
+async fn a_mount_that_fails_at_its_deadline_never_changes_the_disk_afterwards() {
+    // The writer waits for a target locked by another process; the deadline passes; the
+    // lock comes free later: the files the mount fetched must never appear.
+    let dir = tempfile::tempdir().unwrap();
+    let held = std::fs::File::open(dir.path()).unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let (store, _) = store_mock(&[("us-east-1", "s", "late value")], &[]);
+    let svc = MountService::new(
+        Arc::new(identity_mock()),
+        Arc::new(store),
+        Arc::new(crate::adapters::fs_sink::FsSink::new()),
+        MountSettings {
+            default_region: Region::parse("us-east-1").ok(),
+            ..MountSettings::default()
+        },
+    );
+    let limit = std::time::Duration::from_millis(300);
+    let mut req = request("- {objectName: s, objectType: secretsmanager}\n", &[]);
+    req.target_path = dir.path().to_str().unwrap().to_string();
+    req.gate = crate::service::gate_for(limit);
+    let gate = req.gate.clone();
+    let err = crate::service::within_deadline(svc.mount(req), &gate, limit)
+        .await
+        .and_then(|r| r)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            MountError::Deadline(_) | MountError::Write(crate::ports::SinkError::Abandoned { .. })
+        ),
+        "{err}"
+    );
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing was published after the failure"
+    );
+}

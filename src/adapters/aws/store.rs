@@ -304,6 +304,7 @@ impl SecretStore for AwsStore {
         }
     }
 
+    #[tracing::instrument(name = "aws_fetch", skip_all, fields(%region, objects = batch.len()))]
     async fn fetch(
         &self,
         region: &Region,
