@@ -186,7 +186,7 @@ pub async fn serve(
         service_settings.memory = MemoryWatch(cgroup);
     }
     let service = MountService::new(identity, store, sink, service_settings);
-    let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout()?, metrics)
+    let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout(), metrics)
         .with_error_codes(settings.error_codes)
         .with_limits(settings.max_concurrent_mounts, settings.max_response_bytes);
     let (listener, guard) = csi::bind_socket(&settings.provider_volume).with_context(|| {
@@ -200,7 +200,7 @@ pub async fn serve(
 
     // In-flight mounts get their deadline plus a margin after the signal; a client that
     // keeps an idle connection open must not hold the process past that.
-    let grace = settings.mount_timeout()? + Duration::from_secs(5);
+    let grace = settings.mount_timeout() + Duration::from_secs(5);
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let readiness_on_stop = readiness.clone();
     let signal = async move {
@@ -273,7 +273,7 @@ pub async fn mount_once(settings: &Settings, args: &MountArgs) -> anyhow::Result
         Arc::new(FsSink::new()),
         service_settings,
     );
-    let deadline = settings.mount_timeout()?;
+    let deadline = settings.mount_timeout();
     let gate = gate_for(deadline);
     let request = MountRequest {
         attributes: serde_json::to_string(&attributes_for(&class.parameters, args))?,

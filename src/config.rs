@@ -44,8 +44,8 @@ pub struct Settings {
     pub pod_identity_http_timeout: String,
     pub store: StoreKind,
     pub local_store: Option<PathBuf>,
-    /// Go-style duration bounding each mount.
-    pub mount_timeout: String,
+    /// Go-style duration bounding each mount, parsed when the settings load.
+    pub mount_timeout: GoDuration,
     /// The EKS Pod Identity agent, IPv4 and IPv6 (overridable for tests and odd networks).
     pub pod_identity_ipv4_endpoint: String,
     pub pod_identity_ipv6_endpoint: String,
@@ -101,7 +101,7 @@ impl Default for Settings {
             pod_identity_http_timeout: String::new(),
             store: StoreKind::Aws,
             local_store: None,
-            mount_timeout: "30s".to_string(),
+            mount_timeout: GoDuration(Duration::from_secs(30)),
             pod_identity_ipv4_endpoint: DEFAULT_IPV4_ENDPOINT.to_string(),
             pod_identity_ipv6_endpoint: DEFAULT_IPV6_ENDPOINT.to_string(),
             fetch_concurrency: mount.fetch_concurrency,
@@ -159,7 +159,12 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
-        self.mount_timeout()?;
+        if self.mount_timeout.0.is_zero() {
+            return Err(ConfigError::Duration {
+                key: "mount_timeout",
+                value: "0".into(),
+            });
+        }
         if self.store == StoreKind::Local && self.local_store.is_none() {
             return Err(ConfigError::LocalStoreMissing);
         }
@@ -181,13 +186,8 @@ impl Settings {
         Ok(())
     }
 
-    pub fn mount_timeout(&self) -> Result<Duration, ConfigError> {
-        parse_go_duration(&self.mount_timeout)
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| ConfigError::Duration {
-                key: "mount_timeout",
-                value: self.mount_timeout.clone(),
-            })
+    pub fn mount_timeout(&self) -> Duration {
+        self.mount_timeout.0
     }
 
     /// The Pod Identity HTTP timeout, or `Err(text)` when set but unusable (the caller
@@ -200,6 +200,28 @@ impl Settings {
             Some(d) if !d.is_zero() => Ok(Some(d)),
             _ => Err(self.pod_identity_http_timeout.clone()),
         }
+    }
+}
+
+/// A Go-style duration in the settings (`250ms`, `2s`, `1m30s`): text in files, flags
+/// and the environment, a `Duration` once loaded, so no use parses it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoDuration(pub Duration);
+
+impl Serialize for GoDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ns", self.0.as_nanos()))
+    }
+}
+
+impl<'de> Deserialize<'de> for GoDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_go_duration(&text).map(GoDuration).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration such as 250ms, 2s or 1m30s"
+            ))
+        })
     }
 }
 
@@ -263,14 +285,20 @@ mod tests {
 
     #[test]
     fn defaults_match_the_existing_provider() {
-        let s = Settings::load(None, BTreeMap::<String, String>::new()).unwrap();
-        assert_eq!(
-            s.provider_volume,
-            PathBuf::from("/var/run/secrets-store-csi-providers")
-        );
-        assert!(!s.driver_writes_secrets);
-        assert_eq!((s.qps, s.burst), (5.0, 10));
-        assert_eq!(s.store, StoreKind::Aws);
+        // In a jail: other tests set SSCSI_AWS_* variables in theirs, and the jail's
+        // lock keeps this one from reading them.
+        figment::Jail::expect_with(|_| {
+            let s = Settings::load(None, BTreeMap::<String, String>::new()).unwrap();
+            assert_eq!(
+                s.provider_volume,
+                PathBuf::from("/var/run/secrets-store-csi-providers")
+            );
+            assert!(!s.driver_writes_secrets);
+            assert_eq!((s.qps, s.burst), (5.0, 10));
+            assert_eq!(s.store, StoreKind::Aws);
+            assert_eq!(s.mount_timeout(), Duration::from_secs(30));
+            Ok(())
+        });
     }
 
     #[test]
