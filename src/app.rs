@@ -77,6 +77,7 @@ pub async fn build_store(
                 sdk,
                 agent,
                 default_credentials,
+                settings.fetch_concurrency,
                 metrics.clone(),
             ))
         }
@@ -99,7 +100,6 @@ pub fn region_from_env() -> Option<Region> {
 fn mount_settings(settings: &Settings) -> MountSettings {
     MountSettings {
         default_region: region_from_env(),
-        fetch_concurrency: settings.fetch_concurrency,
         yaml_limits: YamlLimits {
             max_bytes: settings.max_objects_yaml_bytes,
             max_aliases: settings.max_yaml_aliases,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::adapters::aws::credentials::pod_identity::{
     DEFAULT_IPV4_ENDPOINT, DEFAULT_IPV6_ENDPOINT,
 };
+use crate::adapters::aws::DEFAULT_FETCH_CONCURRENCY;
 use crate::adapters::csi::{DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::adapters::kube::KubeSettings;
 use crate::service::MountSettings;
@@ -104,7 +105,7 @@ impl Default for Settings {
             mount_timeout: GoDuration(Duration::from_secs(30)),
             pod_identity_ipv4_endpoint: DEFAULT_IPV4_ENDPOINT.to_string(),
             pod_identity_ipv6_endpoint: DEFAULT_IPV6_ENDPOINT.to_string(),
-            fetch_concurrency: mount.fetch_concurrency,
+            fetch_concurrency: DEFAULT_FETCH_CONCURRENCY,
             watch_service_accounts: kube.watch_service_accounts,
             metrics_addr: "0.0.0.0:8989".to_string(),
             log_format: LogFormat::Text,

@@ -71,6 +71,7 @@ async fn env() -> Option<Env> {
         sdk::load(&settings).await.unwrap(),
         AgentSettings::default(),
         false,
+        16,
         metrics.clone(),
     ));
     let coalescing: Arc<dyn SecretStore> =

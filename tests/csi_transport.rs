@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use common::*;
 use provider::adapters::csi::proto::VersionRequest;
 use provider::adapters::local::LocalStore;
-use provider::domain::objects::{ObjectKind, ObjectRef};
+use provider::domain::objects::ObjectRef;
 use provider::domain::region::Region;
 use provider::ports::{Fetched, Identity, SecretStore, StoreError};
 use tonic::Code;
@@ -180,9 +180,6 @@ struct Slow(LocalStore, Duration);
 
 #[async_trait]
 impl SecretStore for Slow {
-    fn batch_limit(&self, kind: ObjectKind) -> usize {
-        self.0.batch_limit(kind)
-    }
     async fn fetch(
         &self,
         region: &Region,

@@ -15,7 +15,7 @@ use provider::adapters::csi::{bind_socket, serve, CsiProvider};
 use provider::adapters::driver_sink::DriverSink;
 use provider::adapters::local::{LocalStore, NoClusterIdentity};
 use provider::adapters::metrics::Metrics;
-use provider::domain::objects::{ObjectKind, ObjectRef};
+use provider::domain::objects::ObjectRef;
 use provider::domain::region::Region;
 use provider::ports::{Fetched, Identity, SecretStore, StoreError};
 use provider::service::{
@@ -31,9 +31,6 @@ struct Hanging(LocalStore, Duration);
 
 #[async_trait]
 impl SecretStore for Hanging {
-    fn batch_limit(&self, kind: ObjectKind) -> usize {
-        self.0.batch_limit(kind)
-    }
     async fn fetch(
         &self,
         region: &Region,

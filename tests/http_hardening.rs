@@ -324,6 +324,8 @@ async fn out_of_descriptors_the_accept_loops_back_off_and_recover() {
         "one warning per burst, not one per error:\n{logs}"
     );
     assert_eq!(csi[0]["level"], "WARN", "{logs}");
+    // How many accepts failed depends on how fast the descriptors came back (a loaded
+    // machine may retry only once): at least one, reported on recovery.
     let failures = csi[recovered]["fields"]["failures"].as_u64().unwrap_or(0);
-    assert!(failures > 1, "{logs}");
+    assert!(failures >= 1, "{logs}");
 }

@@ -53,7 +53,7 @@ async fn store(ipv4: String, ipv6: String, endpoint: Option<String>) -> AwsStore
         ipv6_endpoint: ipv6,
         timeout: Some(Duration::from_secs(2)),
     };
-    AwsStore::new(sdk, agent, false, Default::default())
+    AwsStore::new(sdk, agent, false, 16, Default::default())
 }
 
 fn east() -> Region {

@@ -1,25 +1,31 @@
-//! Identical concurrent fetches share one store call: same identity (by sharing key),
-//! region and batch. A storm of pods mounting one class costs one call per object.
+//! Identical concurrent fetches share one store call per object: same identity (by
+//! sharing key), region and object. A storm of pods mounting one class costs one read
+//! per object; the objects nobody is fetching yet go to the inner store in one call, so
+//! its batching (10 parameters per GetParameters) is kept.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::adapters::metrics::Metrics;
-use crate::domain::failover::ErrorClass;
-use crate::domain::objects::{ObjectKind, ObjectRef};
+use crate::domain::objects::ObjectRef;
 use crate::domain::region::Region;
 use crate::ports::{Fetched, Identity, SecretStore, StoreError};
 
-type Answer = Vec<Result<Fetched, StoreError>>;
-type Key = (String, Region, Vec<ObjectRef>);
-type InFlight = Mutex<HashMap<Key, Shared<BoxFuture<'static, Answer>>>>;
+type Answer = Result<Fetched, StoreError>;
+type Key = (String, Region, ObjectRef);
+/// One inner call: its id (to retire only its own entries) and its shared answers.
+type Call = (u64, Shared<BoxFuture<'static, Arc<Vec<Answer>>>>);
+/// Per object in flight: the call fetching it and its position in that call.
+type InFlight = Mutex<HashMap<Key, (Call, usize)>>;
 
 pub struct Coalescing {
     inner: Arc<dyn SecretStore>,
     in_flight: Arc<InFlight>,
+    next_call: AtomicU64,
     metrics: Arc<Metrics>,
 }
 
@@ -28,65 +34,102 @@ impl Coalescing {
         Coalescing {
             inner,
             in_flight: Arc::default(),
+            next_call: AtomicU64::new(0),
             metrics,
         }
     }
-}
 
-fn forget(in_flight: &Weak<InFlight>, key: &Key) {
-    if let Some(map) = in_flight.upgrade() {
-        map.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    /// Starts one inner call for `objects`; spawned, so it always runs to its end and
+    /// retires its entries, even when every mount waiting for it was cancelled.
+    fn start(
+        &self,
+        region: &Region,
+        identity: &Identity,
+        objects: Vec<ObjectRef>,
+        keys: Vec<Key>,
+    ) -> Call {
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let (inner, region, identity) = (self.inner.clone(), region.clone(), identity.clone());
+        let weak: Weak<InFlight> = Arc::downgrade(&self.in_flight);
+        let size = objects.len();
+        let task = tokio::spawn(async move {
+            let answers = inner.fetch(&region, &identity, &objects).await;
+            if let Some(map) = weak.upgrade() {
+                let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+                for key in &keys {
+                    if map.get(key).is_some_and(|((call, _), _)| *call == id) {
+                        map.remove(key);
+                    }
+                }
+            }
+            answers
+        });
+        let shared = async move {
+            Arc::new(task.await.unwrap_or_else(|_| {
+                vec![
+                    Err(StoreError::new(
+                        crate::domain::failover::ErrorClass::Transport,
+                        "the shared fetch task failed"
+                    ));
+                    size
+                ]
+            }))
+        }
+        .boxed()
+        .shared();
+        (id, shared)
     }
 }
 
 #[async_trait]
 impl SecretStore for Coalescing {
-    fn batch_limit(&self, kind: ObjectKind) -> usize {
-        self.inner.batch_limit(kind)
-    }
-
-    async fn fetch(&self, region: &Region, identity: &Identity, batch: &[ObjectRef]) -> Answer {
-        let key: Key = (identity.sharing_key(), region.clone(), batch.to_vec());
-        let call = {
+    async fn fetch(
+        &self,
+        region: &Region,
+        identity: &Identity,
+        objects: &[ObjectRef],
+    ) -> Vec<Answer> {
+        let share = identity.sharing_key();
+        let keys: Vec<Key> = objects
+            .iter()
+            .map(|o| (share.clone(), region.clone(), o.clone()))
+            .collect();
+        // Where each object's answer comes from: a call and a position in it.
+        let sources: Vec<(Call, usize)> = {
             let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(call) = map.get(&key) {
-                self.metrics.coalesced_fetches.inc();
-                call.clone()
-            } else {
-                let (inner, region, identity, batch) = (
-                    self.inner.clone(),
-                    region.clone(),
-                    identity.clone(),
-                    batch.to_vec(),
-                );
-                let (weak, done_key) = (Arc::downgrade(&self.in_flight), key.clone());
-                let size = batch.len();
-                // Spawned, so the call always runs to its end and retires itself, even
-                // when every mount waiting for it is cancelled (deadline, driver gone):
-                // nothing it holds (a credential slot) stays taken by an unpolled future.
-                let task = tokio::spawn(async move {
-                    let answer = inner.fetch(&region, &identity, &batch).await;
-                    forget(&weak, &done_key);
-                    answer
-                });
-                let call = async move {
-                    task.await.unwrap_or_else(|_| {
-                        vec![
-                            Err(StoreError::new(
-                                ErrorClass::Transport,
-                                "the shared fetch task failed"
-                            ));
-                            size
-                        ]
-                    })
+            // Objects nobody is fetching (each once) are asked in one new call; the
+            // others join the call already fetching them.
+            let mut fresh: Vec<ObjectRef> = Vec::new();
+            let mut fresh_keys: Vec<Key> = Vec::new();
+            for (object, key) in objects.iter().zip(&keys) {
+                if map.contains_key(key) {
+                    self.metrics.coalesced_fetches.inc();
+                } else if !fresh_keys.contains(key) {
+                    fresh.push(object.clone());
+                    fresh_keys.push(key.clone());
                 }
-                .boxed()
-                .shared();
-                map.insert(key, call.clone());
-                call
             }
+            if !fresh.is_empty() {
+                let call = self.start(region, identity, fresh, fresh_keys.clone());
+                for (j, key) in fresh_keys.into_iter().enumerate() {
+                    map.insert(key, (call.clone(), j));
+                }
+            }
+            // Every key is in the map now.
+            keys.iter()
+                .filter_map(|key| map.get(key).cloned())
+                .collect()
         };
-        call.await
+        let mut answers = Vec::with_capacity(objects.len());
+        for ((_, call), j) in sources {
+            let all = call.await;
+            answers.push(
+                all.get(j)
+                    .cloned()
+                    .unwrap_or_else(|| Err(StoreError::no_answer())),
+            );
+        }
+        answers
     }
 }
 
@@ -94,6 +137,7 @@ impl SecretStore for Coalescing {
 mod tests {
     use super::*;
     use crate::domain::attributes::AuthMode;
+    use crate::domain::objects::ObjectKind;
     use crate::domain::secret::SecretValue;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
@@ -102,10 +146,7 @@ mod tests {
 
     #[async_trait]
     impl SecretStore for Counting {
-        fn batch_limit(&self, _: ObjectKind) -> usize {
-            1
-        }
-        async fn fetch(&self, _: &Region, _: &Identity, batch: &[ObjectRef]) -> Answer {
+        async fn fetch(&self, _: &Region, _: &Identity, batch: &[ObjectRef]) -> Vec<Answer> {
             let n = self.0.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
             batch

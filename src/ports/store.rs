@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::identity::Identity;
 use crate::domain::failover::ErrorClass;
-use crate::domain::objects::{ObjectKind, ObjectRef};
+use crate::domain::objects::ObjectRef;
 use crate::domain::region::Region;
 
 pub use crate::domain::plan::Fetched;
@@ -25,10 +25,19 @@ impl StoreError {
             message: message.into(),
         }
     }
+
+    /// The one filler for an object a store call gave no answer for (a transport
+    /// failure: the other region may still answer).
+    pub fn no_answer() -> Self {
+        StoreError::new(ErrorClass::Transport, "the store gave no answer")
+    }
 }
 
 /// Fetches objects from one region on behalf of one identity. One store serves every
-/// mount, so the identity travels with each call.
+/// mount, so the identity travels with each call. The store owns batching: it is handed
+/// every object of a mount for a region, of any kinds, and splits them into its own
+/// calls (Parameter Store: 10 names per GetParameters) with its own bound on calls in
+/// flight.
 ///
 /// Error contract, per object:
 /// - `ErrorClass::Client(NotFound)` when the object or the asked version does not exist;
@@ -42,16 +51,13 @@ impl StoreError {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait SecretStore: Send + Sync {
-    /// How many objects of this kind one call may carry (SSM GetParameters: 10).
-    fn batch_limit(&self, kind: ObjectKind) -> usize;
-
-    /// Fetches a batch of objects of one kind. MUST return exactly one result per
-    /// requested object, in request order; a failure of the whole call is repeated for
-    /// every object of the batch.
+    /// Fetches `objects` (any number, any kinds). MUST return exactly one result per
+    /// requested object, in request order; a failure of one of its calls is repeated for
+    /// every object of that call.
     async fn fetch(
         &self,
         region: &Region,
         identity: &Identity,
-        batch: &[ObjectRef],
+        objects: &[ObjectRef],
     ) -> Vec<Result<Fetched, StoreError>>;
 }

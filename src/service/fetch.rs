@@ -1,24 +1,15 @@
-//! Fetching every object of a mount from every region: batched by kind, all batches
-//! concurrently up to a bound, then one decision per object over the regions' outcomes.
+//! Fetching every object of a mount from every region: one store call per region, both
+//! regions at once (the store batches and bounds its own calls), then one decision per
+//! object over the regions' outcomes.
 
-use futures::future::{BoxFuture, FutureExt};
-use futures::stream::{self, StreamExt};
-
-use crate::domain::failover::{decide, Decision, ErrorClass, Outcome};
-use crate::domain::objects::{ObjectKind, ObjectRef, ObjectSpec};
+use crate::domain::failover::{decide, Decision, Outcome};
+use crate::domain::objects::{ObjectRef, ObjectSpec};
 use crate::domain::region::{Region, Regions};
 use crate::ports::{Fetched, Identity, SecretStore, StoreError};
 
 use super::error::MountError;
 
 type Answer = Result<Fetched, StoreError>;
-
-struct Batch {
-    region: usize,
-    objects: Vec<usize>,
-    refs: Vec<ObjectRef>,
-    region_name: Region,
-}
 
 /// Fetches every object, applying the failover decision; the result is in object order.
 #[tracing::instrument(skip_all, fields(objects = objects.len(), regions = regions.iter().count()))]
@@ -27,79 +18,39 @@ pub(super) async fn fetch_all(
     identity: &Identity,
     regions: &Regions,
     objects: &[ObjectSpec],
-    concurrency: usize,
 ) -> Result<Vec<Fetched>, MountError> {
     let region_list: Vec<&Region> = regions.iter().collect();
-    let batches = plan_batches(store, &region_list, objects);
-    let mut answers: Vec<Vec<Answer>> = vec![vec![missing(); objects.len()]; region_list.len()];
-    // Boxed so the future of the whole mount stays Send through the stream combinators.
-    let calls: Vec<BoxFuture<'_, (Batch, Vec<Answer>)>> = batches
-        .into_iter()
-        .map(|batch| {
-            async move {
-                let results = store.fetch(&batch.region_name, identity, &batch.refs).await;
-                (batch, results)
-            }
-            .boxed()
-        })
-        .collect();
-    let mut finished = stream::iter(calls).buffer_unordered(concurrency.max(1));
-    while let Some((batch, results)) = finished.next().await {
-        if results.len() != batch.objects.len() {
+    let asked = |r: usize| -> Vec<ObjectRef> {
+        objects
+            .iter()
+            .map(|o| {
+                if r == 0 {
+                    o.primary.clone()
+                } else {
+                    o.failover.clone()
+                }
+            })
+            .collect()
+    };
+    let calls = region_list.iter().enumerate().map(|(r, region)| {
+        let refs = asked(r);
+        async move { store.fetch(region, identity, &refs).await }
+    });
+    let mut answers = Vec::with_capacity(region_list.len());
+    for mut results in futures::future::join_all(calls).await {
+        if results.len() != objects.len() {
             return Err(MountError::Internal(format!(
-                "store answered {} results for a batch of {}",
+                "store answered {} results for {} objects",
                 results.len(),
-                batch.objects.len()
+                objects.len()
             )));
         }
-        for (object, result) in batch.objects.into_iter().zip(results) {
-            answers[batch.region][object] = result;
-        }
+        results.truncate(objects.len());
+        answers.push(results);
     }
     let chosen = choose(objects, &region_list, answers);
     tracing::debug!(ok = chosen.is_ok(), "fetched");
     chosen
-}
-
-fn plan_batches(
-    store: &dyn SecretStore,
-    regions: &[&Region],
-    objects: &[ObjectSpec],
-) -> Vec<Batch> {
-    let mut batches = Vec::new();
-    for (r, region) in regions.iter().enumerate() {
-        for kind in [ObjectKind::SecretsManager, ObjectKind::SsmParameter] {
-            let members: Vec<usize> = (0..objects.len())
-                .filter(|&i| objects[i].primary.kind == kind)
-                .collect();
-            for chunk in members.chunks(store.batch_limit(kind).max(1)) {
-                let refs = chunk
-                    .iter()
-                    .map(|&i| {
-                        if r == 0 {
-                            objects[i].primary.clone()
-                        } else {
-                            objects[i].failover.clone()
-                        }
-                    })
-                    .collect();
-                batches.push(Batch {
-                    region: r,
-                    objects: chunk.to_vec(),
-                    refs,
-                    region_name: (*region).clone(),
-                });
-            }
-        }
-    }
-    batches
-}
-
-fn missing() -> Answer {
-    Err(StoreError::new(
-        ErrorClass::Transport,
-        "the store gave no answer",
-    ))
 }
 
 fn choose(
@@ -119,7 +70,7 @@ fn choose(
             Decision::UsePrimary | Decision::FailPrimary => 0,
             Decision::UseFailover | Decision::FailFailover => 1,
         };
-        match std::mem::replace(&mut answers[region][i], missing()) {
+        match std::mem::replace(&mut answers[region][i], Err(StoreError::no_answer())) {
             Ok(fetched) => chosen.push(fetched),
             Err(error) => failed.push((object.position, region, error)),
         }

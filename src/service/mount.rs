@@ -60,8 +60,6 @@ pub struct MountOutcome {
 pub struct MountSettings {
     /// The provider's own region (AWS_REGION), used when the class names none.
     pub default_region: Option<Region>,
-    /// Store calls in flight at once for one mount.
-    pub fetch_concurrency: usize,
     pub yaml_limits: YamlLimits,
     /// Largest value of one object.
     pub max_secret_bytes: usize,
@@ -105,7 +103,6 @@ impl Default for MountSettings {
     fn default() -> Self {
         MountSettings {
             default_region: None,
-            fetch_concurrency: 16,
             yaml_limits: YamlLimits::default(),
             // Secrets Manager holds at most 64 KiB, Parameter Store 8 KiB.
             max_secret_bytes: 64 * 1024,
@@ -296,14 +293,7 @@ impl MountService {
             .identity
             .identity(&attributes.pod, attributes.auth, &attributes.tokens)
             .await?;
-        let fetched = fetch_all(
-            &*self.store,
-            &identity,
-            &regions,
-            &objects,
-            self.settings.fetch_concurrency,
-        )
-        .await?;
+        let fetched = fetch_all(&*self.store, &identity, &regions, &objects).await?;
 
         let needed: usize = objects
             .iter()

@@ -5,7 +5,6 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::domain::failover::{ClientKind, ErrorClass};
-use crate::domain::objects::ObjectKind;
 use crate::domain::secret::SecretValue;
 use crate::ports::identity::MockIdentityResolver;
 use crate::ports::sink::MockMountSink;
@@ -66,13 +65,6 @@ fn store_mock(
     let calls = Arc::new(Mutex::new(Vec::new()));
     let seen = calls.clone();
     let mut store = MockSecretStore::new();
-    store.expect_batch_limit().returning(|kind| {
-        if kind == ObjectKind::SsmParameter {
-            10
-        } else {
-            1
-        }
-    });
     store.expect_fetch().returning(move |region, _, batch| {
         seen.lock().unwrap().push((region.to_string(), batch.len()));
         batch
@@ -350,34 +342,6 @@ async fn unknown_keys_mount_and_are_reported() {
     assert_eq!(out.unknown_keys[0].key, "objectAlais");
 }
 
-#[tokio::test]
-async fn parameters_are_batched_by_ten_and_secrets_one_per_call() {
-    let mut values = vec![];
-    let names: Vec<String> = (0..12).map(|i| format!("p{i}")).collect();
-    for n in &names {
-        values.push(("us-east-1", n.as_str(), "v"));
-    }
-    values.push(("us-east-1", "s1", "v"));
-    values.push(("us-east-1", "s2", "v"));
-    let (store, calls) = store_mock(&values, &[]);
-    let (sink, written) = capturing_sink();
-    let mut class = String::new();
-    for n in &names {
-        class.push_str(&format!(
-            "- {{objectName: {n}, objectType: ssmparameter}}\n"
-        ));
-    }
-    class.push_str("- {objectName: s1, objectType: secretsmanager}\n- {objectName: s2, objectType: secretsmanager}\n");
-    service(identity_mock(), store, sink, None)
-        .mount(request(&class, &[("region", "us-east-1")]))
-        .await
-        .unwrap();
-    let mut sizes: Vec<usize> = calls.lock().unwrap().iter().map(|(_, n)| *n).collect();
-    sizes.sort();
-    assert_eq!(sizes, vec![1, 1, 2, 10]);
-    assert_eq!(written.lock().unwrap().len(), 14);
-}
-
 const FAILOVER: &str = "- {objectName: s, objectType: secretsmanager, objectAlias: s, failoverObject: {objectName: s-dr}}\n";
 const TWO_REGIONS: &[(&str, &str)] = &[("region", "us-east-1"), ("failoverRegion", "us-west-2")];
 
@@ -495,7 +459,6 @@ async fn current_versions_not_overwritten_are_passed_back() {
 #[tokio::test]
 async fn a_store_breaking_its_contract_is_an_internal_error_not_a_panic() {
     let mut store = MockSecretStore::new();
-    store.expect_batch_limit().returning(|_| 10);
     store.expect_fetch().returning(|_, _, _| vec![]);
     let err = service(identity_mock(), store, no_sink(), None)
         .mount(request(
@@ -559,34 +522,6 @@ async fn a_value_over_the_size_limit_fails_alone_and_writes_nothing() {
     ))
     .await
     .unwrap();
-}
-
-#[tokio::test]
-async fn parameter_batches_at_the_boundaries_ten_eleven_and_twenty_five() {
-    for (count, expected) in [
-        (10usize, vec![10usize]),
-        (11, vec![1, 10]),
-        (25, vec![5, 10, 10]),
-    ] {
-        let names: Vec<String> = (0..count).map(|i| format!("p{i}")).collect();
-        let values: Vec<(&str, &str, &str)> = names
-            .iter()
-            .map(|n| ("us-east-1", n.as_str(), "v"))
-            .collect();
-        let (store, calls) = store_mock(&values, &[]);
-        let (sink, _) = capturing_sink();
-        let class: String = names
-            .iter()
-            .map(|n| format!("- {{objectName: {n}, objectType: ssmparameter}}\n"))
-            .collect();
-        service(identity_mock(), store, sink, None)
-            .mount(request(&class, &[("region", "us-east-1")]))
-            .await
-            .unwrap();
-        let mut sizes: Vec<usize> = calls.lock().unwrap().iter().map(|(_, n)| *n).collect();
-        sizes.sort();
-        assert_eq!(sizes, expected, "{count} parameters");
-    }
 }
 
 fn with_settings(

@@ -7,4 +7,4 @@ pub mod sdk;
 pub mod ssm_batch;
 mod store;
 
-pub use store::AwsStore;
+pub use store::{AwsStore, DEFAULT_FETCH_CONCURRENCY};

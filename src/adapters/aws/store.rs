@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use futures::future::join_all;
+use futures::FutureExt;
 
 use super::classify::is_stale_credentials;
 use super::credentials::{pod_identity::AgentSettings, CredentialResolver, Signing};
@@ -26,6 +26,39 @@ pub struct AwsStore {
     credentials: CredentialResolver,
     metrics: Arc<Metrics>,
     clients: Mutex<HashMap<ClientKey, Clients>>,
+    /// AWS calls in flight at once for one fetch (one mount in one region).
+    concurrency: usize,
+}
+
+/// AWS calls in flight at once for one mount in one region, unless configured.
+pub const DEFAULT_FETCH_CONCURRENCY: usize = 16;
+
+/// The AWS calls one fetch makes: one GetSecretValue per secret, and GetParameters calls
+/// of at most 10 names (in rounds that never ask two selectors of one name). Indices
+/// are into the fetched objects.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct CallPlan {
+    pub secrets: Vec<usize>,
+    pub parameter_calls: Vec<Vec<usize>>,
+}
+
+pub(crate) fn plan_calls(objects: &[ObjectRef]) -> CallPlan {
+    let (secrets, parameters): (Vec<usize>, Vec<usize>) =
+        (0..objects.len()).partition(|&i| objects[i].kind == ObjectKind::SecretsManager);
+    let parameter_refs: Vec<ObjectRef> = parameters.iter().map(|&i| objects[i].clone()).collect();
+    let parameter_calls = rounds(&parameter_refs)
+        .into_iter()
+        .flat_map(|round| {
+            round
+                .chunks(MAX_NAMES)
+                .map(|chunk| chunk.iter().map(|&j| parameters[j]).collect())
+                .collect::<Vec<Vec<usize>>>()
+        })
+        .collect();
+    CallPlan {
+        secrets,
+        parameter_calls,
+    }
 }
 
 /// Clients are built once per region and credentials, not per call: building one
@@ -49,6 +82,7 @@ impl AwsStore {
         sdk: SdkConfig,
         agent: AgentSettings,
         default_credentials: bool,
+        concurrency: usize,
         metrics: Arc<Metrics>,
     ) -> Self {
         let credentials =
@@ -58,6 +92,7 @@ impl AwsStore {
             credentials,
             metrics,
             clients: Mutex::default(),
+            concurrency: concurrency.max(1),
         }
     }
 
@@ -115,88 +150,96 @@ impl AwsStore {
         built
     }
 
-    /// One GetSecretValue per object, all at once. Also says whether AWS refused the
-    /// credentials as stale.
-    async fn secrets(
+    /// One GetSecretValue. The `Classified` error keeps the AWS code, so a stale
+    /// credential can be told apart.
+    async fn secret(
         &self,
+        client: &aws_sdk_secretsmanager::Client,
         region: &Region,
-        signing: &Signing,
-        batch: &[ObjectRef],
-    ) -> (Vec<Answer>, bool) {
-        let client = self.clients(region, signing).secrets;
-        let calls = batch.iter().map(|object| {
-            let client = client.clone();
-            async move {
-                let what = format!("GetSecretValue {} in {region}", object.name);
-                let started = Instant::now();
-                let sent = client
-                    .get_secret_value()
-                    .secret_id(&object.name)
-                    .set_version_id(object.version.clone())
-                    .set_version_stage(object.label.clone())
-                    .send()
-                    .await
-                    .map_err(|e| from_sdk(&what, &e));
-                self.record(
-                    "secretsmanager",
-                    "GetSecretValue",
-                    region,
-                    sent.as_ref().err().map(|c| c.error.class),
-                    started,
-                );
-                let out = sent?;
-                let value = match (out.secret_string(), out.secret_binary()) {
-                    (Some(s), _) => SecretValue::new(s.as_bytes().to_vec()),
-                    (None, Some(b)) => SecretValue::new(b.as_ref().to_vec()),
-                    (None, None) => {
-                        return Err(plain(
-                            ErrorClass::Client(ClientKind::Invalid),
-                            format!("{what}: neither SecretString nor SecretBinary"),
-                        ))
-                    }
-                };
-                let version = out.version_id().unwrap_or_default().to_string();
-                Ok(Fetched { value, version })
+        object: &ObjectRef,
+    ) -> Result<Fetched, Classified> {
+        let what = format!("GetSecretValue {} in {region}", object.name);
+        let started = Instant::now();
+        let sent = client
+            .get_secret_value()
+            .secret_id(&object.name)
+            .set_version_id(object.version.clone())
+            .set_version_stage(object.label.clone())
+            .send()
+            .await
+            .map_err(|e| from_sdk(&what, &e));
+        self.record(
+            "secretsmanager",
+            "GetSecretValue",
+            region,
+            sent.as_ref().err().map(|c| c.error.class),
+            started,
+        );
+        let out = sent?;
+        let value = match (out.secret_string(), out.secret_binary()) {
+            (Some(s), _) => SecretValue::new(s.as_bytes().to_vec()),
+            (None, Some(b)) => SecretValue::new(b.as_ref().to_vec()),
+            (None, None) => {
+                return Err(plain(
+                    ErrorClass::Client(ClientKind::Invalid),
+                    format!("{what}: neither SecretString nor SecretBinary"),
+                ))
             }
-        });
-        split(join_all(calls).await)
+        };
+        let version = out.version_id().unwrap_or_default().to_string();
+        Ok(Fetched { value, version })
     }
 
-    /// GetParameters in calls of at most 10 names, all calls at once.
-    async fn parameters(
+    /// Every call of `plan`, at most `concurrency` at once; answers in object order.
+    /// Also says whether AWS refused the credentials as stale.
+    async fn run_plan(
         &self,
         region: &Region,
         signing: &Signing,
-        batch: &[ObjectRef],
+        objects: &[ObjectRef],
+        plan: &CallPlan,
     ) -> (Vec<Answer>, bool) {
-        let client = self.clients(region, signing).ssm;
-        let calls: Vec<Vec<usize>> = rounds(batch)
-            .into_iter()
-            .flat_map(|round| {
-                round
-                    .chunks(MAX_NAMES)
-                    .map(<[usize]>::to_vec)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let futures = calls.iter().map(|indices| {
-            let objects: Vec<ObjectRef> = indices.iter().map(|&i| batch[i].clone()).collect();
-            let client = &client;
-            async move { self.parameter_batch(client, region, &objects).await }
-        });
-        let mut answers: Vec<Option<Answer>> = vec![None; batch.len()];
+        use futures::future::BoxFuture;
+        use futures::stream::{self, StreamExt};
+        type Call<'a> = BoxFuture<'a, (Vec<usize>, Vec<Answer>, bool)>;
+        let clients = self.clients(region, signing);
+        let mut calls: Vec<Call<'_>> = Vec::new();
+        for &i in &plan.secrets {
+            let (client, object) = (&clients.secrets, &objects[i]);
+            calls.push(
+                async move {
+                    let result = self.secret(client, region, object).await;
+                    let stale =
+                        matches!(&result, Err(c) if is_stale_credentials(c.code.as_deref()));
+                    (vec![i], vec![result.map_err(|c| c.error)], stale)
+                }
+                .boxed(),
+            );
+        }
+        for indices in &plan.parameter_calls {
+            let client = &clients.ssm;
+            let asked: Vec<ObjectRef> = indices.iter().map(|&i| objects[i].clone()).collect();
+            calls.push(
+                async move {
+                    let (answers, stale) = self.parameter_batch(client, region, &asked).await;
+                    (indices.clone(), answers, stale)
+                }
+                .boxed(),
+            );
+        }
+        let mut answers: Vec<Option<Answer>> = vec![None; objects.len()];
         let mut stale = false;
-        for (indices, (call_answers, call_stale)) in calls.iter().zip(join_all(futures).await) {
+        let mut done = stream::iter(calls).buffer_unordered(self.concurrency);
+        while let Some((indices, call_answers, call_stale)) = done.next().await {
             stale |= call_stale;
-            for (&i, answer) in indices.iter().zip(call_answers) {
+            for (i, answer) in indices.into_iter().zip(call_answers) {
                 answers[i] = Some(answer);
             }
         }
-        let missing = || Err(StoreError::new(ErrorClass::Transport, "no answer"));
         (
             answers
                 .into_iter()
-                .map(|a| a.unwrap_or_else(missing))
+                .map(|a| a.unwrap_or_else(|| Err(StoreError::no_answer())))
                 .collect(),
             stale,
         )
@@ -282,72 +325,93 @@ fn plain(class: ErrorClass, message: String) -> Classified {
     }
 }
 
-fn split(results: Vec<Result<Fetched, Classified>>) -> (Vec<Answer>, bool) {
-    let stale = results
-        .iter()
-        .any(|r| matches!(r, Err(c) if is_stale_credentials(c.code.as_deref())));
-    (
-        results
-            .into_iter()
-            .map(|r| r.map_err(|c| c.error))
-            .collect(),
-        stale,
-    )
-}
-
 #[async_trait]
 impl SecretStore for AwsStore {
-    fn batch_limit(&self, kind: ObjectKind) -> usize {
-        match kind {
-            ObjectKind::SecretsManager => 1,
-            ObjectKind::SsmParameter => MAX_NAMES,
-        }
-    }
-
-    #[tracing::instrument(name = "aws_fetch", skip_all, fields(%region, objects = batch.len()))]
+    #[tracing::instrument(name = "aws_fetch", skip_all, fields(%region, objects = objects.len()))]
     async fn fetch(
         &self,
         region: &Region,
         identity: &Identity,
-        batch: &[ObjectRef],
+        objects: &[ObjectRef],
     ) -> Vec<Answer> {
+        let plan = plan_calls(objects);
         let mut retried = false;
         loop {
             let signing = match self.credentials.resolve(identity, region).await {
                 Ok(s) => s,
-                Err(e) => return vec![Err(e); batch.len()],
+                Err(e) => return vec![Err(e); objects.len()],
             };
-            let (secrets, parameters): (Vec<_>, Vec<_>) = batch
-                .iter()
-                .enumerate()
-                .partition(|(_, o)| o.kind == ObjectKind::SecretsManager);
-            let secrets: Vec<ObjectRef> = secrets.into_iter().map(|(_, o)| o.clone()).collect();
-            let parameter_refs: Vec<ObjectRef> =
-                parameters.iter().map(|(_, o)| (*o).clone()).collect();
-            let ((mut sm, sm_stale), (mut ssm, ssm_stale)) = futures::join!(
-                self.secrets(region, &signing, &secrets),
-                self.parameters(region, &signing, &parameter_refs)
-            );
-            if (sm_stale || ssm_stale) && !retried && matches!(signing, Signing::Pod(_)) {
+            let (answers, stale) = self.run_plan(region, &signing, objects, &plan).await;
+            if stale && !retried && matches!(signing, Signing::Pod(_)) {
                 // Credentials AWS no longer accepts: fetch fresh ones and try once more.
                 self.credentials.invalidate(identity).await;
                 retried = true;
                 continue;
             }
-            // Back into request order.
-            sm.reverse();
-            ssm.reverse();
-            return batch
-                .iter()
-                .map(|o| {
-                    let next = if o.kind == ObjectKind::SecretsManager {
-                        sm.pop()
-                    } else {
-                        ssm.pop()
-                    };
-                    next.unwrap_or_else(|| Err(StoreError::new(ErrorClass::Transport, "no answer")))
-                })
-                .collect();
+            return answers;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(secrets: usize, parameters: usize) -> Vec<ObjectRef> {
+        let make = |kind, name: String| ObjectRef {
+            kind,
+            name,
+            version: None,
+            label: None,
+        };
+        (0..parameters)
+            .map(|i| make(ObjectKind::SsmParameter, format!("p{i}")))
+            .chain((0..secrets).map(|i| make(ObjectKind::SecretsManager, format!("s{i}"))))
+            .collect()
+    }
+
+    fn sizes(plan: &CallPlan) -> Vec<usize> {
+        let mut sizes: Vec<usize> = plan
+            .secrets
+            .iter()
+            .map(|_| 1)
+            .chain(plan.parameter_calls.iter().map(Vec::len))
+            .collect();
+        sizes.sort();
+        sizes
+    }
+
+    #[test]
+    fn parameters_are_batched_by_ten_and_secrets_one_per_call() {
+        assert_eq!(sizes(&plan_calls(&objects(2, 12))), vec![1, 1, 2, 10]);
+    }
+
+    #[test]
+    fn parameter_batches_at_the_boundaries_ten_eleven_and_twenty_five() {
+        for (count, expected) in [
+            (10usize, vec![10usize]),
+            (11, vec![1, 10]),
+            (25, vec![5, 10, 10]),
+        ] {
+            assert_eq!(
+                sizes(&plan_calls(&objects(0, count))),
+                expected,
+                "{count} parameters"
+            );
+        }
+    }
+
+    #[test]
+    fn every_object_is_in_exactly_one_call() {
+        let objects = objects(3, 23);
+        let plan = plan_calls(&objects);
+        let mut seen: Vec<usize> = plan
+            .secrets
+            .iter()
+            .copied()
+            .chain(plan.parameter_calls.iter().flatten().copied())
+            .collect();
+        seen.sort();
+        assert_eq!(seen, (0..objects.len()).collect::<Vec<_>>());
     }
 }

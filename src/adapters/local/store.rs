@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::format::StoreFile;
 use crate::domain::failover::{ClientKind, ErrorClass};
-use crate::domain::objects::{ObjectKind, ObjectRef};
+use crate::domain::objects::ObjectRef;
 use crate::domain::region::Region;
 use crate::ports::{Fetched, Identity, SecretStore, StoreError};
 
@@ -64,14 +64,6 @@ impl LocalStore {
 
 #[async_trait]
 impl SecretStore for LocalStore {
-    fn batch_limit(&self, kind: ObjectKind) -> usize {
-        // Same batching as the AWS stores, so local runs exercise the same plan.
-        match kind {
-            ObjectKind::SecretsManager => 1,
-            ObjectKind::SsmParameter => 10,
-        }
-    }
-
     async fn fetch(
         &self,
         region: &Region,
@@ -92,6 +84,7 @@ impl SecretStore for LocalStore {
 mod tests {
     use super::*;
     use crate::domain::attributes::AuthMode;
+    use crate::domain::objects::ObjectKind;
 
     fn identity() -> Identity {
         Identity {
