@@ -24,9 +24,11 @@ use crate::adapters::ops_http::{self, Readiness};
 use crate::cli::class_file::parse_classes;
 use crate::cli::MountArgs;
 use crate::config::{Settings, StoreKind};
+use crate::domain::attributes::MountAttributes;
 use crate::domain::mode::FileMode;
 use crate::domain::objects::YamlLimits;
 use crate::domain::region::Region;
+use crate::domain::target::TargetPath;
 use crate::ports::MemoryGauge;
 use crate::ports::{IdentityResolver, MountSink, SecretStore};
 use crate::service::{
@@ -109,7 +111,6 @@ fn mount_settings(settings: &Settings) -> MountSettings {
         },
         max_secret_bytes: settings.max_secret_bytes,
         strict_objects: settings.strict_objects,
-        kubelet_dir: None,
         memory_budget_bytes: settings.memory_budget_bytes,
         memory: MemoryWatch::default(),
     }
@@ -181,12 +182,12 @@ pub async fn serve(
     };
     let store = build_store(&settings, Signer::PodsOnly, metrics.clone()).await?;
     let mut service_settings = mount_settings(&settings);
-    service_settings.kubelet_dir = settings.kubelet_dir.clone();
     if let Some(cgroup) = memory.clone() {
         service_settings.memory = MemoryWatch(cgroup);
     }
     let service = MountService::new(identity, store, sink, service_settings);
     let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout(), metrics)
+        .with_kubelet_dir(settings.kubelet_dir.clone())
         .with_error_codes(settings.error_codes)
         .with_limits(settings.max_concurrent_mounts, settings.max_response_bytes);
     let (listener, guard) = csi::bind_socket(&settings.provider_volume).with_context(|| {
@@ -275,10 +276,11 @@ pub async fn mount_once(settings: &Settings, args: &MountArgs) -> anyhow::Result
     );
     let deadline = settings.mount_timeout();
     let gate = gate_for(deadline);
+    // Built directly: the class's parameters are already a map of strings.
     let request = MountRequest {
-        attributes: serde_json::to_string(&attributes_for(&class.parameters, args))?,
-        permission: mode.bits().to_string(),
-        target_path: path_str(&target)?.to_string(),
+        attributes: MountAttributes::from_map(&attributes_for(&class.parameters, args))?,
+        default_mode: mode,
+        target: TargetPath::parse(path_str(&target)?, None)?,
         current_versions: Vec::new(),
         gate: gate.clone(),
     };

@@ -119,7 +119,7 @@ impl Default for Settings {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_concurrent_mounts: DEFAULT_MAX_CONCURRENT_MOUNTS,
             strict_objects: mount.strict_objects,
-            kubelet_dir: mount.kubelet_dir,
+            kubelet_dir: None,
             memory_budget_bytes: mount.memory_budget_bytes,
         }
     }

@@ -20,7 +20,7 @@ use provider::domain::region::Region;
 use provider::domain::secret::Token;
 use provider::ports::{Identity, IdentityError, IdentityResolver, SecretStore};
 use provider::service::{
-    MountError, MountOutcome, MountRequest, MountService, MountSettings, Mounter,
+    MountError, MountOutcome, MountRequest, MountService, MountSettings, Mounter, RawMountRequest,
 };
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/app";
@@ -106,13 +106,14 @@ fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {
     attributes.insert("csi.storage.k8s.io/pod.name", "web-0");
     attributes.insert("csi.storage.k8s.io/serviceAccount.name", "web");
     attributes.entry("region").or_insert("us-east-1");
-    MountRequest {
+    RawMountRequest {
         attributes: serde_json::to_string(&attributes).unwrap(),
         permission: "420".into(),
         target_path: "/unused".into(),
         current_versions: vec![],
-        gate: Default::default(),
     }
+    .parse(None)
+    .unwrap()
 }
 
 fn file<'a>(out: &'a MountOutcome, path: &str) -> &'a [u8] {

@@ -51,7 +51,7 @@ struct Panicky(Arc<dyn Mounter>);
 #[async_trait]
 impl Mounter for Panicky {
     async fn mount(&self, request: MountRequest) -> Result<MountOutcome, MountError> {
-        if request.attributes.contains("boom") {
+        if request.attributes.objects.contains("boom") {
             panic!("a bug");
         }
         self.0.mount(request).await

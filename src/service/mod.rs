@@ -11,6 +11,6 @@ pub use budget::{BudgetError, MemoryBudget, Reservation};
 pub use deadline::{gate_for, within_deadline};
 pub use error::MountError;
 pub use mount::{
-    MemoryWatch, MountOutcome, MountRequest, MountService, MountSettings, Mounter,
+    MemoryWatch, MountOutcome, MountRequest, MountService, MountSettings, Mounter, RawMountRequest,
     MEMORY_REFUSE_PERCENT,
 };

@@ -1,7 +1,7 @@
 //! The mount use case. Validates everything before any fetch, fetches concurrently,
 //! applies failover and extraction, then publishes all files in one step.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,14 +24,39 @@ use super::budget::{MemoryBudget, Reservation};
 use super::error::MountError;
 use super::fetch::fetch_all;
 
-/// A mount as the driver asks for it, before any parsing.
+/// A mount as the driver sends it, before any parsing. Transports turn it into a
+/// [`MountRequest`] with [`RawMountRequest::parse`]: from there on the core holds typed
+/// values only.
 #[derive(Debug, Clone, Default)]
-pub struct MountRequest {
+pub struct RawMountRequest {
     /// JSON object of strings (spec §3).
     pub attributes: String,
     /// Default file mode in decimal, e.g. "420".
     pub permission: String,
     pub target_path: String,
+    pub current_versions: Vec<ObjectVersion>,
+}
+
+impl RawMountRequest {
+    /// Parses every field; with `kubelet_dir`, the target must be a pod's CSI volume.
+    pub fn parse(self, kubelet_dir: Option<&Path>) -> Result<MountRequest, MountError> {
+        Ok(MountRequest {
+            attributes: MountAttributes::parse(&self.attributes)?,
+            default_mode: FileMode::parse_decimal(&self.permission)?,
+            target: TargetPath::parse(&self.target_path, kubelet_dir)?,
+            current_versions: self.current_versions,
+            gate: PublishGate::default(),
+        })
+    }
+}
+
+/// A mount, parsed: what the service works on.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    pub attributes: MountAttributes,
+    /// The file mode of objects that set no filePermission.
+    pub default_mode: FileMode,
+    pub target: TargetPath,
     pub current_versions: Vec<ObjectVersion>,
     /// Until when the files may be published (the transport's deadline).
     pub gate: PublishGate,
@@ -65,8 +90,6 @@ pub struct MountSettings {
     pub max_secret_bytes: usize,
     /// Unknown keys in a class fail the mount instead of being reported.
     pub strict_objects: bool,
-    /// When set, targets must be CSI volumes of pods under this kubelet directory.
-    pub kubelet_dir: Option<PathBuf>,
     /// Secret bytes held in memory at once across mounts.
     pub memory_budget_bytes: usize,
     /// The provider's memory cgroup: near its limit, mounts that write files are refused.
@@ -107,7 +130,6 @@ impl Default for MountSettings {
             // Secrets Manager holds at most 64 KiB, Parameter Store 8 KiB.
             max_secret_bytes: 64 * 1024,
             strict_objects: false,
-            kubelet_dir: None,
             memory_budget_bytes: 16 * 1024 * 1024,
             memory: MemoryWatch::default(),
         }
@@ -210,18 +232,12 @@ impl Mounter for MountService {
     /// One log line per mount: pod, namespace, objects, duration, outcome. Never a value.
     /// The span (with the target) holds every debug event of the mount, from request to
     /// files.
-    #[tracing::instrument(name = "mount", skip_all, fields(target = %request.target_path))]
+    #[tracing::instrument(name = "mount", skip_all, fields(target = %request.target))]
     async fn mount(&self, request: MountRequest) -> Result<MountOutcome, MountError> {
         let started = Instant::now();
-        let attributes = MountAttributes::parse(&request.attributes);
-        let (namespace, pod) = match &attributes {
-            Ok(a) => (a.pod.namespace.clone(), a.pod.name.clone()),
-            Err(_) => (String::new(), String::new()),
-        };
-        let result = match attributes {
-            Ok(attributes) => self.mount_parsed(attributes, request).await,
-            Err(e) => Err(e.into()),
-        };
+        let namespace = request.attributes.pod.namespace.clone();
+        let pod = request.attributes.pod.name.clone();
+        let result = self.mount_parsed(request).await;
         let millis = started.elapsed().as_millis() as u64;
         match &result {
             Ok(out) if out.unknown_keys.is_empty() => {
@@ -251,13 +267,14 @@ impl Mounter for MountService {
 }
 
 impl MountService {
-    async fn mount_parsed(
-        &self,
-        attributes: MountAttributes,
-        request: MountRequest,
-    ) -> Result<MountOutcome, MountError> {
-        let default_mode = FileMode::parse_decimal(&request.permission)?;
-        let target = TargetPath::parse(&request.target_path, self.settings.kubelet_dir.as_deref())?;
+    async fn mount_parsed(&self, request: MountRequest) -> Result<MountOutcome, MountError> {
+        let MountRequest {
+            attributes,
+            default_mode,
+            target,
+            current_versions,
+            gate,
+        } = request;
         let primary = self.primary_region(&attributes).await?;
         let regions = Regions::new(primary, attributes.failover_region.clone())?;
         let ctx = ClassContext {
@@ -285,7 +302,7 @@ impl MountService {
             .fold(0, usize::saturating_add);
         let mut held = self
             .budget
-            .reserve(worst, request.gate.deadline())
+            .reserve(worst, gate.deadline())
             .await
             .map_err(|e| MountError::Limit(e.to_string()))?;
 
@@ -302,27 +319,22 @@ impl MountService {
             .fold(0, usize::saturating_add);
         held.trim_to(needed);
         let max_total = self.budget.total_bytes();
-        let plan = plan_mount(
-            &objects,
-            &fetched,
-            max,
-            max_total,
-            &request.current_versions,
-        )
-        .map_err(|e| match e {
-            PlanError::TooLarge { .. }
-            | PlanError::ExtractedTooLarge { .. }
-            | PlanError::MountTooLarge { .. } => MountError::Limit(e.to_string()),
-            PlanError::Extract { object, source } => MountError::Extract {
-                object,
-                error: source,
+        let plan = plan_mount(&objects, &fetched, max, max_total, &current_versions).map_err(
+            |e| match e {
+                PlanError::TooLarge { .. }
+                | PlanError::ExtractedTooLarge { .. }
+                | PlanError::MountTooLarge { .. } => MountError::Limit(e.to_string()),
+                PlanError::Extract { object, source } => MountError::Extract {
+                    object,
+                    error: source,
+                },
             },
-        })?;
+        )?;
         tracing::debug!(files = plan.files.len(), "planned");
         let files = plan.files;
         let payload: usize = files.iter().map(|f| f.contents.len()).sum();
         let _writing = self.check_memory(payload as u64)?;
-        let files = match self.sink.publish(&target, files, &request.gate).await? {
+        let files = match self.sink.publish(&target, files, &gate).await? {
             Published::Written => None,
             Published::ForDriver(files) => Some(files),
         };

@@ -19,14 +19,17 @@ fn attributes(objects: &str, extra: &[(&str, &str)]) -> String {
     serde_json::to_string(&map).unwrap()
 }
 
-fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {
-    MountRequest {
+fn raw(objects: &str, extra: &[(&str, &str)]) -> RawMountRequest {
+    RawMountRequest {
         attributes: attributes(objects, extra),
         permission: "420".to_string(),
         target_path: "/target".to_string(),
         current_versions: vec![],
-        gate: PublishGate::default(),
     }
+}
+
+fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {
+    raw(objects, extra).parse(None).unwrap()
 }
 
 fn identity_mock() -> MockIdentityResolver {
@@ -470,19 +473,15 @@ async fn a_store_breaking_its_contract_is_an_internal_error_not_a_panic() {
     assert!(matches!(err, MountError::Internal(_)));
 }
 
-#[tokio::test]
-async fn a_bad_permission_is_refused() {
-    let mut req = request(
+#[test]
+fn a_bad_permission_is_refused() {
+    // Refused while parsing, before the service (and any fetch) sees the request.
+    let mut req = raw(
         "- {objectName: s, objectType: secretsmanager}\n",
         &[("region", "us-east-1")],
     );
     req.permission = "0644x".into();
-    let mut store = MockSecretStore::new();
-    store.expect_fetch().never();
-    let err = service(identity_mock(), store, no_sink(), None)
-        .mount(req)
-        .await
-        .unwrap_err();
+    let err = req.parse(None).unwrap_err();
     assert!(matches!(err, MountError::Permission(_)));
 }
 
@@ -680,8 +679,9 @@ async fn a_mount_that_fails_at_its_deadline_never_changes_the_disk_afterwards() 
         },
     );
     let limit = std::time::Duration::from_millis(300);
-    let mut req = request("- {objectName: s, objectType: secretsmanager}\n", &[]);
-    req.target_path = dir.path().to_str().unwrap().to_string();
+    let mut raw = raw("- {objectName: s, objectType: secretsmanager}\n", &[]);
+    raw.target_path = dir.path().to_str().unwrap().to_string();
+    let mut req = raw.parse(None).unwrap();
     req.gate = crate::service::gate_for(limit);
     let gate = req.gate.clone();
     let err = crate::service::within_deadline(svc.mount(req), &gate, limit)

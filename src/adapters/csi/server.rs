@@ -1,6 +1,7 @@
 //! The gRPC service the driver calls: `Version` and `Mount`.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,17 +10,20 @@ use tonic::{Request, Response, Status};
 
 use super::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use super::proto::{self, MountResponse, VersionResponse};
-use super::status::{error_code, status_of};
+use super::status::{error_code, status_of, MAX_STATUS_MESSAGE_BYTES};
 use crate::adapters::accept::unix_incoming;
 use crate::adapters::metrics::Metrics;
 use crate::domain::objects::Rule;
+use crate::domain::text::capped;
 use crate::domain::versions::ObjectVersion;
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use tokio::sync::Semaphore;
 
-use crate::service::{gate_for, within_deadline, MountError, MountOutcome, MountRequest, Mounter};
+use crate::service::{
+    gate_for, within_deadline, MountError, MountOutcome, MountRequest, Mounter, RawMountRequest,
+};
 
 pub const RUNTIME_NAME: &str = "secrets-store-csi-driver-provider-aws";
 const PROTOCOL_VERSION: &str = "v1alpha1";
@@ -33,6 +37,8 @@ pub struct CsiProvider {
     slots: Arc<Semaphore>,
     /// Largest total of file contents handed back in driver-writes mode.
     max_response_bytes: usize,
+    /// When set, targets must be pods' CSI volumes under this kubelet directory.
+    kubelet_dir: Option<PathBuf>,
 }
 
 /// The driver's default gRPC receive limit is 4 MiB; leave room for paths and framing.
@@ -49,7 +55,14 @@ impl CsiProvider {
             error_codes: false,
             slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_MOUNTS)),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            kubelet_dir: None,
         }
+    }
+
+    /// Only targets of the form `<dir>/pods/<uid>/volumes/kubernetes.io~csi/<name>/mount`.
+    pub fn with_kubelet_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.kubelet_dir = dir;
+        self
     }
 
     pub fn with_limits(mut self, max_concurrent_mounts: usize, max_response_bytes: usize) -> Self {
@@ -141,7 +154,7 @@ impl CsiDriverProvider for CsiProvider {
         request: Request<proto::MountRequest>,
     ) -> Result<Response<MountResponse>, Status> {
         let raw = request.into_inner();
-        let request = MountRequest {
+        let request = RawMountRequest {
             attributes: raw.attributes,
             permission: raw.permission,
             target_path: raw.target_path,
@@ -153,12 +166,19 @@ impl CsiDriverProvider for CsiProvider {
                     version: v.version,
                 })
                 .collect(),
-            gate: Default::default(),
         };
         let started = Instant::now();
         let result = {
             let _in_flight = InFlight::enter(&self.metrics);
-            self.run(request).await
+            match request.parse(self.kubelet_dir.as_deref()) {
+                Ok(request) => self.run(request).await,
+                Err(e) => {
+                    // The service logs every mount it runs; this one never reached it.
+                    let error = capped(e.to_string(), MAX_STATUS_MESSAGE_BYTES);
+                    tracing::warn!(outcome = "error", %error, "mount");
+                    Err(e)
+                }
+            }
         };
         let outcome = match result {
             Ok(outcome) => {
