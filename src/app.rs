@@ -117,12 +117,13 @@ fn mount_settings(settings: &Settings) -> MountSettings {
 }
 
 /// Who the pods are: the Kubernetes API for the AWS store; no cluster for the local one.
+/// The second value owns the watches, to be stopped on shutdown.
 pub async fn build_identity(
     settings: &Settings,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<Arc<dyn IdentityResolver>> {
+) -> anyhow::Result<(Arc<dyn IdentityResolver>, Option<Arc<KubeIdentity>>)> {
     if settings.store == StoreKind::Local {
-        return Ok(Arc::new(NoClusterIdentity::default()));
+        return Ok((Arc::new(NoClusterIdentity::default()), None));
     }
     let kube_settings = KubeSettings {
         qps: settings.qps,
@@ -135,7 +136,8 @@ pub async fn build_identity(
         .await
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG); the AWS store needs the cluster to find each pod's role")?;
     let client = kube_adapter::client(config, &kube_settings, metrics)?;
-    Ok(Arc::new(KubeIdentity::start(client, &kube_settings)))
+    let kube = Arc::new(KubeIdentity::start(client, &kube_settings));
+    Ok((kube.clone(), Some(kube)))
 }
 
 /// Serves the driver on `<provider-volume>/aws.sock` (and the operations endpoint) until
@@ -157,13 +159,13 @@ pub async fn serve(
     let metrics = Arc::new(metrics);
     let readiness = Arc::new(Readiness::default());
     let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
-    if !settings.metrics_addr.is_empty() {
+    let ops = if !settings.metrics_addr.is_empty() {
         let listener = tokio::net::TcpListener::bind(&settings.metrics_addr)
             .await
             .with_context(|| format!("binding --metrics-addr {}", settings.metrics_addr))?;
         let limits = ops_http::Limits::for_this_process();
         tracing::info!(addr = %listener.local_addr()?, max_connections = limits.max_connections, "operations endpoint: /metrics /healthz /readyz");
-        tokio::spawn(ops_http::serve(
+        Some(tokio::spawn(ops_http::serve(
             listener,
             limits,
             metrics.clone(),
@@ -171,10 +173,12 @@ pub async fn serve(
             async {
                 let _ = ops_stopped.await;
             },
-        ));
-    }
+        )))
+    } else {
+        None
+    };
 
-    let identity = build_identity(&settings, metrics.clone()).await?;
+    let (identity, watches) = build_identity(&settings, metrics.clone()).await?;
     let sink: Arc<dyn MountSink> = if settings.driver_writes_secrets {
         Arc::new(DriverSink)
     } else {
@@ -222,7 +226,14 @@ pub async fn serve(
             Ok(())
         }
     };
+    // Every background task ends here: the operations endpoint and the watches.
     let _ = stop_ops.send(());
+    if let Some(ops) = ops {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ops).await;
+    }
+    if let Some(watches) = watches {
+        watches.stop();
+    }
     if guard.remove_if_ours() {
         tracing::info!("socket removed");
     } else {

@@ -341,3 +341,19 @@ async fn under_the_existing_providers_rbac_get_only_lookups_fall_back_to_cached_
     let s = api.state.lock().unwrap();
     assert_eq!((s.lists, s.watches), (2, 0), "no retry loop on 403");
 }
+
+#[tokio::test]
+async fn stopped_watches_end_their_streams() {
+    let api = fake_apiserver::start().await;
+    api.set_service_account("shop", "web", Some(ROLE), false);
+    api.set_node("node-1", Some("eu-west-1"));
+    let settings = KubeSettings {
+        watch_service_accounts: true,
+        node_name: Some("node-1".into()),
+        ..no_watch()
+    };
+    let id = identity(&api, settings).await;
+    eventually("both watches open", async || api.open_watches() == 2).await;
+    id.stop();
+    eventually("no watch left", async || api.open_watches() == 0).await;
+}

@@ -120,7 +120,7 @@ impl MountSink for FsSink {
             .unwrap_or_else(|e| {
                 Err(SinkError::Write {
                     path: target.to_string(),
-                    reason: format!("writer task failed: {e}"),
+                    source: std::io::Error::other(format!("writer task failed: {e}")),
                 })
             })
         };
@@ -243,7 +243,7 @@ fn target_error(target: &Path, reason: &str) -> SinkError {
 fn write_error(path: &Path, e: io::Error) -> SinkError {
     SinkError::Write {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        source: e,
     }
 }
 

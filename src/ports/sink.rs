@@ -19,14 +19,18 @@ pub enum Published {
     ForDriver(Vec<OutputFile>),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// The target path is unusable (missing, not a directory, not absolute).
     #[error("target path {path}: {reason}")]
     Target { path: String, reason: String },
     /// Writing failed; the target was left as it was.
-    #[error("writing {path}: {reason}")]
-    Write { path: String, reason: String },
+    #[error("writing {path}: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The mount was abandoned (its deadline passed, or it was cancelled) before its
     /// files were published; nothing changed.
     #[error("{path}: {reason}; nothing was published")]

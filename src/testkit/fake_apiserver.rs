@@ -88,6 +88,11 @@ impl FakeApi {
         )
     }
 
+    /// Watch streams open right now.
+    pub fn open_watches(&self) -> usize {
+        self.events.receiver_count()
+    }
+
     /// Answer 403 to every list and watch from now on.
     pub fn forbid_list_and_watch(&self) {
         self.state

@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(
             code_of(&MountError::Write(SinkError::Write {
                 path: "/t".into(),
-                reason: "full".into()
+                source: std::io::Error::other("full")
             })),
             Code::Internal
         );
@@ -149,7 +149,7 @@ mod tests {
         assert_eq!(
             error_code(&MountError::Write(SinkError::Write {
                 path: "/t".into(),
-                reason: "full".into()
+                source: std::io::Error::other("full")
             })),
             "FileWriteError"
         );

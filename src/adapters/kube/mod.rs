@@ -83,6 +83,12 @@ impl KubeIdentity {
         }
     }
 
+    /// Stops the watches (on shutdown: the process exits with no task left running).
+    pub fn stop(&self) {
+        self.service_accounts.stop();
+        self.region.stop();
+    }
+
     /// True once the service-account watch has listed everything.
     pub fn synced(&self) -> bool {
         self.service_accounts.synced()

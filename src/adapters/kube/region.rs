@@ -31,6 +31,8 @@ pub struct NodeRegion {
     nodes: Mutex<HashMap<String, Option<String>>>,
     pods: Mutex<HashMap<String, String>>,
     timeout: Duration,
+    /// The watch of NODE_NAME, stopped with `stop` (and when this is dropped).
+    watch: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 fn region_label(node: &Node) -> Option<String> {
@@ -46,11 +48,20 @@ impl NodeRegion {
             nodes: Mutex::default(),
             pods: Mutex::default(),
             timeout,
+            watch: Mutex::default(),
         });
         if let Some(name) = this.node_name.clone() {
-            tokio::spawn(watch_node(this.client.clone(), name, this.own.clone()));
+            let task = tokio::spawn(watch_node(this.client.clone(), name, this.own.clone()));
+            *this.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
         }
         this
+    }
+
+    /// Stops the watch; lookups go on with GETs.
+    pub fn stop(&self) {
+        if let Some(task) = self.watch.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
     }
 
     pub async fn region(&self, pod: &PodInfo) -> Result<Option<Region>, IdentityError> {

@@ -47,6 +47,8 @@ pub struct ServiceAccounts {
     state: Arc<RwLock<State>>,
     in_flight: Arc<std::sync::Mutex<HashMap<Key, Lookup>>>,
     timeout: Duration,
+    /// The cluster-wide watch, stopped with `stop`.
+    watch: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 fn role_of(sa: &ServiceAccount) -> Option<String> {
@@ -70,11 +72,20 @@ impl ServiceAccounts {
             state: Arc::default(),
             in_flight: Arc::default(),
             timeout,
+            watch: std::sync::Mutex::default(),
         });
         if watch {
-            tokio::spawn(watch_all(this.client.clone(), this.state.clone()));
+            let task = tokio::spawn(watch_all(this.client.clone(), this.state.clone()));
+            *this.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some(task.abort_handle());
         }
         this
+    }
+
+    /// Stops the watch; lookups go on with GETs.
+    pub fn stop(&self) {
+        if let Some(task) = self.watch.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
     }
 
     /// The role ARN of `namespace/name`. Errors name the service account.
