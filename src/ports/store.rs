@@ -1,5 +1,7 @@
 //! Secret stores: Secrets Manager, Parameter Store, or the local development store.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::identity::Identity;
@@ -10,20 +12,39 @@ use crate::domain::region::Region;
 pub use crate::domain::plan::Fetched;
 
 /// Why one object could not be fetched. `message` names the cause for a user (the
-/// object, the store's error code) and never holds a secret value or a token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// object, the store's error code) and never holds a secret value or a token; `source`
+/// keeps the vendor's error for the cause chain.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct StoreError {
     pub class: ErrorClass,
     pub message: String,
+    #[source]
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
+
+/// Two errors are the same when they mean the same to a user (class and message).
+impl PartialEq for StoreError {
+    fn eq(&self, other: &Self) -> bool {
+        self.class == other.class && self.message == other.message
+    }
+}
+
+impl Eq for StoreError {}
 
 impl StoreError {
     pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
         StoreError {
             class,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// The same, keeping `source` as the cause.
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
     }
 
     /// The one filler for an object a store call gave no answer for (a transport

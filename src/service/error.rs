@@ -29,12 +29,17 @@ pub enum MountError {
     Fetch {
         object: String,
         region: Region,
+        #[source]
         error: StoreError,
         /// How many other objects failed too.
         also_failed: usize,
     },
     #[error("{object}: {error}")]
-    Extract { object: String, error: ExtractError },
+    Extract {
+        object: String,
+        #[source]
+        error: ExtractError,
+    },
     #[error("{0}")]
     Write(#[from] SinkError),
     /// A configured limit was exceeded (size of a value, of the response, ...).

@@ -14,11 +14,18 @@ pub struct Classified {
     pub code: Option<String>,
 }
 
-/// `what` says which call on which object, e.g. `GetSecretValue MySecret`.
-pub fn from_sdk<E: ProvideErrorMetadata>(
-    what: &str,
-    err: &SdkError<E, HttpResponse>,
-) -> Classified {
+/// `what` says which call on which object, e.g. `GetSecretValue MySecret`. The SDK's
+/// error stays the cause.
+pub fn from_sdk<E>(what: &str, err: SdkError<E, HttpResponse>) -> Classified
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let mut classified = describe(what, &err);
+    classified.error = classified.error.caused_by(err);
+    classified
+}
+
+fn describe<E: ProvideErrorMetadata>(what: &str, err: &SdkError<E, HttpResponse>) -> Classified {
     match err {
         SdkError::ServiceError(service) => {
             let code = service.err().code().map(str::to_string);
@@ -71,5 +78,23 @@ pub fn from_sdk<E: ProvideErrorMetadata>(
             error: StoreError::new(ErrorClass::Transport, format!("{what}: failed")),
             code: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+
+    #[test]
+    fn the_sdk_error_is_kept_as_the_cause_and_the_message_stays() {
+        let err = SdkError::<GetSecretValueError, HttpResponse>::timeout_error("slow answer");
+        let classified = from_sdk("GetSecretValue db in us-east-1", err);
+        assert_eq!(
+            classified.error.message,
+            "GetSecretValue db in us-east-1: timed out"
+        );
+        assert_eq!(classified.error.class, ErrorClass::Transport);
+        assert!(std::error::Error::source(&classified.error).is_some());
     }
 }

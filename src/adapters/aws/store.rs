@@ -167,7 +167,7 @@ impl AwsStore {
             .set_version_stage(object.label.clone())
             .send()
             .await
-            .map_err(|e| from_sdk(&what, &e));
+            .map_err(|e| from_sdk(&what, e));
         self.record(
             "secretsmanager",
             "GetSecretValue",
@@ -268,7 +268,7 @@ impl AwsStore {
         {
             Ok(out) => out,
             Err(e) => {
-                let Classified { error, code } = from_sdk(&what, &e);
+                let Classified { error, code } = from_sdk(&what, e);
                 return (
                     vec![Err(error); batch.len()],
                     is_stale_credentials(code.as_deref()),

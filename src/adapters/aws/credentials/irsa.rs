@@ -32,7 +32,7 @@ pub async fn assume_role(
         .web_identity_token(token.expose())
         .send()
         .await
-        .map_err(|e| from_sdk(&what, &e).error)?;
+        .map_err(|e| from_sdk(&what, e).error)?;
     let creds = out.credentials().ok_or_else(|| {
         StoreError::new(
             ErrorClass::Client(ClientKind::AccessDenied),
