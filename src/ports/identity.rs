@@ -1,5 +1,7 @@
 //! Who is asking and where: the pod's AWS identity and the region of its node.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::domain::attributes::{AuthMode, PodInfo, Tokens};
@@ -54,9 +56,56 @@ pub enum IdentityError {
     #[error("{0}")]
     Region(String),
     /// The cluster API could not be reached or answered with an error.
-    #[error("{0}")]
-    Unavailable(String),
+    #[error(transparent)]
+    Unavailable(Cause),
 }
+
+/// A message for a user and, when there is one, the client's error behind it (kept for
+/// the cause chain; shared, so the error stays cheap to clone for shared lookups).
+#[derive(Debug, Clone)]
+pub struct Cause {
+    message: String,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Cause {
+    pub fn caused_by(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+}
+
+impl From<String> for Cause {
+    fn from(message: String) -> Self {
+        Cause {
+            message,
+            source: None,
+        }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Two causes are the same when they say the same to a user.
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        self.message == other.message
+    }
+}
+
+impl Eq for Cause {}
 
 /// Resolves identity and region for a pod.
 ///
@@ -78,4 +127,20 @@ pub trait IdentityResolver: Send + Sync {
     /// The region of the node that runs the pod, when no region was configured.
     /// `Ok(None)` when this resolver has no way to know.
     async fn node_region(&self, pod: &PodInfo) -> Result<Option<Region>, IdentityError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unavailable_cluster_keeps_the_clients_error_as_its_source() {
+        let inner = std::io::Error::other("connection refused");
+        let err = IdentityError::Unavailable(
+            Cause::from("reading service account shop/web: failed".to_string()).caused_by(inner),
+        );
+        assert_eq!(err.to_string(), "reading service account shop/web: failed");
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("connection refused"));
+    }
 }

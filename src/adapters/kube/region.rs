@@ -17,6 +17,7 @@ use kube::{Api, Client};
 use super::errors::{describe, watch_forbidden, ApiFailure, FORBIDDEN_WATCH_RETRY};
 use crate::domain::attributes::PodInfo;
 use crate::domain::region::Region;
+use crate::ports::identity::Cause;
 use crate::ports::IdentityError;
 
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
@@ -153,16 +154,21 @@ impl NodeRegion {
         call: impl std::future::Future<Output = Result<T, kube::Error>>,
     ) -> Result<T, IdentityError> {
         match tokio::time::timeout(self.timeout, call).await {
-            Err(_) => Err(IdentityError::Unavailable(format!(
-                "reading {what}: the API server did not answer within {:?}",
-                self.timeout
-            ))),
+            Err(_) => Err(IdentityError::Unavailable(
+                format!(
+                    "reading {what}: the API server did not answer within {:?}",
+                    self.timeout
+                )
+                .into(),
+            )),
             Ok(Err(e)) => Err(match describe(&e) {
                 ApiFailure::NotFound => IdentityError::Region(format!("{what} not found")),
-                ApiFailure::Forbidden(m) => {
-                    IdentityError::Unavailable(format!("reading {what}: forbidden: {m}"))
-                }
-                ApiFailure::Other(m) => IdentityError::Unavailable(format!("reading {what}: {m}")),
+                ApiFailure::Forbidden(m) => IdentityError::Unavailable(
+                    Cause::from(format!("reading {what}: forbidden: {m}")).caused_by(e),
+                ),
+                ApiFailure::Other(m) => IdentityError::Unavailable(
+                    Cause::from(format!("reading {what}: {m}")).caused_by(e),
+                ),
             }),
             Ok(Ok(v)) => Ok(v),
         }

@@ -18,6 +18,7 @@ use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
 use super::errors::{describe, watch_forbidden, ApiFailure, FORBIDDEN_WATCH_RETRY};
+use crate::ports::identity::Cause;
 use crate::ports::IdentityError;
 
 pub const ROLE_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
@@ -120,11 +121,11 @@ impl ServiceAccounts {
                     let task = tokio::spawn(async move {
                         let what = format!("service account {}/{}", key2.0, key2.1);
                         let answer = match tokio::time::timeout(timeout, api.get(&key2.1)).await {
-                            Err(_) => Err(IdentityError::Unavailable(format!("reading {what}: the API server did not answer within {timeout:?}"))),
+                            Err(_) => Err(IdentityError::Unavailable(format!("reading {what}: the API server did not answer within {timeout:?}").into())),
                             Ok(Err(e)) => Err(match describe(&e) {
                                 ApiFailure::NotFound => IdentityError::ServiceAccount(format!("{what} not found")),
-                                ApiFailure::Forbidden(m) => IdentityError::Unavailable(format!("reading {what}: forbidden: {m} (the provider needs get on serviceaccounts)")),
-                                ApiFailure::Other(m) => IdentityError::Unavailable(format!("reading {what}: {m}")),
+                                ApiFailure::Forbidden(m) => IdentityError::Unavailable(Cause::from(format!("reading {what}: forbidden: {m} (the provider needs get on serviceaccounts)")).caused_by(e)),
+                                ApiFailure::Other(m) => IdentityError::Unavailable(Cause::from(format!("reading {what}: {m}")).caused_by(e)),
                             }),
                             Ok(Ok(sa)) => {
                                 let role = role_of(&sa);
@@ -141,7 +142,7 @@ impl ServiceAccounts {
                         answer
                     });
                     async move {
-                        task.await.unwrap_or_else(|_| Err(IdentityError::Unavailable("the service account read failed".into())))
+                        task.await.unwrap_or_else(|_| Err(IdentityError::Unavailable("the service account read failed".to_string().into())))
                     }
                     .boxed()
                     .shared()
