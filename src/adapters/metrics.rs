@@ -142,7 +142,7 @@ impl Metrics {
         let coalesced_fetches = Counter::default();
         registry.register(
             "coalesced_fetches",
-            "Fetches that joined an identical call in flight",
+            "Object fetches that joined an identical one in flight",
             coalesced_fetches.clone(),
         );
         let kube_requests = Family::<KubeLabels, Counter>::default();

@@ -7,11 +7,13 @@ use std::io::Write;
 use std::sync::LazyLock;
 
 use jmespath::functions::Function;
+
+use super::objects::ObjectKind;
 use jmespath::{Context, ErrorReason, Expression, JmespathError, Rcvar, Runtime, Variable};
 
 /// Largest string one `join` or `to_string` may build: Secrets Manager's own maximum
 /// value, since an extracted value larger than the secret it comes from is no value.
-pub const MAX_RESULT_BYTES: usize = 64 * 1024;
+pub const MAX_RESULT_BYTES: usize = ObjectKind::SecretsManager.max_value_bytes();
 
 static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     let mut runtime = Runtime::new();

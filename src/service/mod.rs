@@ -12,5 +12,5 @@ pub use deadline::{gate_for, within_deadline};
 pub use error::MountError;
 pub use mount::{
     MemoryWatch, MountOutcome, MountRequest, MountService, MountSettings, Mounter, RawMountRequest,
-    MEMORY_REFUSE_PERCENT,
+    MAX_LOGGED_ERROR_BYTES, MEMORY_REFUSE_PERCENT,
 };

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::domain::attributes::MountAttributes;
 use crate::domain::mode::FileMode;
-use crate::domain::objects::{parse_objects, ClassContext, UnknownKey, YamlLimits};
+use crate::domain::objects::{parse_objects, ClassContext, ObjectKind, UnknownKey, YamlLimits};
 use crate::domain::plan::{plan_mount, FileSummary, PlanError};
 use crate::domain::region::{Region, Regions};
 use crate::domain::target::TargetPath;
@@ -100,7 +100,7 @@ pub struct MountSettings {
 const MAX_LOGGED_UNKNOWN_KEYS: usize = 20;
 
 /// Longest error in one mount's log line (a class of 256 broken objects makes a long one).
-const MAX_LOGGED_ERROR_BYTES: usize = 16 * 1024;
+pub const MAX_LOGGED_ERROR_BYTES: usize = 16 * 1024;
 
 /// Share of the cgroup's limit above which mounts that write files are refused: the
 /// rest is head room for the provider itself.
@@ -127,8 +127,8 @@ impl Default for MountSettings {
         MountSettings {
             default_region: None,
             yaml_limits: YamlLimits::default(),
-            // Secrets Manager holds at most 64 KiB, Parameter Store 8 KiB.
-            max_secret_bytes: 64 * 1024,
+            // The largest value a store holds (Secrets Manager's; Parameter Store's is 8 KiB).
+            max_secret_bytes: ObjectKind::SecretsManager.max_value_bytes(),
             strict_objects: false,
             memory_budget_bytes: 16 * 1024 * 1024,
             memory: MemoryWatch::default(),

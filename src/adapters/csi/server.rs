@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use super::proto::{self, MountResponse, VersionResponse};
-use super::status::{error_code, status_of, MAX_STATUS_MESSAGE_BYTES};
+use super::status::{error_code, status_of};
 use crate::adapters::accept::unix_incoming;
 use crate::adapters::metrics::Metrics;
 use crate::domain::objects::Rule;
@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 
 use crate::service::{
     gate_for, within_deadline, MountError, MountOutcome, MountRequest, Mounter, RawMountRequest,
+    MAX_LOGGED_ERROR_BYTES,
 };
 
 pub const RUNTIME_NAME: &str = "secrets-store-csi-driver-provider-aws";
@@ -174,7 +175,7 @@ impl CsiDriverProvider for CsiProvider {
                 Ok(request) => self.run(request).await,
                 Err(e) => {
                     // The service logs every mount it runs; this one never reached it.
-                    let error = capped(e.to_string(), MAX_STATUS_MESSAGE_BYTES);
+                    let error = capped(e.to_string(), MAX_LOGGED_ERROR_BYTES);
                     tracing::warn!(outcome = "error", %error, "mount");
                     Err(e)
                 }

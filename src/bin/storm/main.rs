@@ -335,10 +335,9 @@ fn volume_dir() -> anyhow::Result<tempfile::TempDir> {
     })
 }
 
-async fn scenario(args: &Args, name: &str) -> anyhow::Result<Report> {
-    let dir = volume_dir()?;
-    let latency = if name == "d" { 0 } else { args.latency_ms };
-    let stub = aws_stub::start(Duration::from_millis(latency)).await?;
+/// The fake API server every scenario uses: the bench service account with its role,
+/// and the node with its region.
+pub(crate) async fn fake_cluster() -> fake_apiserver::FakeApi {
     let api = fake_apiserver::start().await;
     api.set_service_account(
         "bench",
@@ -347,6 +346,14 @@ async fn scenario(args: &Args, name: &str) -> anyhow::Result<Report> {
         false,
     );
     api.set_node("node-1", Some("us-east-1"));
+    api
+}
+
+async fn scenario(args: &Args, name: &str) -> anyhow::Result<Report> {
+    let dir = volume_dir()?;
+    let latency = if name == "d" { 0 } else { args.latency_ms };
+    let stub = aws_stub::start(Duration::from_millis(latency)).await?;
+    let api = fake_cluster().await;
     let provider = start_provider(&args.provider_bin, dir.path(), &api, &stub.url).await?;
     let pid = provider.child.id();
     let idle_rss_kib = proc_status(pid, "VmRSS:");
@@ -428,14 +435,7 @@ fn open_fds(pid: u32) -> usize {
 async fn soak(args: &Args) -> anyhow::Result<()> {
     let dir = volume_dir()?;
     let stub = aws_stub::start(Duration::ZERO).await?;
-    let api = fake_apiserver::start().await;
-    api.set_service_account(
-        "bench",
-        "app",
-        Some("arn:aws:iam::123456789012:role/bench"),
-        false,
-    );
-    api.set_node("node-1", Some("us-east-1"));
+    let api = fake_cluster().await;
     let provider = start_provider(&args.provider_bin, dir.path(), &api, &stub.url).await?;
     let pid = provider.child.id();
     let client = connect(&provider.socket).await?;

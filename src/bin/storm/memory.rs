@@ -9,9 +9,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use provider::adapters::csi::proto::MountRequest;
-use provider::testkit::{aws_stub, fake_apiserver};
+use provider::testkit::aws_stub;
 
-use super::{connect, proc_status, start_provider_with, volume_dir};
+use super::{connect, fake_cluster, proc_status, start_provider_with, volume_dir};
 
 const OBJECTS: usize = 256;
 const DRIVER_OBJECTS: usize = 60;
@@ -136,13 +136,7 @@ async fn run_mode(bin: &Path, driver_writes: bool) -> anyhow::Result<Vec<String>
     let cgroup = Cgroup::create(&format!("storm-{}-{driver_writes}", std::process::id()))?;
     let stub = aws_stub::start(Duration::from_millis(5)).await?;
     stub.set_value_bytes(VALUE_BYTES as u64);
-    let api = fake_apiserver::start().await;
-    api.set_service_account(
-        "bench",
-        "app",
-        Some("arn:aws:iam::123456789012:role/bench"),
-        false,
-    );
+    let api = fake_cluster().await;
     // Joins the cgroup before exec, so every page the provider touches is charged there.
     let mut command = Command::new("sh");
     command
