@@ -29,11 +29,11 @@ use crate::domain::mode::FileMode;
 use crate::domain::objects::YamlLimits;
 use crate::domain::region::Region;
 use crate::domain::target::TargetPath;
-use crate::ports::MemoryGauge;
 use crate::ports::{IdentityResolver, MountSink, SecretStore};
+use crate::ports::{MemoryGauge, SystemClock};
 use crate::service::{
     gate_for, within_deadline, MemoryWatch, MountOutcome, MountRequest, MountService,
-    MountSettings, Mounter,
+    MountSettings, Mounter, ValueCache,
 };
 
 /// Who signs AWS calls of mounts that bring no token.
@@ -113,6 +113,7 @@ fn mount_settings(settings: &Settings) -> MountSettings {
         strict_objects: settings.strict_objects,
         memory_budget_bytes: settings.memory_budget_bytes,
         memory: MemoryWatch::default(),
+        value_cache: settings.value_cache(),
     }
 }
 
@@ -156,6 +157,16 @@ pub async fn serve(
         Some(gauge) => metrics.watch_memory(gauge.clone()),
         None => tracing::info!("no memory cgroup found: mounts are not refused for memory"),
     }
+    let service_settings = mount_settings(&settings);
+    let cache = Arc::new(ValueCache::new(
+        service_settings.value_cache,
+        Arc::new(SystemClock),
+    ));
+    if cache.is_on() {
+        metrics.watch_value_cache(cache.clone());
+        let bounds = cache.bounds();
+        tracing::info!(ttl = ?bounds.ttl, stale_if_error = ?bounds.stale_if_error, max_bytes = cache.max_bytes(), "value cache on");
+    }
     let metrics = Arc::new(metrics);
     let readiness = Arc::new(Readiness::default());
     let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -185,11 +196,11 @@ pub async fn serve(
         Arc::new(FsSink::new())
     };
     let store = build_store(&settings, Signer::PodsOnly, metrics.clone()).await?;
-    let mut service_settings = mount_settings(&settings);
+    let mut service_settings = service_settings;
     if let Some(cgroup) = memory.clone() {
         service_settings.memory = MemoryWatch(cgroup);
     }
-    let service = MountService::new(identity, store, sink, service_settings);
+    let service = MountService::with_cache(identity, store, sink, service_settings, cache);
     let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout(), metrics)
         .with_kubelet_dir(settings.kubelet_dir.clone())
         .with_error_codes(settings.error_codes)

@@ -14,7 +14,9 @@ use crate::adapters::aws::credentials::pod_identity::{
 use crate::adapters::aws::DEFAULT_FETCH_CONCURRENCY;
 use crate::adapters::csi::{DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES};
 use crate::adapters::kube::KubeSettings;
-use crate::service::MountSettings;
+pub use crate::domain::duration::parse_go_duration;
+use crate::domain::freshness::CacheBounds;
+use crate::service::{MountSettings, ValueCacheSettings};
 
 /// Prefix of the environment variables that set any key, e.g. `SSCSI_AWS_QPS=20`.
 pub const ENV_PREFIX: &str = "SSCSI_AWS_";
@@ -79,6 +81,14 @@ pub struct Settings {
     /// Secret bytes held in memory at once across mounts (each mount reserves its
     /// worst case up front).
     pub memory_budget_bytes: usize,
+    /// How long a fetched value is served again to the same principal (0: off).
+    pub value_cache_ttl: GoDuration,
+    /// How long a cached value may stand in for a store that fails with a server or
+    /// transport error (0: off).
+    pub value_cache_stale_if_error: GoDuration,
+    pub value_cache_max_entries: usize,
+    /// Bytes the cache holds at most, out of `memory_budget_bytes`.
+    pub value_cache_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -121,6 +131,10 @@ impl Default for Settings {
             strict_objects: mount.strict_objects,
             kubelet_dir: None,
             memory_budget_bytes: mount.memory_budget_bytes,
+            value_cache_ttl: GoDuration(mount.value_cache.bounds.ttl),
+            value_cache_stale_if_error: GoDuration(mount.value_cache.bounds.stale_if_error),
+            value_cache_max_entries: mount.value_cache.max_entries,
+            value_cache_max_bytes: mount.value_cache.max_bytes,
         }
     }
 }
@@ -184,7 +198,30 @@ impl Settings {
                 "fetch_concurrency must be at least 1".into(),
             ));
         }
+        let cache = self.value_cache();
+        if cache.is_on() && cache.max_bytes > self.memory_budget_bytes / 2 {
+            return Err(ConfigError::Invalid(format!(
+                "value_cache_max_bytes ({}) may be at most half of memory_budget_bytes ({}): the cache's bytes come out of the budget mounts use",
+                cache.max_bytes, self.memory_budget_bytes
+            )));
+        }
+        if cache.bounds.is_on() && (cache.max_entries == 0 || cache.max_bytes == 0) {
+            return Err(ConfigError::Invalid(
+                "value_cache_max_entries and value_cache_max_bytes must be at least 1 when the value cache is on".into(),
+            ));
+        }
         Ok(())
+    }
+
+    pub fn value_cache(&self) -> ValueCacheSettings {
+        ValueCacheSettings {
+            bounds: CacheBounds {
+                ttl: self.value_cache_ttl.0,
+                stale_if_error: self.value_cache_stale_if_error.0,
+            },
+            max_entries: self.value_cache_max_entries,
+            max_bytes: self.value_cache_max_bytes,
+        }
     }
 
     pub fn mount_timeout(&self) -> Duration {
@@ -226,63 +263,11 @@ impl<'de> Deserialize<'de> for GoDuration {
     }
 }
 
-/// Go's time.ParseDuration for non-negative values: a sequence of decimal numbers with
-/// units ns, us, µs, ms, s, m, h (`1h15m`, `1.5s`, `250ms`). "0" alone is zero.
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    let text = text.trim().strip_prefix('+').unwrap_or(text.trim());
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    if text.is_empty() {
-        return None;
-    }
-    let mut rest = text;
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (number, tail) = rest.split_at(digits);
-        if number.is_empty() || number == "." {
-            return None;
-        }
-        let value: f64 = number.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = tail;
-    }
-    Duration::try_from_secs_f64(total).ok()
-}
-
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
 mod tests {
     use super::*;
     use std::collections::BTreeMap;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("250ms"), Some(Duration::from_millis(250)));
-        assert_eq!(parse_go_duration("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(parse_go_duration("1m30s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_go_duration("1.5h"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("0"), Some(Duration::ZERO));
-        for bad in ["", "5", "-1s", "1x", "s", "1..2s"] {
-            assert_eq!(parse_go_duration(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn defaults_match_the_existing_provider() {
@@ -348,6 +333,25 @@ mod tests {
                 ),
                 Err(ConfigError::LocalStoreMissing)
             ));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_value_cache_is_off_by_default_and_its_bytes_fit_the_budget() {
+        figment::Jail::expect_with(|jail| {
+            let s = Settings::load(None, BTreeMap::<String, String>::new()).unwrap();
+            assert!(!s.value_cache().is_on());
+            jail.set_env("SSCSI_AWS_VALUE_CACHE_TTL", "5m");
+            jail.set_env("SSCSI_AWS_VALUE_CACHE_STALE_IF_ERROR", "1h");
+            let s = Settings::load(None, BTreeMap::<String, String>::new()).unwrap();
+            let cache = s.value_cache();
+            assert!(cache.is_on());
+            assert_eq!(cache.bounds.ttl, Duration::from_secs(300));
+            assert_eq!(cache.bounds.stale_if_error, Duration::from_secs(3600));
+            jail.set_env("SSCSI_AWS_VALUE_CACHE_MAX_BYTES", "9000000");
+            let e = Settings::load(None, BTreeMap::<String, String>::new()).unwrap_err();
+            assert!(e.to_string().contains("at most half"), "{e}");
             Ok(())
         });
     }

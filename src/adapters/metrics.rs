@@ -15,11 +15,13 @@ use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 
 use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::ports::MemoryGauge;
+use crate::service::ValueCache;
 
 const PREFIX: &str = "secrets_store_provider_aws";
 
@@ -216,6 +218,12 @@ impl Metrics {
             .register_collector(Box::new(CgroupCollector(gauge)));
     }
 
+    /// Exposes the node-wide value cache, read at each scrape.
+    pub fn watch_value_cache(&mut self, cache: Arc<ValueCache>) {
+        self.registry
+            .register_collector(Box::new(ValueCacheCollector(cache)));
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -280,6 +288,68 @@ impl Collector for CgroupCollector {
         ] {
             let metric = encoder.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
             ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+struct ValueCacheCollector(Arc<ValueCache>);
+
+impl std::fmt::Debug for ValueCacheCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ValueCacheCollector")
+    }
+}
+
+impl Collector for ValueCacheCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.stats();
+        let gauge = |v: u64| ConstGauge::new(i64::try_from(v).unwrap_or(i64::MAX));
+        for (name, help, unit, value) in [
+            (
+                "value_cache_entries",
+                "Values held by the node-wide value cache",
+                None,
+                s.entries,
+            ),
+            (
+                "value_cache",
+                "Bytes of values, versions and keys held by the value cache",
+                Some(Unit::Bytes),
+                s.bytes,
+            ),
+            (
+                "value_cache_limit",
+                "Bytes the value cache may hold (taken out of the memory budget)",
+                Some(Unit::Bytes),
+                s.max_bytes,
+            ),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
+            gauge(value).encode(metric)?;
+        }
+        for (name, help, value) in [
+            ("value_cache_hits", "Objects served from the value cache without a store call", s.hits),
+            ("value_cache_misses", "Objects the value cache could not serve fresh (asked of the store)", s.misses),
+            ("value_cache_stale_served", "Objects served from the value cache past their TTL because the store failed with a server or transport error", s.stale_served),
+        ] {
+            let metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+            ConstCounter::new(value).encode(metric)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "value_cache_evictions",
+            "Entries dropped from the value cache, by reason",
+            None,
+            MetricType::Counter,
+        )?;
+        for (reason, value) in [
+            ("capacity", s.evicted_capacity),
+            ("expired", s.evicted_expired),
+            ("client_error", s.evicted_client_error),
+        ] {
+            let labels = [("reason", reason)];
+            let metric = family.encode_family(&labels)?;
+            ConstCounter::new(value).encode(metric)?;
         }
         Ok(())
     }

@@ -99,6 +99,24 @@ pub struct Flags {
     #[arg(long, global = true, value_name = "DIR")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubelet_dir: Option<PathBuf>,
+    /// How long a fetched value is served again to the same principal, e.g. 5m; 0s is off
+    /// [default: 0s].
+    #[arg(long, global = true, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_cache_ttl: Option<String>,
+    /// How long a cached value may stand in for a store failing with a server or
+    /// transport error, e.g. 1h; 0s is off [default: 0s].
+    #[arg(long, global = true, value_name = "DURATION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_cache_stale_if_error: Option<String>,
+    /// Entries the value cache holds at most [default: 4096].
+    #[arg(long, global = true, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_cache_max_entries: Option<usize>,
+    /// Bytes the value cache holds at most, out of the memory budget [default: 4194304].
+    #[arg(long, global = true, value_name = "BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value_cache_max_bytes: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

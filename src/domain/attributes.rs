@@ -2,9 +2,11 @@
 
 use super::text::bounded;
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::duration::parse_go_duration;
 use super::naming::{PathTranslation, TranslationError};
 use super::region::{Region, RegionError};
 use super::secret::Token;
@@ -73,6 +75,9 @@ pub struct MountAttributes {
     pub auth: AuthMode,
     pub pod: PodInfo,
     pub tokens: Tokens,
+    /// `cacheTTL`: how long this class accepts a cached value (never longer than the
+    /// operator allows; zero reads fresh and serves nothing stale).
+    pub cache_ttl: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +96,8 @@ pub enum AttributeError {
     AddressType(String),
     #[error("attribute csi.storage.k8s.io/serviceAccount.tokens is not valid JSON: {}", bounded(&.0))]
     Tokens(String),
+    #[error("cacheTTL `{}` is not a duration such as 0s, 30s or 5m", bounded(&.0))]
+    CacheTtl(String),
 }
 
 const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
@@ -144,6 +151,9 @@ impl MountAttributes {
             None => Tokens::default(),
             Some(json) => parse_tokens(json)?,
         };
+        let cache_ttl = get("cacheTTL")
+            .map(|v| parse_go_duration(v).ok_or_else(|| AttributeError::CacheTtl(v.to_string())))
+            .transpose()?;
         Ok(MountAttributes {
             objects: map.get("objects").cloned().unwrap_or_default(),
             region,
@@ -152,6 +162,7 @@ impl MountAttributes {
             auth,
             pod,
             tokens,
+            cache_ttl,
         })
     }
 }
@@ -229,6 +240,25 @@ mod tests {
         assert_eq!(a.pod.service_account, "web");
         assert_eq!(a.auth, AuthMode::Irsa);
         assert_eq!(a.translation, PathTranslation::Replace('_'));
+    }
+
+    #[test]
+    fn cache_ttl_is_a_go_duration_and_absent_by_default() {
+        assert_eq!(attrs(&[]).unwrap().cache_ttl, None);
+        assert_eq!(
+            attrs(&[("cacheTTL", "1m30s")]).unwrap().cache_ttl,
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            attrs(&[("cacheTTL", "0s")]).unwrap().cache_ttl,
+            Some(Duration::ZERO)
+        );
+        for bad in ["5", "-1s", "soon"] {
+            assert_eq!(
+                attrs(&[("cacheTTL", bad)]).unwrap_err(),
+                AttributeError::CacheTtl(bad.into())
+            );
+        }
     }
 
     #[test]

@@ -3,8 +3,10 @@
 
 pub mod arn;
 pub mod attributes;
+pub mod duration;
 pub mod extract;
 pub mod failover;
+pub mod freshness;
 pub mod jmes_runtime;
 pub mod mode;
 pub mod naming;

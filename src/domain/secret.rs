@@ -4,13 +4,18 @@
 use std::fmt;
 use std::sync::Arc;
 
-/// The bytes of a secret or parameter value. Cheap to clone (shared), redacted when printed.
+use zeroize::Zeroizing;
+
+/// The bytes of a secret or parameter value. Cheap to clone (shared), redacted when
+/// printed, and wiped when the last clone is dropped: values live on in the node-wide
+/// cache, and freed memory must not keep them.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(Arc<[u8]>);
+pub struct SecretValue(Arc<Zeroizing<Vec<u8>>>);
 
 impl SecretValue {
+    /// Takes the bytes as they are (no copy, so no unwiped copy is left behind).
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(Arc::from(bytes.into()))
+        Self(Arc::new(Zeroizing::new(bytes.into())))
     }
 
     /// The raw value: the only way to read it, so every read is easy to find.

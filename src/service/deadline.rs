@@ -14,6 +14,21 @@ pub fn gate_for(limit: Duration) -> PublishGate {
     PublishGate::until(Instant::now() + limit)
 }
 
+/// Part of the time left that a store call gives up when a cached value could stand in
+/// for its answer: a hanging store must not let the deadline pass before the stand-in
+/// is served.
+const STAND_IN_SHARE: u32 = 5;
+const STAND_IN_MIN: Duration = Duration::from_millis(250);
+const STAND_IN_MAX: Duration = Duration::from_secs(3);
+
+/// When a store call must have answered for a stand-in to still be served before
+/// `deadline`: a fifth of the time left is kept, at least 250 ms and at most 3 s.
+pub(super) fn stand_in_cutoff(deadline: Instant, now: Instant) -> Instant {
+    let left = deadline.saturating_duration_since(now);
+    let kept = (left / STAND_IN_SHARE).clamp(STAND_IN_MIN, STAND_IN_MAX);
+    now + left.saturating_sub(kept)
+}
+
 /// Closes the gate when the mount's future is dropped unfinished (the driver cancelled
 /// the call, the client went away): nobody hears the result, so nothing may publish.
 struct AbandonOnDrop<'a> {
@@ -72,6 +87,19 @@ async fn run_until_deadline<O>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stand_in_keeps_a_fifth_of_the_time_left_within_bounds() {
+        let now = Instant::now();
+        let secs = Duration::from_secs;
+        assert_eq!(stand_in_cutoff(now + secs(10), now), now + secs(8));
+        assert_eq!(stand_in_cutoff(now + secs(30), now), now + secs(27));
+        assert_eq!(
+            stand_in_cutoff(now + secs(1), now),
+            now + Duration::from_millis(750)
+        );
+        assert_eq!(stand_in_cutoff(now, now + secs(1)), now + secs(1));
+    }
 
     #[tokio::test]
     async fn past_the_deadline_an_open_mount_is_abandoned() {

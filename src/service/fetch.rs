@@ -1,95 +1,210 @@
-//! Fetching every object of a mount from every region: one store call per region, both
-//! regions at once (the store batches and bounds its own calls), then one decision per
-//! object over the regions' outcomes.
+//! Fetching every object of a mount from every region: fresh cached values first, then
+//! one store call per region for the rest, both regions at once (the store batches and
+//! bounds its own calls), then one decision per object over the regions' outcomes. A
+//! cached value past its TTL stands in only when no region answered and none refused.
 
-use crate::domain::failover::{decide, Decision, Outcome};
+use std::time::{Duration, Instant};
+
+use crate::domain::failover::{decide, Decision, ErrorClass, Outcome};
+use crate::domain::freshness::{Freshness, OnFailure};
 use crate::domain::objects::{ObjectRef, ObjectSpec};
 use crate::domain::region::{Region, Regions};
 use crate::ports::{Fetched, Identity, SecretStore, StoreError};
 
+use super::deadline::stand_in_cutoff;
 use super::error::MountError;
+use super::value_cache::{CacheKey, Lookup, ValueCache};
 
 type Answer = Result<Fetched, StoreError>;
 
-/// Fetches every object, applying the failover decision; the result is in object order.
-#[tracing::instrument(skip_all, fields(objects = objects.len(), regions = regions.iter().count()))]
-pub(super) async fn fetch_all(
-    store: &dyn SecretStore,
-    identity: &Identity,
-    regions: &Regions,
-    objects: &[ObjectSpec],
-) -> Result<Vec<Fetched>, MountError> {
-    let region_list: Vec<&Region> = regions.iter().collect();
-    let asked = |r: usize| -> Vec<ObjectRef> {
-        objects
-            .iter()
-            .map(|o| {
-                if r == 0 {
-                    o.primary.clone()
-                } else {
-                    o.failover.clone()
-                }
-            })
-            .collect()
-    };
-    let calls = region_list.iter().enumerate().map(|(r, region)| {
-        let refs = asked(r);
-        async move { store.fetch(region, identity, &refs).await }
-    });
-    let mut answers = Vec::with_capacity(region_list.len());
-    for mut results in futures::future::join_all(calls).await {
-        if results.len() != objects.len() {
-            return Err(MountError::Internal(format!(
-                "store answered {} results for {} objects",
-                results.len(),
-                objects.len()
-            )));
-        }
-        results.truncate(objects.len());
-        answers.push(results);
-    }
-    let chosen = choose(objects, &region_list, answers);
-    tracing::debug!(ok = chosen.is_ok(), "fetched");
-    chosen
+/// What one mount fetches with.
+pub(super) struct Fetch<'a> {
+    pub store: &'a dyn SecretStore,
+    pub cache: &'a ValueCache,
+    pub identity: &'a Identity,
+    pub freshness: Freshness,
+    /// The mount's deadline: with a stand-in at hand, the store must answer earlier.
+    pub deadline: Option<Instant>,
 }
 
-fn choose(
-    objects: &[ObjectSpec],
-    regions: &[&Region],
-    mut answers: Vec<Vec<Answer>>,
-) -> Result<Vec<Fetched>, MountError> {
-    let outcome = |a: &Answer| match a {
-        Ok(_) => Outcome::Answered,
-        Err(e) => Outcome::Failed(e.class),
-    };
-    let mut chosen = Vec::with_capacity(objects.len());
-    let mut failed: Vec<(usize, usize, StoreError)> = Vec::new();
-    for (i, object) in objects.iter().enumerate() {
-        let failover = answers.get(1).map(|a| outcome(&a[i]));
-        let region = match decide(outcome(&answers[0][i]), failover) {
-            Decision::UsePrimary | Decision::FailPrimary => 0,
-            Decision::UseFailover | Decision::FailFailover => 1,
+/// One region's answers, in object order, and the cached values that may stand in.
+struct RegionAnswers {
+    answers: Vec<Answer>,
+    stand_ins: Vec<Option<(Fetched, Duration)>>,
+}
+
+impl Fetch<'_> {
+    /// Fetches every object, applying the failover decision; the result is in object order.
+    #[tracing::instrument(skip_all, fields(objects = objects.len(), regions = regions.iter().count()))]
+    pub(super) async fn all(
+        &self,
+        regions: &Regions,
+        objects: &[ObjectSpec],
+    ) -> Result<Vec<Fetched>, MountError> {
+        let region_list: Vec<&Region> = regions.iter().collect();
+        let principal = self.identity.sharing_key();
+        let calls = region_list.iter().enumerate().map(|(r, region)| {
+            let refs: Vec<ObjectRef> = objects
+                .iter()
+                .map(|o| if r == 0 { &o.primary } else { &o.failover })
+                .cloned()
+                .collect();
+            let principal = &principal;
+            async move { self.region(principal, region, refs).await }
+        });
+        let answers = futures::future::join_all(calls)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        let chosen = self.choose(objects, &region_list, answers);
+        tracing::debug!(ok = chosen.is_ok(), "fetched");
+        chosen
+    }
+
+    /// One region: fresh cached values, the store for the rest.
+    async fn region(
+        &self,
+        principal: &str,
+        region: &Region,
+        refs: Vec<ObjectRef>,
+    ) -> Result<RegionAnswers, MountError> {
+        let keys: Vec<CacheKey> = refs
+            .iter()
+            .map(|object| CacheKey {
+                principal: principal.to_string(),
+                region: region.clone(),
+                object: object.clone(),
+            })
+            .collect();
+        let mut answers: Vec<Option<Answer>> = vec![None; refs.len()];
+        let mut stand_ins: Vec<Option<(Fetched, Duration)>> = vec![None; refs.len()];
+        for (i, key) in keys.iter().enumerate() {
+            match self.cache.lookup(key, &self.freshness) {
+                Lookup::Fresh(value) => answers[i] = Some(Ok(value)),
+                Lookup::StandIn { value, age } => stand_ins[i] = Some((value, age)),
+                Lookup::Miss => {}
+            }
+        }
+        let asked: Vec<usize> = (0..refs.len()).filter(|&i| answers[i].is_none()).collect();
+        if !asked.is_empty() {
+            let objects: Vec<ObjectRef> = asked.iter().map(|&i| refs[i].clone()).collect();
+            let results = self
+                .ask(region, &objects, stand_ins.iter().any(Option::is_some))
+                .await;
+            if results.len() != objects.len() {
+                return Err(MountError::Internal(format!(
+                    "store answered {} results for {} objects",
+                    results.len(),
+                    objects.len()
+                )));
+            }
+            for (&i, answer) in asked.iter().zip(results) {
+                match &answer {
+                    Ok(value) => self.cache.store(keys[i].clone(), value.clone()),
+                    Err(e) if Freshness::on_failure(e.class) == OnFailure::Forget => {
+                        stand_ins[i] = None;
+                        self.cache
+                            .forget_object(principal, refs[i].kind, &refs[i].name);
+                    }
+                    Err(_) => {}
+                }
+                answers[i] = Some(answer);
+            }
+        }
+        Ok(RegionAnswers {
+            answers: answers
+                .into_iter()
+                .map(|a| a.unwrap_or_else(|| Err(StoreError::no_answer())))
+                .collect(),
+            stand_ins,
+        })
+    }
+
+    /// The store's answers for `objects`; with a stand-in at hand, only until the part
+    /// of the deadline kept for serving it.
+    async fn ask(&self, region: &Region, objects: &[ObjectRef], stand_in: bool) -> Vec<Answer> {
+        let call = self.store.fetch(region, self.identity, objects);
+        let Some(deadline) = self.deadline.filter(|_| stand_in) else {
+            return call.await;
         };
-        match std::mem::replace(&mut answers[region][i], Err(StoreError::no_answer())) {
-            Ok(fetched) => chosen.push(fetched),
-            Err(error) => failed.push((object.position, region, error)),
+        let cutoff = stand_in_cutoff(deadline, Instant::now());
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(cutoff), call).await {
+            Ok(answers) => answers,
+            Err(_) => {
+                let late = StoreError::new(
+                    ErrorClass::Transport,
+                    "the store did not answer within the part of the mount's deadline before a cached value is served",
+                );
+                vec![Err(late); objects.len()]
+            }
         }
     }
-    let also_failed = failed.len().saturating_sub(1);
-    match failed.into_iter().next() {
-        None => Ok(chosen),
-        Some((position, region, error)) => {
-            let object = objects
-                .iter()
-                .find(|o| o.position == position)
-                .map(ObjectSpec::describe)
-                .unwrap_or_default();
-            Err(MountError::Fetch {
-                object,
-                region: regions[region].clone(),
-                error,
-                also_failed,
-            })
+
+    fn choose(
+        &self,
+        objects: &[ObjectSpec],
+        regions: &[&Region],
+        mut answers: Vec<RegionAnswers>,
+    ) -> Result<Vec<Fetched>, MountError> {
+        let outcome = |a: &Answer| match a {
+            Ok(_) => Outcome::Answered,
+            Err(e) => Outcome::Failed(e.class),
+        };
+        let mut chosen = Vec::with_capacity(objects.len());
+        let mut failed: Vec<(usize, usize, StoreError)> = Vec::new();
+        for (i, object) in objects.iter().enumerate() {
+            let failover = answers.get(1).map(|a| outcome(&a.answers[i]));
+            let region = match decide(outcome(&answers[0].answers[i]), failover) {
+                Decision::UsePrimary | Decision::FailPrimary => 0,
+                Decision::UseFailover | Decision::FailFailover => 1,
+            };
+            let answer = std::mem::replace(
+                &mut answers[region].answers[i],
+                Err(StoreError::no_answer()),
+            );
+            match answer {
+                Ok(fetched) => chosen.push(fetched),
+                // No region answered and none refused: the primary's stand-in, then the
+                // failover's.
+                Err(error) if !error.class.is_client() => {
+                    let stand_in = answers
+                        .iter_mut()
+                        .enumerate()
+                        .find_map(|(r, a)| a.stand_ins[i].take().map(|s| (r, s)));
+                    match stand_in {
+                        Some((r, (value, age))) => {
+                            self.cache.note_stale_served();
+                            tracing::warn!(
+                                object = %object.describe(),
+                                region = %regions[r],
+                                age_s = age.as_secs(),
+                                %error,
+                                "the store failed; serving the cached value"
+                            );
+                            chosen.push(value);
+                        }
+                        None => failed.push((object.position, region, error)),
+                    }
+                }
+                Err(error) => failed.push((object.position, region, error)),
+            }
+        }
+        let also_failed = failed.len().saturating_sub(1);
+        match failed.into_iter().next() {
+            None => Ok(chosen),
+            Some((position, region, error)) => {
+                let object = objects
+                    .iter()
+                    .find(|o| o.position == position)
+                    .map(ObjectSpec::describe)
+                    .unwrap_or_default();
+                Err(MountError::Fetch {
+                    object,
+                    region: regions[region].clone(),
+                    error,
+                    also_failed,
+                })
+            }
         }
     }
 }

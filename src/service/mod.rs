@@ -5,6 +5,10 @@ mod deadline;
 mod error;
 mod fetch;
 mod mount;
+mod value_cache;
+
+#[cfg(test)]
+mod cache_tests;
 
 pub use crate::domain::plan::FileSummary;
 pub use budget::{BudgetError, MemoryBudget, Reservation};
@@ -14,3 +18,4 @@ pub use mount::{
     MemoryWatch, MountOutcome, MountRequest, MountService, MountSettings, Mounter, RawMountRequest,
     MAX_LOGGED_ERROR_BYTES, MEMORY_REFUSE_PERCENT,
 };
+pub use value_cache::{CacheStats, ValueCache, ValueCacheSettings};

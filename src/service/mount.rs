@@ -8,6 +8,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::domain::attributes::MountAttributes;
+use crate::domain::freshness::Freshness;
 use crate::domain::mode::FileMode;
 use crate::domain::objects::{parse_objects, ClassContext, ObjectKind, UnknownKey, YamlLimits};
 use crate::domain::plan::{plan_mount, FileSummary, PlanError};
@@ -18,11 +19,13 @@ use crate::domain::versions::ObjectVersion;
 use crate::ports::memory::Unlimited;
 use crate::ports::{
     IdentityResolver, MemoryGauge, MountSink, OutputFile, PublishGate, Published, SecretStore,
+    SystemClock,
 };
 
 use super::budget::{MemoryBudget, Reservation};
 use super::error::MountError;
-use super::fetch::fetch_all;
+use super::fetch::Fetch;
+use super::value_cache::{ValueCache, ValueCacheSettings};
 
 /// A mount as the driver sends it, before any parsing. Transports turn it into a
 /// [`MountRequest`] with [`RawMountRequest::parse`]: from there on the core holds typed
@@ -94,6 +97,9 @@ pub struct MountSettings {
     pub memory_budget_bytes: usize,
     /// The provider's memory cgroup: near its limit, mounts that write files are refused.
     pub memory: MemoryWatch,
+    /// The node-wide value cache (off by default) when the service makes its own; its
+    /// bytes come out of the budget.
+    pub value_cache: ValueCacheSettings,
 }
 
 /// Unknown keys named in one mount's log line; the rest are counted.
@@ -132,6 +138,7 @@ impl Default for MountSettings {
             strict_objects: false,
             memory_budget_bytes: 16 * 1024 * 1024,
             memory: MemoryWatch::default(),
+            value_cache: ValueCacheSettings::default(),
         }
     }
 }
@@ -146,6 +153,7 @@ pub struct MountService {
     identity: Arc<dyn IdentityResolver>,
     store: Arc<dyn SecretStore>,
     sink: Arc<dyn MountSink>,
+    cache: Arc<ValueCache>,
     budget: MemoryBudget,
     /// Bytes of files being written right now: the cgroup's usage does not show them
     /// yet, so concurrent mounts must not all pass the check on the same reading.
@@ -174,14 +182,34 @@ impl MountService {
         sink: Arc<dyn MountSink>,
         settings: MountSettings,
     ) -> Self {
+        let cache = Arc::new(ValueCache::new(settings.value_cache, Arc::new(SystemClock)));
+        Self::with_cache(identity, store, sink, settings, cache)
+    }
+
+    /// The same, with a cache made elsewhere (its own clock, its metrics registered).
+    pub fn with_cache(
+        identity: Arc<dyn IdentityResolver>,
+        store: Arc<dyn SecretStore>,
+        sink: Arc<dyn MountSink>,
+        settings: MountSettings,
+        cache: Arc<ValueCache>,
+    ) -> Self {
+        // The cache may hold up to its bound of the budget: mounts get the rest.
+        let cache_share = if cache.is_on() { cache.max_bytes() } else { 0 };
         MountService {
             identity,
             store,
             sink,
-            budget: MemoryBudget::new(settings.memory_budget_bytes),
+            budget: MemoryBudget::new(settings.memory_budget_bytes.saturating_sub(cache_share)),
+            cache,
             writing: Arc::default(),
             settings,
         }
+    }
+
+    /// The node-wide value cache, for the metrics endpoint.
+    pub fn value_cache(&self) -> Arc<ValueCache> {
+        self.cache.clone()
     }
 
     /// Files written by this process count against its memory cgroup (tmpfs pages are
@@ -310,7 +338,14 @@ impl MountService {
             .identity
             .identity(&attributes.pod, attributes.auth, &attributes.tokens)
             .await?;
-        let fetched = fetch_all(&*self.store, &identity, &regions, &objects).await?;
+        let fetch = Fetch {
+            store: &*self.store,
+            cache: &self.cache,
+            identity: &identity,
+            freshness: Freshness::for_class(self.cache.bounds(), attributes.cache_ttl),
+            deadline: gate.deadline(),
+        };
+        let fetched = fetch.all(&regions, &objects).await?;
 
         let needed: usize = objects
             .iter()
