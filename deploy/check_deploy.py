@@ -300,6 +300,10 @@ EXPECT = {
     "cache.watchServiceAccounts": lambda k, a: _env(k)["SSCSI_AWS_WATCH_SERVICE_ACCOUNTS"]
     == str(a["cache"]["watchServiceAccounts"]).lower(),
     "cache.fetchConcurrency": lambda k, a: _env(k)["SSCSI_AWS_FETCH_CONCURRENCY"] == str(a["cache"]["fetchConcurrency"]),
+    "cache.valueTTL": lambda k, a: f"--value-cache-ttl={a['cache']['valueTTL']}" in _c(k)["args"],
+    "cache.staleIfError": lambda k, a: f"--value-cache-stale-if-error={a['cache']['staleIfError']}" in _c(k)["args"],
+    "cache.maxEntries": lambda k, a: f"--value-cache-max-entries={a['cache']['maxEntries']}" in _c(k)["args"],
+    "cache.maxBytes": lambda k, a: f"--value-cache-max-bytes={a['cache']['maxBytes']}" in _c(k)["args"],
     # With the driver: check_driver_dependency (its objects and tokenRequests).
     f"{DRIVER}.install": None,
     f"{DRIVER}.tokenRequests": None,

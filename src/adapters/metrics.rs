@@ -431,6 +431,36 @@ mod tests {
     }
 
     #[test]
+    fn the_value_cache_is_read_at_each_scrape() {
+        use crate::domain::freshness::CacheBounds;
+        use crate::service::ValueCacheSettings;
+        let cache = Arc::new(ValueCache::new(
+            ValueCacheSettings {
+                bounds: CacheBounds {
+                    ttl: Duration::from_secs(60),
+                    stale_if_error: Duration::ZERO,
+                },
+                ..ValueCacheSettings::default()
+            },
+            Arc::new(crate::ports::SystemClock),
+        ));
+        let mut m = Metrics::new();
+        m.watch_value_cache(cache.clone());
+        cache.note_stale_served();
+        let text = m.encode();
+        for line in [
+            "secrets_store_provider_aws_value_cache_entries 0",
+            "secrets_store_provider_aws_value_cache_bytes 0",
+            "secrets_store_provider_aws_value_cache_limit_bytes 4194304",
+            "secrets_store_provider_aws_value_cache_hits_total 0",
+            "secrets_store_provider_aws_value_cache_stale_served_total 1",
+            r#"secrets_store_provider_aws_value_cache_evictions_total{reason="capacity"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+
+    #[test]
     fn names_are_prefixed_with_units() {
         let m = Metrics::new();
         m.mount_finished(None, Duration::from_millis(5), Some(3));

@@ -174,6 +174,16 @@ mod tests {
         )
         .errors[0]
             .contains("pathTranslation"));
+        assert!(validate_class(
+            &class(&[
+                ("cacheTTL", "5 minutes"),
+                ("objects", "- {objectName: a, objectType: secretsmanager}")
+            ]),
+            None,
+            false
+        )
+        .errors[0]
+            .contains("cacheTTL"));
     }
 
     #[test]
