@@ -19,6 +19,12 @@ fn the_benchmark_runs_every_scenario() {
             "8",
             "--latency-ms",
             "1",
+            "--spread-pods",
+            "3",
+            "--spread-interval-ms",
+            "400",
+            "--spread-intervals",
+            "7",
         ])
         .output()
         .unwrap();
@@ -33,6 +39,7 @@ fn the_benchmark_runs_every_scenario() {
         "(b) storm with failover",
         "(c) rotation",
         "(d) throughput",
+        "(e) spread rotation",
     ] {
         assert!(stdout.contains(heading), "{heading} missing:\n{stdout}");
     }

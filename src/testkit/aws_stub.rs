@@ -71,6 +71,11 @@ impl AwsStub {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// How many times the values were rotated: secrets' versions are `v{epoch}`.
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
     /// Secrets of `bytes` bytes from now on (0: the small default JSON).
     pub fn set_value_bytes(&self, bytes: u64) {
         self.value_bytes.store(bytes, Ordering::SeqCst);

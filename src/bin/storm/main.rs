@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 
 mod memory;
+mod spread;
 use hyper_util::rt::TokioIo;
 use provider::adapters::csi::proto::csi_driver_provider_client::CsiDriverProviderClient;
 use provider::adapters::csi::proto::MountRequest;
@@ -31,7 +32,8 @@ struct Args {
         default_value = "target/release/secrets-store-csi-driver-provider-aws"
     )]
     provider_bin: PathBuf,
-    /// a (storm), b (storm with failover), c (rotation), d (throughput at 0 ms), or all;
+    /// a (storm), b (storm with failover), c (rotation), d (throughput at 0 ms), e (spread
+    /// rotation, cache off and on), or all;
     /// `soak` and `memory` (under a memory cgroup) run alone.
     #[arg(long, default_value = "all")]
     scenario: String,
@@ -47,6 +49,15 @@ struct Args {
     /// Mounts of the throughput scenario (d).
     #[arg(long, default_value_t = 2000)]
     throughput_mounts: usize,
+    /// Pods of the spread rotation scenario (e).
+    #[arg(long, default_value_t = 30)]
+    spread_pods: usize,
+    /// Remount interval of the spread scenario, milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    spread_interval_ms: u64,
+    /// Intervals of the spread scenario.
+    #[arg(long, default_value_t = 7)]
+    spread_intervals: usize,
     /// Mounts of the soak run (`--scenario soak`, not part of `all`).
     #[arg(long, default_value_t = 20_000)]
     soak_mounts: usize,
@@ -169,9 +180,15 @@ async fn start_provider_with(
     let kubeconfig = dir.join("kubeconfig");
     api.write_kubeconfig(&kubeconfig)?;
     let volume = dir.join("providers");
+    if !command
+        .get_args()
+        .any(|a| a.to_string_lossy().starts_with("--metrics-addr"))
+    {
+        command.arg("--metrics-addr=");
+    }
     let child = command
         .arg(format!("--provider-volume={}", volume.display()))
-        .args(["--metrics-addr=", "--log-level=warn"])
+        .arg("--log-level=warn")
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env("NODE_NAME", "node-1")
@@ -489,7 +506,7 @@ async fn main() -> anyhow::Result<()> {
         return memory::memory(&args.provider_bin).await;
     }
     let scenarios: Vec<&str> = if args.scenario == "all" {
-        vec!["a", "b", "c", "d"]
+        vec!["a", "b", "c", "d", "e"]
     } else {
         args.scenario.split(',').collect()
     };
@@ -500,6 +517,15 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut failed = 0;
     for name in scenarios {
+        if name == "e" {
+            let s = spread::Spread {
+                pods: args.spread_pods,
+                interval: Duration::from_millis(args.spread_interval_ms),
+                intervals: args.spread_intervals,
+            };
+            spread::spread(&args.provider_bin, &s).await?;
+            continue;
+        }
         let report = scenario(&args, name).await?;
         failed += report.run.failures;
         print(&report);
