@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, Shared};
 
 use crate::adapters::metrics::Metrics;
-use crate::domain::objects::ObjectRef;
+use crate::domain::objects::{ObjectRef, Selection};
 use crate::domain::region::Region;
-use crate::ports::{Fetched, Identity, SecretStore, StoreError};
+use crate::ports::{Fetched, Identity, SecretStore, Selected, StoreError};
 
 type Answer = Result<Fetched, StoreError>;
 type Key = (String, Region, ObjectRef);
@@ -130,6 +130,17 @@ impl SecretStore for Coalescing {
             );
         }
         answers
+    }
+
+    /// Selections are not shared in flight (the value cache carries repeated ones).
+    async fn select(
+        &self,
+        region: &Region,
+        identity: &Identity,
+        selection: &Selection,
+        limit: usize,
+    ) -> Result<Vec<Selected>, StoreError> {
+        self.inner.select(region, identity, selection, limit).await
     }
 }
 

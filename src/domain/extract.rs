@@ -1,5 +1,9 @@
 //! JMESPath extraction (spec §5): values of a JSON secret written to their own files.
 
+use serde_json::value::RawValue;
+
+use super::encoding::DecodeError;
+use super::json_text::render_result;
 use super::mode::FileMode;
 use super::naming::FileName;
 use super::objects::JmesEntry;
@@ -27,7 +31,7 @@ pub enum ExtractError {
     )]
     NotFound { path: String, alias: String },
     #[error(
-        "jmesPath `{}` (alias `{}`) found {kind}, not a string",
+        "jmesPath `{}` (alias `{}`) found {kind}, not a string (nonString: json writes it as JSON)",
         bounded(path),
         bounded(alias)
     )]
@@ -35,6 +39,13 @@ pub enum ExtractError {
         path: String,
         alias: String,
         kind: &'static str,
+    },
+    #[error("jmesPath `{}` (alias `{}`): {source}", bounded(path), bounded(alias))]
+    Decode {
+        path: String,
+        alias: String,
+        #[source]
+        source: DecodeError,
     },
 }
 
@@ -46,42 +57,68 @@ pub struct Extracted {
     pub value: SecretValue,
 }
 
+/// What a jmesPath result that is not a string becomes (`nonString`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NonString {
+    /// The mount fails naming the path (the existing provider's behaviour).
+    #[default]
+    Refuse,
+    /// Written as compact JSON: numbers and key order as the secret has them.
+    Json,
+}
+
+impl NonString {
+    pub fn parse(text: &str) -> Option<NonString> {
+        match text.to_ascii_lowercase().as_str() {
+            "error" => Some(NonString::Refuse),
+            "json" => Some(NonString::Json),
+            _ => None,
+        }
+    }
+}
+
 /// Evaluates every entry against the secret. Messages never include the secret.
 pub fn extract(value: &SecretValue, entries: &[JmesEntry]) -> Result<Vec<Extracted>, ExtractError> {
     if entries.is_empty() {
         return Ok(Vec::new());
     }
     // Parse through serde_json: its errors carry a position, never the text.
+    let text = std::str::from_utf8(value.expose()).map_err(|_| ExtractError::InvalidJson)?;
+    let document: &RawValue = serde_json::from_str(text).map_err(|_| ExtractError::InvalidJson)?;
     let json: serde_json::Value =
-        serde_json::from_slice(value.expose()).map_err(|_| ExtractError::InvalidJson)?;
+        serde_json::from_str(text).map_err(|_| ExtractError::InvalidJson)?;
     let data = jmespath::Variable::try_from(json).map_err(|_| ExtractError::InvalidJson)?;
     let data = jmespath::Rcvar::new(data);
     entries
         .iter()
         .map(|entry| {
-            let found =
-                entry
-                    .expression
-                    .search(data.clone())
-                    .map_err(|e| ExtractError::Failed {
-                        path: entry.path.clone(),
-                        alias: entry.alias.clone(),
-                        reason: e
-                            .to_string()
-                            .lines()
-                            .next()
-                            .unwrap_or("evaluation error")
-                            .to_string(),
-                    })?;
-            let text = match &*found {
-                jmespath::Variable::String(s) => s.clone(),
-                jmespath::Variable::Null => {
+            let failed = |reason: String| ExtractError::Failed {
+                path: entry.path.clone(),
+                alias: entry.alias.clone(),
+                reason,
+            };
+            let found = entry.expression.search(data.clone()).map_err(|e| {
+                failed(
+                    e.to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or("evaluation error")
+                        .to_string(),
+                )
+            })?;
+            let text = match (&*found, entry.non_string) {
+                (jmespath::Variable::String(s), _) => s.clone(),
+                (jmespath::Variable::Null, _) => {
                     return Err(ExtractError::NotFound {
                         path: entry.path.clone(),
                         alias: entry.alias.clone(),
                     })
                 }
-                other => {
+                (jmespath::Variable::Expref(_), _) => {
+                    return Err(failed("the result is an expression, not a value".into()))
+                }
+                (other, NonString::Json) => render_result(document, other),
+                (other, NonString::Refuse) => {
                     return Err(ExtractError::NotString {
                         path: entry.path.clone(),
                         alias: entry.alias.clone(),
@@ -89,10 +126,18 @@ pub fn extract(value: &SecretValue, entries: &[JmesEntry]) -> Result<Vec<Extract
                     })
                 }
             };
+            let value = entry
+                .encoding
+                .decode(&SecretValue::new(text.into_bytes()))
+                .map_err(|source| ExtractError::Decode {
+                    path: entry.path.clone(),
+                    alias: entry.alias.clone(),
+                    source,
+                })?;
             Ok(Extracted {
                 file: entry.file.clone(),
                 mode: entry.mode,
-                value: SecretValue::new(text),
+                value,
             })
         })
         .collect()
@@ -121,6 +166,15 @@ mod tests {
             expression: crate::domain::jmes_runtime::compile(path).unwrap(),
             file: FileName::from_object_name(alias, PathTranslation::default()).unwrap(),
             mode: FileMode::DEFAULT,
+            encoding: crate::domain::encoding::Encoding::Utf8,
+            non_string: NonString::Refuse,
+        }
+    }
+
+    fn json_entry(path: &str, alias: &str) -> JmesEntry {
+        JmesEntry {
+            non_string: NonString::Json,
+            ..entry(path, alias)
         }
     }
 
@@ -185,6 +239,68 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn non_strings_are_written_as_json_when_asked_exactly_as_written() {
+        let v = secret(
+            r#"{"port": 5432, "ratio": 1.50, "on": true, "cfg": {"z": [1, 2.0], "a": "x"}, "n": null}"#,
+        );
+        let out = extract(
+            &v,
+            &[
+                json_entry("port", "p"),
+                json_entry("ratio", "r"),
+                json_entry("on", "o"),
+                json_entry("cfg", "c"),
+                json_entry("cfg.a", "a"),
+            ],
+        )
+        .unwrap();
+        let values: Vec<&[u8]> = out.iter().map(|e| e.value.expose()).collect();
+        assert_eq!(
+            values,
+            vec![
+                &b"5432"[..],
+                b"1.50",
+                b"true",
+                br#"{"z":[1,2.0],"a":"x"}"#,
+                b"x"
+            ]
+        );
+        let e = extract(&v, &[json_entry("n", "nul")]).unwrap_err();
+        assert!(
+            matches!(e, ExtractError::NotFound { .. }),
+            "null still fails"
+        );
+        let e = extract(&v, &[json_entry("missing", "m")]).unwrap_err();
+        assert!(e.to_string().contains("missing") && e.to_string().contains("`m`"));
+    }
+
+    #[test]
+    fn an_entry_decodes_the_string_it_extracted() {
+        use crate::domain::encoding::{DecodeError, Encoding};
+        let v = secret(r#"{"cert": "AAEC/w==", "bad": "%%%"}"#);
+        let decoded = JmesEntry {
+            encoding: Encoding::Base64,
+            ..entry("cert", "c")
+        };
+        let out = extract(&v, &[decoded]).unwrap();
+        assert_eq!(out[0].value.expose(), &[0, 1, 2, 255]);
+        let bad = JmesEntry {
+            encoding: Encoding::Base64,
+            ..entry("bad", "b")
+        };
+        let e = extract(&v, &[bad]).unwrap_err();
+        assert_eq!(
+            e,
+            ExtractError::Decode {
+                path: "bad".into(),
+                alias: "b".into(),
+                source: DecodeError::Base64
+            }
+        );
+        assert!(!e.to_string().contains("%%%"));
     }
 
     #[test]

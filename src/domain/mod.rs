@@ -4,10 +4,13 @@
 pub mod arn;
 pub mod attributes;
 pub mod duration;
+pub mod encoding;
+pub mod expand;
 pub mod extract;
 pub mod failover;
 pub mod freshness;
 pub mod jmes_runtime;
+pub mod json_text;
 pub mod mode;
 pub mod naming;
 pub mod objects;

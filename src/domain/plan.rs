@@ -2,11 +2,16 @@
 //! (path, mode, contents, version) and the versions the response reports, in one pass,
 //! so files, summary and versions can never disagree.
 
+use std::collections::BTreeMap;
+
+use super::encoding::DecodeError;
+use super::expand::{expand, ExpandError};
 use super::extract::{extract, ExtractError};
 use super::mode::FileMode;
-use super::naming::FileName;
-use super::objects::ObjectSpec;
+use super::naming::{FileName, FileNameError, PathTranslation};
+use super::objects::{ObjectSpec, SelectionSpec};
 use super::secret::SecretValue;
+use super::text::bounded;
 use super::versions::{response_versions, ObjectVersion};
 
 /// A value and the version it came from.
@@ -15,6 +20,13 @@ pub struct Fetched {
     pub value: SecretValue,
     /// Secrets Manager VersionId, or the SSM version number in decimal.
     pub version: String,
+}
+
+/// One match of a selection: the store's name for it, and its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    pub name: String,
+    pub fetched: Fetched,
 }
 
 /// One file of a mount.
@@ -68,6 +80,35 @@ pub enum PlanError {
         #[source]
         source: ExtractError,
     },
+    #[error("{object}: objectEncoding: {source}")]
+    Decode {
+        object: String,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("{object}: {source}")]
+    Expand {
+        object: String,
+        #[source]
+        source: ExpandError,
+    },
+    #[error(
+        "{selection}: the match `{}` cannot be a file name: {source}",
+        bounded(name)
+    )]
+    SelectedName {
+        selection: String,
+        name: String,
+        #[source]
+        source: FileNameError,
+    },
+    #[error("file `{}` of {second} {what} {first}", bounded(path))]
+    Collision {
+        path: String,
+        first: String,
+        second: String,
+        what: &'static str,
+    },
 }
 
 /// Every object's file (its whole value) and its jmesPath files, each carrying the
@@ -77,13 +118,20 @@ pub enum PlanError {
 pub fn plan_mount(
     objects: &[ObjectSpec],
     fetched: &[Fetched],
-    max_secret_bytes: usize,
-    max_total_bytes: usize,
+    selected: &[(&SelectionSpec, Vec<Selected>)],
+    limits: PlanLimits,
     current: &[ObjectVersion],
 ) -> Result<MountPlan, PlanError> {
+    let PlanLimits {
+        max_secret_bytes,
+        max_total_bytes,
+        translation,
+    } = limits;
     let mut total = 0usize;
     let mut files = Vec::new();
     let mut summary = Vec::new();
+    // Who wrote each file, for the collision check.
+    let mut owners: Vec<String> = Vec::new();
     for (object, fetched) in objects.iter().zip(fetched) {
         if fetched.value.len() > max_secret_bytes {
             return Err(PlanError::TooLarge {
@@ -93,12 +141,34 @@ pub fn plan_mount(
             });
         }
     }
+    let mut add = |file: OutputFile, version: &str, owner: String| {
+        total = total.saturating_add(file.contents.len());
+        if total > max_total_bytes {
+            return Err(PlanError::MountTooLarge {
+                max: max_total_bytes,
+            });
+        }
+        summary.push(FileSummary {
+            path: file.path.to_string(),
+            mode: file.mode,
+            version: version.to_string(),
+        });
+        files.push(file);
+        owners.push(owner);
+        Ok(())
+    };
     for (object, fetched) in objects.iter().zip(fetched) {
-        let extracted =
-            extract(&fetched.value, &object.jmes).map_err(|source| PlanError::Extract {
+        let value = object
+            .encoding
+            .decode(&fetched.value)
+            .map_err(|source| PlanError::Decode {
                 object: object.describe(),
                 source,
             })?;
+        let extracted = extract(&value, &object.jmes).map_err(|source| PlanError::Extract {
+            object: object.describe(),
+            source,
+        })?;
         for (entry, e) in object.jmes.iter().zip(&extracted) {
             if e.value.len() > max_secret_bytes {
                 return Err(PlanError::ExtractedTooLarge {
@@ -109,31 +179,59 @@ pub fn plan_mount(
                 });
             }
         }
-        let whole = OutputFile {
-            path: object.file.clone(),
-            mode: object.mode,
-            contents: fetched.value.clone(),
+        let own = if object.expand {
+            expand(object, &value).map_err(|source| PlanError::Expand {
+                object: object.describe(),
+                source,
+            })?
+        } else {
+            vec![OutputFile {
+                path: object.file.clone(),
+                mode: object.mode,
+                contents: value,
+            }]
         };
         let parts = extracted.into_iter().map(|e| OutputFile {
             path: e.file,
             mode: e.mode,
             contents: e.value,
         });
-        for file in std::iter::once(whole).chain(parts) {
-            total = total.saturating_add(file.contents.len());
-            if total > max_total_bytes {
-                return Err(PlanError::MountTooLarge {
-                    max: max_total_bytes,
-                });
-            }
-            summary.push(FileSummary {
-                path: file.path.to_string(),
-                mode: file.mode,
-                version: fetched.version.clone(),
-            });
-            files.push(file);
+        for file in own.into_iter().chain(parts) {
+            add(file, &fetched.version, object.describe())?;
         }
     }
+    for (selection, matches) in selected {
+        for m in matches {
+            let path = FileName::from_object_name(&m.name, translation).map_err(|source| {
+                PlanError::SelectedName {
+                    selection: selection.describe(),
+                    name: m.name.clone(),
+                    source,
+                }
+            })?;
+            let contents = selection
+                .encoding
+                .decode(&m.fetched.value)
+                .map_err(|source| PlanError::Decode {
+                    object: format!("{} match `{}`", selection.describe(), bounded(&m.name)),
+                    source,
+                })?;
+            if contents.len() > max_secret_bytes {
+                return Err(PlanError::TooLarge {
+                    object: format!("{} match `{}`", selection.describe(), bounded(&m.name)),
+                    size: contents.len(),
+                    max: max_secret_bytes,
+                });
+            }
+            let file = OutputFile {
+                path,
+                mode: selection.mode,
+                contents,
+            };
+            add(file, &m.fetched.version, selection.describe())?;
+        }
+    }
+    check_collisions(&files, &owners)?;
     let written: Vec<ObjectVersion> = summary
         .iter()
         .map(|f| ObjectVersion {
@@ -146,6 +244,47 @@ pub fn plan_mount(
         summary,
         versions: response_versions(&written, current),
     })
+}
+
+/// The bounds a plan is made within, and the class's path translation (for the names
+/// of selected objects).
+#[derive(Debug, Clone, Copy)]
+pub struct PlanLimits {
+    pub max_secret_bytes: usize,
+    pub max_total_bytes: usize,
+    pub translation: PathTranslation,
+}
+
+/// Files whose names are known only after the fetch (expanded keys, selected objects)
+/// may meet each other or a listed object's file: the same path twice, or a file where
+/// another needs a directory. Nothing is written then.
+fn check_collisions(files: &[OutputFile], owners: &[String]) -> Result<(), PlanError> {
+    let mut by_path: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, file) in files.iter().enumerate() {
+        if let Some(&first) = by_path.get(file.path.as_str()) {
+            return Err(PlanError::Collision {
+                path: file.path.to_string(),
+                first: owners[first].clone(),
+                second: owners[i].clone(),
+                what: "is also written by",
+            });
+        }
+        by_path.insert(file.path.as_str(), i);
+    }
+    for (i, file) in files.iter().enumerate() {
+        let path = file.path.as_str();
+        for (end, _) in path.match_indices('/') {
+            if let Some(&first) = by_path.get(&path[..end]) {
+                return Err(PlanError::Collision {
+                    path: path.to_string(),
+                    first: owners[first].clone(),
+                    second: owners[i].clone(),
+                    what: "needs as a directory the file written by",
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -166,6 +305,14 @@ mod tests {
         parse_objects(yaml, &ctx).unwrap().objects
     }
 
+    fn limits(max_secret_bytes: usize, max_total_bytes: usize) -> PlanLimits {
+        PlanLimits {
+            max_secret_bytes,
+            max_total_bytes,
+            translation: PathTranslation::default(),
+        }
+    }
+
     fn fetched(value: &str, version: &str) -> Fetched {
         Fetched {
             value: SecretValue::new(value.as_bytes().to_vec()),
@@ -179,8 +326,8 @@ mod tests {
         let plan = plan_mount(
             &specs,
             &[fetched(r#"{"user":"admin"}"#, "v7"), fetched("p", "3")],
-            1024,
-            1 << 20,
+            &[],
+            limits(1024, 1 << 20),
             &[],
         )
         .unwrap();
@@ -210,16 +357,37 @@ mod tests {
             id: "gone".into(),
             version: "1".into(),
         }];
-        let plan = plan_mount(&specs, &[fetched("x", "v2")], 1024, 1 << 20, &current).unwrap();
+        let plan = plan_mount(
+            &specs,
+            &[fetched("x", "v2")],
+            &[],
+            limits(1024, 1 << 20),
+            &current,
+        )
+        .unwrap();
         assert_eq!(plan.versions.len(), 2);
     }
 
     #[test]
     fn a_value_over_the_limit_or_a_failed_extraction_names_the_object() {
         let specs = objects("- {objectName: a, objectType: secretsmanager, jmesPath: [{path: k, objectAlias: k}]}\n");
-        let err = plan_mount(&specs, &[fetched("12345", "v")], 4, 1 << 20, &[]).unwrap_err();
+        let err = plan_mount(
+            &specs,
+            &[fetched("12345", "v")],
+            &[],
+            limits(4, 1 << 20),
+            &[],
+        )
+        .unwrap_err();
         assert!(matches!(err, PlanError::TooLarge { size: 5, .. }), "{err}");
-        let err = plan_mount(&specs, &[fetched("not json", "v")], 1024, 1 << 20, &[]).unwrap_err();
+        let err = plan_mount(
+            &specs,
+            &[fetched("not json", "v")],
+            &[],
+            limits(1024, 1 << 20),
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "object \"a\" (#1): invalid JSON used with jmesPath"
@@ -238,7 +406,189 @@ mod tests {
             entries.join(", ")
         ));
         let value = format!(r#"{{"a":"{}"}}"#, "x".repeat(60_000));
-        let err = plan_mount(&specs, &[fetched(&value, "v")], 65536, 1 << 20, &[]).unwrap_err();
+        let err = plan_mount(
+            &specs,
+            &[fetched(&value, "v")],
+            &[],
+            limits(65536, 1 << 20),
+            &[],
+        )
+        .unwrap_err();
         assert!(matches!(err, PlanError::MountTooLarge { .. }), "{err}");
+    }
+
+    fn paths(plan: &MountPlan) -> Vec<(String, String)> {
+        plan.files
+            .iter()
+            .map(|f| {
+                (
+                    f.path.to_string(),
+                    String::from_utf8(f.contents.expose().to_vec()).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_expanded_object_is_a_directory_of_its_keys_in_order_with_the_objects_mode() {
+        let specs = objects("- {objectName: app/db, objectType: secretsmanager, objectAlias: db, expandJson: true, filePermission: \"0400\", nonString: json}\n");
+        let value = r#"{"user": "admin", "port": 5432.0, "opts": {"b": 1, "a": [true]}}"#;
+        let plan = plan_mount(
+            &specs,
+            &[fetched(value, "v1")],
+            &[],
+            limits(1024, 1 << 20),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&plan),
+            [
+                ("db/user".to_string(), "admin".to_string()),
+                ("db/port".to_string(), "5432.0".to_string()),
+                ("db/opts".to_string(), r#"{"b":1,"a":[true]}"#.to_string()),
+            ]
+        );
+        assert!(plan.files.iter().all(|f| f.mode.bits() == 0o400));
+        assert!(plan.summary.iter().all(|f| f.version == "v1"));
+    }
+
+    #[test]
+    fn expansion_refuses_what_is_not_an_object_bad_keys_and_non_strings_by_default() {
+        let specs = objects("- {objectName: db, objectType: secretsmanager, expandJson: true}\n");
+        let plan =
+            |v: &str| plan_mount(&specs, &[fetched(v, "v")], &[], limits(1024, 1 << 20), &[]);
+        for (value, says) in [
+            ("[1, 2]", "needs a JSON object"),
+            ("plain text", "needs a JSON object"),
+            (r#"{"a": "1", "a": "2"}"#, "key `a` twice"),
+            (r#"{"../etc": "x"}"#, "key `../etc`"),
+            (r#"{"..": "x"}"#, "key `..`"),
+            (r#"{"": "x"}"#, "it is empty"),
+            (r#"{"n": 5}"#, "holds a number"),
+        ] {
+            let err = plan(value).unwrap_err();
+            assert!(matches!(err, PlanError::Expand { .. }), "{value}: {err}");
+            let text = err.to_string();
+            assert!(
+                text.starts_with("object \"db\" (#1)") && text.contains(says),
+                "{value}: {text}"
+            );
+        }
+    }
+
+    #[test]
+    fn expanded_keys_that_meet_a_selected_file_fail_naming_both() {
+        // Listed objects cannot meet an expanded directory: the class's own checks treat
+        // its name as a file. A selection's matches are known only now.
+        let specs = objects("- {objectName: db, objectType: secretsmanager, expandJson: true}\n");
+        let sel = selection("- {objectType: secretsmanager, select: {namePrefix: d}}\n");
+        let err = plan_mount(
+            &specs,
+            &[fetched(r#"{"user": "a"}"#, "v")],
+            &[(&sel, vec![selected("db", "x")])],
+            limits(1024, 1 << 20),
+            &[],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, PlanError::Collision { .. }), "{text}");
+        assert_eq!(
+            text,
+            "file `db/user` of object \"db\" (#1) needs as a directory the file written by select name prefix `d` (#1)"
+        );
+    }
+
+    #[test]
+    fn an_object_decoded_from_base64_is_written_as_its_bytes_and_bad_input_names_it() {
+        let specs =
+            objects("- {objectName: ks, objectType: secretsmanager, objectEncoding: base64}\n");
+        let plan = plan_mount(
+            &specs,
+            &[fetched("AAEC/w==\n", "v")],
+            &[],
+            limits(1024, 1 << 20),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(plan.files[0].contents.expose(), &[0, 1, 2, 255]);
+        let err = plan_mount(
+            &specs,
+            &[fetched("@@@", "v")],
+            &[],
+            limits(1024, 1 << 20),
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(err, PlanError::Decode { .. }));
+        assert!(
+            err.to_string()
+                .starts_with("object \"ks\" (#1): objectEncoding:"),
+            "{err}"
+        );
+    }
+
+    fn selection(yaml: &str) -> SelectionSpec {
+        let ctx = ClassContext {
+            translation: PathTranslation::default(),
+            default_mode: FileMode::DEFAULT,
+            primary_region: None,
+            failover_region: None,
+            limits: YamlLimits::default(),
+            strict: false,
+        };
+        parse_objects(yaml, &ctx).unwrap().selections.remove(0)
+    }
+
+    fn selected(name: &str, value: &str) -> Selected {
+        Selected {
+            name: name.into(),
+            fetched: fetched(value, "7"),
+        }
+    }
+
+    #[test]
+    fn selected_objects_are_named_by_path_translation_and_checked_like_listed_ones() {
+        let sel = selection("- {objectType: ssmparameter, select: {path: /app}}\n");
+        let specs = objects("- {objectName: db, objectType: secretsmanager}\n");
+        let matches = vec![selected("/app/host", "h"), selected("/app/port", "5432")];
+        let plan = plan_mount(
+            &specs,
+            &[fetched("d", "v")],
+            &[(&sel, matches)],
+            limits(1024, 1 << 20),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            paths(&plan),
+            [
+                ("db".to_string(), "d".to_string()),
+                ("_app_host".to_string(), "h".to_string()),
+                ("_app_port".to_string(), "5432".to_string()),
+            ]
+        );
+        assert_eq!(plan.summary[1].version, "7");
+        let clash = vec![selected("db", "x")];
+        let sm = selection("- {objectType: secretsmanager, select: {namePrefix: d}}\n");
+        let err = plan_mount(
+            &specs,
+            &[fetched("d", "v")],
+            &[(&sm, clash)],
+            limits(1024, 1 << 20),
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(err, PlanError::Collision { .. }), "{err}");
+        let dots = vec![selected("..data", "x")];
+        let err = plan_mount(
+            &specs,
+            &[fetched("d", "v")],
+            &[(&sm, dots)],
+            limits(1024, 1 << 20),
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(err, PlanError::SelectedName { .. }), "{err}");
     }
 }

@@ -5,11 +5,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::identity::Identity;
+use crate::domain::failover::ClientKind;
 use crate::domain::failover::ErrorClass;
-use crate::domain::objects::ObjectRef;
+use crate::domain::objects::{ObjectRef, Selection};
 use crate::domain::region::Region;
 
-pub use crate::domain::plan::Fetched;
+pub use crate::domain::plan::{Fetched, Selected};
 
 /// Why one object could not be fetched. `message` names the cause for a user (the
 /// object, the store's error code) and never holds a secret value or a token; `source`
@@ -81,4 +82,23 @@ pub trait SecretStore: Send + Sync {
         identity: &Identity,
         objects: &[ObjectRef],
     ) -> Vec<Result<Fetched, StoreError>>;
+
+    /// The objects `selection` chooses, with their values, in the store's order. Stops
+    /// after `limit + 1` matches (the caller refuses more than `limit`), so a selection
+    /// that matches thousands costs a few pages, not all of them. One error for the
+    /// whole selection, classified as for `fetch`: a per-object failure (a secret the
+    /// identity may not read) fails it, naming that object.
+    async fn select(
+        &self,
+        region: &Region,
+        identity: &Identity,
+        selection: &Selection,
+        limit: usize,
+    ) -> Result<Vec<Selected>, StoreError> {
+        let _ = (region, identity, limit);
+        Err(StoreError::new(
+            ErrorClass::Client(ClientKind::Invalid),
+            format!("this store cannot select objects ({selection})"),
+        ))
+    }
 }

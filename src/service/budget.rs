@@ -95,6 +95,25 @@ impl MemoryBudget {
     }
 }
 
+impl MemoryBudget {
+    /// `held` made to hold `bytes`: trimmed when it holds more; when it holds less, given
+    /// back and reserved anew, so a mount never waits while holding part of the budget.
+    pub async fn resize(
+        &self,
+        mut held: Reservation,
+        bytes: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Reservation, BudgetError> {
+        let have = held.permit.as_ref().map_or(0, |p| p.num_permits());
+        if units(bytes).min(self.total_units) <= have {
+            held.trim_to(bytes);
+            return Ok(held);
+        }
+        drop(held);
+        self.reserve(bytes, deadline).await
+    }
+}
+
 impl Reservation {
     /// Gives back everything above `bytes`.
     pub fn trim_to(&mut self, bytes: usize) {
@@ -119,6 +138,18 @@ mod tests {
         assert_eq!(budget.available_bytes(), 424 * 1024);
         held.trim_to(100 * 1024 + 1);
         assert_eq!(budget.available_bytes(), (1024 - 101) * 1024);
+        drop(held);
+        assert_eq!(budget.available_bytes(), 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn a_reservation_grows_by_reserving_anew_and_shrinks_by_trimming() {
+        let budget = MemoryBudget::new(1024 * 1024);
+        let held = budget.reserve(100 * 1024, None).await.unwrap();
+        let held = budget.resize(held, 300 * 1024, None).await.unwrap();
+        assert_eq!(budget.available_bytes(), 724 * 1024);
+        let held = budget.resize(held, 50 * 1024, None).await.unwrap();
+        assert_eq!(budget.available_bytes(), 974 * 1024);
         drop(held);
         assert_eq!(budget.available_bytes(), 1024 * 1024);
     }

@@ -4,6 +4,7 @@ use crate::domain::attributes::AttributeError;
 use crate::domain::extract::ExtractError;
 use crate::domain::mode::ModeError;
 use crate::domain::objects::ClassErrors;
+use crate::domain::plan::PlanError;
 use crate::domain::region::{Region, SameRegionError};
 use crate::domain::target::TargetError;
 use crate::ports::{IdentityError, SinkError, StoreError};
@@ -40,6 +41,11 @@ pub enum MountError {
         #[source]
         error: ExtractError,
     },
+    /// The fetched values do not fit what the class asks of them: an encoding that does
+    /// not decode, a JSON object to expand that is not one, file names known only now
+    /// that meet.
+    #[error("{0}")]
+    Values(#[source] PlanError),
     #[error("{0}")]
     Write(#[from] SinkError),
     /// A configured limit was exceeded (size of a value, of the response, ...).

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use crate::domain::failover::{decide, Decision, ErrorClass, Outcome};
 use crate::domain::freshness::{Freshness, OnFailure};
-use crate::domain::objects::{ObjectRef, ObjectSpec};
+use crate::domain::objects::{ObjectRef, ObjectSpec, SelectionSpec};
 use crate::domain::region::{Region, Regions};
-use crate::ports::{Fetched, Identity, SecretStore, StoreError};
+use crate::ports::{Fetched, Identity, SecretStore, Selected, StoreError};
 
 use super::deadline::stand_in_cutoff;
 use super::error::MountError;
@@ -59,6 +59,56 @@ impl Fetch<'_> {
         let chosen = self.choose(objects, &region_list, answers);
         tracing::debug!(ok = chosen.is_ok(), "fetched");
         chosen
+    }
+
+    /// Every selection's matches, in selection order: from the primary region, or from
+    /// the failover region when the primary fails with a server or transport error.
+    /// More than `limit` matches fail the mount.
+    pub(super) async fn selections(
+        &self,
+        regions: &Regions,
+        specs: &[SelectionSpec],
+        limit: usize,
+    ) -> Result<Vec<Vec<Selected>>, MountError> {
+        let runs = specs
+            .iter()
+            .map(|spec| self.selection(regions, spec, limit));
+        futures::future::join_all(runs).await.into_iter().collect()
+    }
+
+    async fn selection(
+        &self,
+        regions: &Regions,
+        spec: &SelectionSpec,
+        limit: usize,
+    ) -> Result<Vec<Selected>, MountError> {
+        let mut region = &regions.primary;
+        let mut answer = self
+            .store
+            .select(region, self.identity, &spec.selection, limit)
+            .await;
+        if let (Err(e), Some(failover)) = (&answer, &regions.failover) {
+            if !e.class.is_client() {
+                region = failover;
+                answer = self
+                    .store
+                    .select(region, self.identity, &spec.selection, limit)
+                    .await;
+            }
+        }
+        match answer {
+            Ok(found) if found.len() > limit => Err(MountError::Limit(format!(
+                "{} matches more than {limit} objects (max_objects): narrow it",
+                spec.describe()
+            ))),
+            Ok(found) => Ok(found),
+            Err(error) => Err(MountError::Fetch {
+                object: spec.describe(),
+                region: region.clone(),
+                error,
+                also_failed: 0,
+            }),
+        }
     }
 
     /// One region: fresh cached values, the store for the rest.

@@ -10,8 +10,10 @@ use async_trait::async_trait;
 use crate::domain::attributes::MountAttributes;
 use crate::domain::freshness::Freshness;
 use crate::domain::mode::FileMode;
-use crate::domain::objects::{parse_objects, ClassContext, ObjectKind, UnknownKey, YamlLimits};
-use crate::domain::plan::{plan_mount, FileSummary, PlanError};
+use crate::domain::objects::{
+    parse_objects, ClassContext, Encoding, ObjectKind, UnknownKey, YamlLimits,
+};
+use crate::domain::plan::{plan_mount, FileSummary, PlanError, PlanLimits};
 use crate::domain::region::{Region, Regions};
 use crate::domain::target::TargetPath;
 use crate::domain::text::capped;
@@ -101,6 +103,9 @@ pub struct MountSettings {
     /// bytes come out of the budget.
     pub value_cache: ValueCacheSettings,
 }
+
+/// Matches of one selection reserved before it is fetched (see `mount_parsed`).
+const SELECTION_RESERVED_MATCHES: usize = 32;
 
 /// Unknown keys named in one mount's log line; the rest are counted.
 const MAX_LOGGED_UNKNOWN_KEYS: usize = 20;
@@ -315,6 +320,7 @@ impl MountService {
         };
         let parsed = parse_objects(&attributes.objects, &ctx)?;
         let objects = parsed.objects;
+        let selections = parsed.selections;
         self.check_memory(0)?;
         // Worst case: every object at the size limit (its store's own, when smaller),
         // once per file it feeds, and from both regions while failover decides.
@@ -324,11 +330,23 @@ impl MountService {
             .iter()
             .map(|o| {
                 max.min(o.primary.kind.max_value_bytes())
-                    .saturating_mul(1 + o.jmes.len())
+                    .saturating_mul(o.copies())
                     .saturating_mul(regions_asked)
             })
             .fold(0, usize::saturating_add);
-        let mut held = self
+        // A selection may match up to max_objects objects; reserving all of them at the
+        // store's maximum would make every Secrets Manager selection run alone, so the
+        // first SELECTION_RESERVED_MATCHES are reserved, and the rest once they are in.
+        let select_limit = self.settings.yaml_limits.max_objects;
+        let worst = selections
+            .iter()
+            .map(|s| {
+                max.min(s.selection.kind().max_value_bytes())
+                    .saturating_mul(1 + usize::from(s.encoding != Encoding::Utf8))
+                    .saturating_mul(select_limit.min(SELECTION_RESERVED_MATCHES))
+            })
+            .fold(worst, usize::saturating_add);
+        let held = self
             .budget
             .reserve(worst, gate.deadline())
             .await
@@ -345,26 +363,53 @@ impl MountService {
             freshness: Freshness::for_class(self.cache.bounds(), attributes.cache_ttl),
             deadline: gate.deadline(),
         };
-        let fetched = fetch.all(&regions, &objects).await?;
+        let (fetched, selected) = futures::future::join(
+            fetch.all(&regions, &objects),
+            fetch.selections(&regions, &selections, select_limit),
+        )
+        .await;
+        let (fetched, selected) = (fetched?, selected?);
 
         let needed: usize = objects
             .iter()
             .zip(&fetched)
-            .map(|(o, f)| f.value.len().saturating_mul(1 + o.jmes.len()))
+            .map(|(o, f)| f.value.len().saturating_mul(o.copies()))
             .fold(0, usize::saturating_add);
-        held.trim_to(needed);
+        let needed = selections
+            .iter()
+            .zip(&selected)
+            .flat_map(|(s, found)| {
+                let copies = 1 + usize::from(s.encoding != Encoding::Utf8);
+                found
+                    .iter()
+                    .map(move |m| m.fetched.value.len().saturating_mul(copies))
+            })
+            .fold(needed, usize::saturating_add);
+        let held = self
+            .budget
+            .resize(held, needed, gate.deadline())
+            .await
+            .map_err(|e| MountError::Limit(e.to_string()))?;
         let max_total = self.budget.total_bytes();
-        let plan = plan_mount(&objects, &fetched, max, max_total, &current_versions).map_err(
-            |e| match e {
-                PlanError::TooLarge { .. }
-                | PlanError::ExtractedTooLarge { .. }
-                | PlanError::MountTooLarge { .. } => MountError::Limit(e.to_string()),
-                PlanError::Extract { object, source } => MountError::Extract {
-                    object,
-                    error: source,
-                },
-            },
-        )?;
+        let limits = PlanLimits {
+            max_secret_bytes: max,
+            max_total_bytes: max_total,
+            translation: attributes.translation,
+        };
+        let selected: Vec<_> = selections.iter().zip(selected).collect();
+        let plan =
+            plan_mount(&objects, &fetched, &selected, limits, &current_versions).map_err(|e| {
+                match e {
+                    PlanError::TooLarge { .. }
+                    | PlanError::ExtractedTooLarge { .. }
+                    | PlanError::MountTooLarge { .. } => MountError::Limit(e.to_string()),
+                    PlanError::Extract { object, source } => MountError::Extract {
+                        object,
+                        error: source,
+                    },
+                    other => MountError::Values(other),
+                }
+            })?;
         tracing::debug!(files = plan.files.len(), "planned");
         let files = plan.files;
         let payload: usize = files.iter().map(|f| f.contents.len()).sum();
@@ -376,7 +421,7 @@ impl MountService {
         Ok(MountOutcome {
             versions: plan.versions,
             files,
-            objects: objects.len(),
+            objects: objects.len() + selected.iter().map(|(_, m)| m.len()).sum::<usize>(),
             summary: plan.summary,
             unknown_keys: parsed.unknown_keys,
             held,

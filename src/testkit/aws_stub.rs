@@ -1,6 +1,7 @@
-//! A fast AWS stub for the benchmark and the soak run: Secrets Manager GetSecretValue
-//! and DescribeSecret, SSM GetParameters and STS AssumeRoleWithWebIdentity in their wire
-//! formats, reached through `AWS_ENDPOINT_URL`. Every secret and parameter exists; its
+//! A fast AWS stub for the benchmark and the soak run: Secrets Manager GetSecretValue,
+//! DescribeSecret and BatchGetSecretValue, SSM GetParameters and GetParametersByPath,
+//! and STS AssumeRoleWithWebIdentity in their wire formats, reached through
+//! `AWS_ENDPOINT_URL`. Selections match `SELECTION_SIZE` objects, in pages. Every secret and parameter exists; its
 //! value and version change with the stub's epoch. Calls are counted by operation and
 //! signing region; each answer waits a configurable latency.
 
@@ -146,6 +147,44 @@ fn answer(
                 }),
             )
         }
+        Some("AmazonSSM.GetParametersByPath") => {
+            let path = input["Path"].as_str().unwrap_or("/").trim_end_matches('/');
+            let (range, next) = page(&input, 10);
+            let parameters: Vec<Value> = range
+                .map(|i| {
+                    let name = format!("{path}/param-{i}");
+                    json!({"Name": name, "Type": "String", "Value": format!("{name}={epoch}"), "Version": epoch + 1,
+                           "ARN": format!("arn:aws:ssm:{region}:123456789012:parameter{name}"), "DataType": "text", "LastModifiedDate": 1.7e9})
+                })
+                .collect();
+            json_answer(200, json!({"Parameters": parameters, "NextToken": next}))
+        }
+        Some("secretsmanager.BatchGetSecretValue") => {
+            let prefix = input["Filters"]
+                .as_array()
+                .and_then(|filters| {
+                    filters
+                        .iter()
+                        .find(|f| f["Key"] == "name")
+                        .and_then(|f| f["Values"][0].as_str())
+                })
+                .unwrap_or("selected/")
+                .to_string();
+            let (range, next) = page(&input, 20);
+            let version = format!("v{epoch}");
+            let secrets: Vec<Value> = range
+                .map(|i| {
+                    let name = format!("{prefix}secret-{i}");
+                    json!({"ARN": format!("arn:aws:secretsmanager:{region}:123456789012:secret:{name}-AbCdEf"),
+                           "Name": name, "VersionId": version, "SecretString": format!("{name}={epoch}"),
+                           "VersionStages": ["AWSCURRENT"], "CreatedDate": 1.7e9})
+                })
+                .collect();
+            json_answer(
+                200,
+                json!({"SecretValues": secrets, "Errors": [], "NextToken": next}),
+            )
+        }
         Some("AmazonSSM.GetParameters") => {
             let names: Vec<String> = input["Names"]
                 .as_array()
@@ -186,6 +225,25 @@ fn answer(
             )
         }
     }
+}
+
+/// Every selection matches this many objects, served in pages as AWS does.
+pub const SELECTION_SIZE: usize = 12;
+
+/// The indices of one page of a selection and the token of the next, from the
+/// request's `NextToken` and `MaxResults` (at most `max_page`).
+fn page(input: &Value, max_page: u64) -> (std::ops::Range<usize>, Option<String>) {
+    let start: usize = input["NextToken"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let size = input["MaxResults"]
+        .as_u64()
+        .unwrap_or(max_page)
+        .min(max_page) as usize;
+    let end = (start + size).min(SELECTION_SIZE);
+    let next = (end < SELECTION_SIZE).then(|| end.to_string());
+    (start.min(end)..end, next)
 }
 
 fn operation(target: Option<&str>, body: &[u8]) -> String {

@@ -5,6 +5,7 @@
 pub mod fake_agent;
 #[allow(unused_imports)]
 pub use provider::testkit::fake_apiserver;
+pub mod aws_env;
 pub mod fault_proxy;
 pub mod moto;
 

@@ -4,6 +4,7 @@ pub mod classify;
 pub mod credentials;
 mod errors;
 pub mod sdk;
+mod select;
 pub mod ssm_batch;
 mod store;
 

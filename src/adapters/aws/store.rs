@@ -11,13 +11,14 @@ use futures::FutureExt;
 use super::classify::is_stale_credentials;
 use super::credentials::{pod_identity::AgentSettings, CredentialResolver, Signing};
 use super::errors::{from_sdk, Classified};
+use super::select::stale;
 use super::ssm_batch::{answers, request_name, rounds, Returned, MAX_NAMES};
 use crate::adapters::metrics::{outcome, Metrics};
 use crate::domain::failover::{ClientKind, ErrorClass};
-use crate::domain::objects::{ObjectKind, ObjectRef};
+use crate::domain::objects::{ObjectKind, ObjectRef, Selection};
 use crate::domain::region::Region;
 use crate::domain::secret::SecretValue;
-use crate::ports::{Fetched, Identity, SecretStore, StoreError};
+use crate::ports::{Fetched, Identity, SecretStore, Selected, StoreError};
 
 type Answer = Result<Fetched, StoreError>;
 
@@ -67,9 +68,9 @@ pub(crate) fn plan_calls(objects: &[ObjectRef]) -> CallPlan {
 type ClientKey = (Region, Option<(String, String, Option<String>)>);
 
 #[derive(Clone)]
-struct Clients {
-    secrets: aws_sdk_secretsmanager::Client,
-    ssm: aws_sdk_ssm::Client,
+pub(super) struct Clients {
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 /// Above this many cached clients (regions × live credentials), start over.
@@ -96,7 +97,7 @@ impl AwsStore {
         }
     }
 
-    fn record(
+    pub(super) fn record(
         &self,
         service: &str,
         operation: &str,
@@ -117,7 +118,7 @@ impl AwsStore {
         &self.credentials
     }
 
-    fn clients(&self, region: &Region, signing: &Signing) -> Clients {
+    pub(super) fn clients(&self, region: &Region, signing: &Signing) -> Clients {
         let identity = match signing {
             Signing::Pod(c) => Some((
                 c.access_key_id().to_string(),
@@ -349,6 +350,28 @@ impl SecretStore for AwsStore {
                 continue;
             }
             return answers;
+        }
+    }
+
+    #[tracing::instrument(name = "aws_select", skip_all, fields(%region))]
+    async fn select(
+        &self,
+        region: &Region,
+        identity: &Identity,
+        selection: &Selection,
+        limit: usize,
+    ) -> Result<Vec<Selected>, StoreError> {
+        let mut retried = false;
+        loop {
+            let signing = self.credentials.resolve(identity, region).await?;
+            match self.select_with(region, &signing, selection, limit).await {
+                Ok(found) => return Ok(found),
+                Err(e) if stale(&e) && !retried && matches!(signing, Signing::Pod(_)) => {
+                    self.credentials.invalidate(identity).await;
+                    retried = true;
+                }
+                Err(e) => return Err(e.error),
+            }
         }
     }
 }

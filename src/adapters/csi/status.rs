@@ -29,6 +29,7 @@ pub fn error_code(error: &MountError) -> &'static str {
         | MountError::NoRegion
         | MountError::SameRegions(_)
         | MountError::Extract { .. }
+        | MountError::Values(_)
         | MountError::Identity(IdentityError::Region(_))
         | MountError::RegionLookup(IdentityError::Region(_)) => "InvalidSecretProviderClass",
         MountError::Identity(
@@ -63,7 +64,8 @@ fn code_of(error: &MountError) -> Code {
         | MountError::Class(_)
         | MountError::NoRegion
         | MountError::SameRegions(_)
-        | MountError::Extract { .. } => Code::InvalidArgument,
+        | MountError::Extract { .. }
+        | MountError::Values(_) => Code::InvalidArgument,
         MountError::Identity(IdentityError::Unavailable(_))
         | MountError::RegionLookup(IdentityError::Unavailable(_)) => Code::Internal,
         MountError::Identity(_) | MountError::RegionLookup(_) => Code::FailedPrecondition,

@@ -4,16 +4,21 @@
 
 use std::fmt;
 
+pub use super::encoding::Encoding;
+pub use super::extract::NonString;
+pub use selection::{Selection, SelectionSpec};
+
 use super::mode::FileMode;
 use super::naming::{FileName, PathTranslation};
 use super::region::Region;
 use super::text::bounded;
 use raw::deserialize;
-use rules::ObjectChecker;
+use rules::{Checked, ObjectChecker};
 use unique::check_uniqueness;
 
 mod raw;
 mod rules;
+mod selection;
 mod unique;
 
 /// Where an object lives.
@@ -63,6 +68,10 @@ pub struct JmesEntry {
     pub expression: jmespath::Expression<'static>,
     pub file: FileName,
     pub mode: FileMode,
+    /// How the extracted string is decoded before it is written.
+    pub encoding: Encoding,
+    /// What a number, boolean, object or list found by the path becomes.
+    pub non_string: NonString,
 }
 
 /// A validated object of the class.
@@ -78,9 +87,25 @@ pub struct ObjectSpec {
     pub file: FileName,
     pub mode: FileMode,
     pub jmes: Vec<JmesEntry>,
+    /// How the whole value is decoded when fetched, before anything else sees it.
+    pub encoding: Encoding,
+    /// What non-string JSON values become, in expansion and (unless an entry says
+    /// otherwise) in jmesPath files.
+    pub non_string: NonString,
+    /// `expandJson`: the value is a JSON object written as one file per top-level key,
+    /// in the directory `file`, instead of one file.
+    pub expand: bool,
 }
 
 impl ObjectSpec {
+    /// How many copies of its value a mount may hold at once: the value, a decoded
+    /// copy, one per jmesPath file, one for the expanded keys.
+    pub fn copies(&self) -> usize {
+        1 + usize::from(self.encoding != Encoding::Utf8)
+            + self.jmes.len()
+            + usize::from(self.expand)
+    }
+
     /// How messages name this object.
     pub fn describe(&self) -> String {
         format!(
@@ -122,6 +147,14 @@ pub enum Rule {
     RepeatedKey,
     /// The primary's ARN decides the type, so the failoverObject must name an ARN too.
     FailoverArnRequired,
+    /// objectEncoding is not utf-8, base64 or hex.
+    ObjectEncoding,
+    /// nonString is not `error` or `json`.
+    NonString,
+    /// expandJson is not a boolean.
+    ExpandJson,
+    /// A select is incomplete, or carries fields it cannot have.
+    Select,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +198,8 @@ impl fmt::Display for UnknownKey {
 #[derive(Debug, Clone)]
 pub struct ParsedObjects {
     pub objects: Vec<ObjectSpec>,
+    /// Entries that choose objects by path, prefix or tag.
+    pub selections: Vec<SelectionSpec>,
     /// Unknown keys (none in strict mode: there they are errors).
     pub unknown_keys: Vec<UnknownKey>,
 }
@@ -263,6 +298,7 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<ParsedObjects
     let mut errors = Vec::new();
     let mut unknown_keys = Vec::new();
     let mut specs = Vec::new();
+    let mut selections = Vec::new();
     for (i, entry) in raw.into_iter().enumerate() {
         let position = i + 1;
         match entry {
@@ -278,8 +314,10 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<ParsedObjects
                     errors: &mut errors,
                     unknown_keys: &mut unknown_keys,
                 };
-                if let Some(spec) = checker.check(raw) {
-                    specs.push(spec);
+                match checker.check(raw) {
+                    Some(Checked::Object(spec)) => specs.push(spec),
+                    Some(Checked::Selection(spec)) => selections.push(spec),
+                    None => {}
                 }
             }
         }
@@ -288,6 +326,7 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<ParsedObjects
     if errors.is_empty() {
         Ok(ParsedObjects {
             objects: specs,
+            selections,
             unknown_keys,
         })
     } else {
@@ -314,3 +353,5 @@ fn list_error(rule: Rule, message: String) -> ObjectError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_values;

@@ -60,6 +60,10 @@ pub(super) struct RawObject {
     pub file_permission: Option<String>,
     pub jmes_path: Option<Vec<RawJmes>>,
     pub failover_object: Option<RawFailover>,
+    pub object_encoding: Option<String>,
+    pub non_string: Option<String>,
+    pub expand_json: Option<String>,
+    pub select: Option<RawSelect>,
     pub keys: Keys,
 }
 
@@ -68,6 +72,19 @@ pub(super) struct RawJmes {
     pub path: Option<String>,
     pub object_alias: Option<String>,
     pub file_permission: Option<String>,
+    pub object_encoding: Option<String>,
+    pub non_string: Option<String>,
+    pub keys: Keys,
+}
+
+/// `select`: objects chosen by path, name prefix or tag instead of listed by name.
+#[derive(Debug, Default)]
+pub(super) struct RawSelect {
+    pub path: Option<String>,
+    pub recursive: Option<String>,
+    pub name_prefix: Option<String>,
+    pub tag_key: Option<String>,
+    pub tag_value: Option<String>,
     pub keys: Keys,
 }
 
@@ -85,6 +102,39 @@ fn text<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<String>, A::Error>
     Ok(map
         .next_value::<Option<String>>()?
         .filter(|s| !s.is_empty()))
+}
+
+/// A switch of ours (no field of the existing provider): `true` bare or quoted.
+fn flag<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<String>, A::Error> {
+    Ok(map.next_value::<Option<Scalar>>()?.map(|s| s.0))
+}
+
+/// A scalar as text: strings as they are, booleans and numbers as YAML writes them.
+struct Scalar(String);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ScalarVisitor;
+        impl Visitor<'_> for ScalarVisitor {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar, E> {
+                Ok(Scalar(v.to_string()))
+            }
+        }
+        d.deserialize_any(ScalarVisitor)
+    }
 }
 
 /// One mapping of the YAML: its known fields are read by `set`, the rest skipped.
@@ -137,6 +187,10 @@ impl Entry for RawObject {
         "filePermission",
         "jmesPath",
         "failoverObject",
+        "objectEncoding",
+        "nonString",
+        "expandJson",
+        "select",
     ];
 
     fn keys(&mut self) -> &mut Keys {
@@ -157,6 +211,10 @@ impl Entry for RawObject {
             "filePermission" => self.file_permission = text(map)?,
             "jmesPath" => self.jmes_path = map.next_value()?,
             "failoverObject" => self.failover_object = map.next_value()?,
+            "objectEncoding" => self.object_encoding = text(map)?,
+            "nonString" => self.non_string = text(map)?,
+            "expandJson" => self.expand_json = flag(map)?,
+            "select" => self.select = map.next_value()?,
             other => return Err(de::Error::unknown_field(other, Self::FIELDS)),
         }
         Ok(())
@@ -165,7 +223,13 @@ impl Entry for RawObject {
 
 impl Entry for RawJmes {
     const WHAT: &'static str = "a jmesPath entry";
-    const FIELDS: &'static [&'static str] = &["path", "objectAlias", "filePermission"];
+    const FIELDS: &'static [&'static str] = &[
+        "path",
+        "objectAlias",
+        "filePermission",
+        "objectEncoding",
+        "nonString",
+    ];
 
     fn keys(&mut self) -> &mut Keys {
         &mut self.keys
@@ -180,9 +244,43 @@ impl Entry for RawJmes {
             "path" => self.path = text(map)?,
             "objectAlias" => self.object_alias = text(map)?,
             "filePermission" => self.file_permission = text(map)?,
+            "objectEncoding" => self.object_encoding = text(map)?,
+            "nonString" => self.non_string = text(map)?,
             other => return Err(de::Error::unknown_field(other, Self::FIELDS)),
         }
         Ok(())
+    }
+}
+
+impl Entry for RawSelect {
+    const WHAT: &'static str = "a select";
+    const FIELDS: &'static [&'static str] =
+        &["path", "recursive", "namePrefix", "tagKey", "tagValue"];
+
+    fn keys(&mut self) -> &mut Keys {
+        &mut self.keys
+    }
+
+    fn set<'de, A: MapAccess<'de>>(
+        &mut self,
+        field: &'static str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        match field {
+            "path" => self.path = text(map)?,
+            "recursive" => self.recursive = flag(map)?,
+            "namePrefix" => self.name_prefix = text(map)?,
+            "tagKey" => self.tag_key = text(map)?,
+            "tagValue" => self.tag_value = text(map)?,
+            other => return Err(de::Error::unknown_field(other, Self::FIELDS)),
+        }
+        Ok(())
+    }
+}
+
+impl<'de> Deserialize<'de> for RawSelect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_entry(d)
     }
 }
 

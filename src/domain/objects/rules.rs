@@ -4,9 +4,11 @@
 
 use super::raw::{Keys, RawFailover, RawJmes, RawObject};
 use super::{
-    ClassContext, JmesEntry, ObjectError, ObjectKind, ObjectRef, ObjectSpec, Rule, UnknownKey,
+    ClassContext, Encoding, JmesEntry, NonString, ObjectError, ObjectKind, ObjectRef, ObjectSpec,
+    Rule, SelectionSpec, UnknownKey,
 };
 use crate::domain::arn::Arn;
+use crate::domain::attributes::parse_go_bool;
 use crate::domain::mode::FileMode;
 use crate::domain::naming::FileName;
 use crate::domain::region::Region;
@@ -30,6 +32,12 @@ fn jmes_path_too_complex(path: &str, max_bytes: usize) -> Option<String> {
     (nesting > MAX_JMES_NESTING).then(|| format!("nests more than {MAX_JMES_NESTING} levels"))
 }
 
+/// One entry of the list, checked.
+pub(super) enum Checked {
+    Object(ObjectSpec),
+    Selection(SelectionSpec),
+}
+
 pub(super) struct ObjectChecker<'c, 'a> {
     pub ctx: &'c ClassContext<'a>,
     pub position: usize,
@@ -46,7 +54,7 @@ impl ObjectChecker<'_, '_> {
         }
     }
 
-    fn fail(&mut self, name: &str, rule: Rule, message: impl Into<String>) {
+    pub(super) fn fail(&mut self, name: &str, rule: Rule, message: impl Into<String>) {
         self.errors.push(ObjectError {
             object: self.object(name),
             rule,
@@ -56,7 +64,7 @@ impl ObjectChecker<'_, '_> {
 
     /// Repeated keys are always refused (the existing provider silently keeps the last
     /// one); unknown ones are reported, and refused in strict mode.
-    fn keys(&mut self, name: &str, within: Option<String>, keys: &Keys) {
+    pub(super) fn keys(&mut self, name: &str, within: Option<String>, keys: &Keys) {
         let quoted = |key: &String| bounded(key);
         let prefix = within
             .as_ref()
@@ -86,7 +94,55 @@ impl ObjectChecker<'_, '_> {
         }
     }
 
-    pub fn check(&mut self, raw: RawObject) -> Option<ObjectSpec> {
+    pub fn check(&mut self, mut raw: RawObject) -> Option<Checked> {
+        if let Some(select) = raw.select.take() {
+            return self.selection(raw, select).map(Checked::Selection);
+        }
+        self.object_entry(raw).map(Checked::Object)
+    }
+
+    /// `objectEncoding`, for the entry `within` (None: the object itself).
+    pub(super) fn encoding(
+        &mut self,
+        name: &str,
+        within: Option<&str>,
+        text: Option<&str>,
+    ) -> Encoding {
+        let Some(text) = text else {
+            return Encoding::default();
+        };
+        Encoding::parse(text).unwrap_or_else(|e| {
+            let message = match within {
+                Some(w) => format!("{w}: {e}"),
+                None => e.to_string(),
+            };
+            self.fail(name, Rule::ObjectEncoding, message);
+            Encoding::default()
+        })
+    }
+
+    fn non_string(
+        &mut self,
+        name: &str,
+        within: Option<&str>,
+        text: Option<&str>,
+    ) -> Option<NonString> {
+        let text = text?;
+        match NonString::parse(text) {
+            Some(n) => Some(n),
+            None => {
+                let message = format!("nonString `{}` must be `error` or `json`", bounded(text));
+                let message = match within {
+                    Some(w) => format!("{w}: {message}"),
+                    None => message,
+                };
+                self.fail(name, Rule::NonString, message);
+                None
+            }
+        }
+    }
+
+    fn object_entry(&mut self, raw: RawObject) -> Option<ObjectSpec> {
         let before = self.errors.len();
         let name = match raw.object_name.as_deref() {
             Some(n) if !n.is_empty() => n.to_string(),
@@ -125,7 +181,25 @@ impl ObjectChecker<'_, '_> {
         let file = FileName::from_object_name(&file_source, self.ctx.translation)
             .map_err(|e| self.fail(&name, Rule::FileName, e.to_string()))
             .ok();
-        let jmes = self.jmes(&name, raw.jmes_path.unwrap_or_default(), mode);
+        let encoding = self.encoding(&name, None, raw.object_encoding.as_deref());
+        let non_string = self
+            .non_string(&name, None, raw.non_string.as_deref())
+            .unwrap_or_default();
+        let expand = match raw.expand_json.as_deref() {
+            None => false,
+            Some(text) => parse_go_bool(text).unwrap_or_else(|| {
+                self.fail(
+                    &name,
+                    Rule::ExpandJson,
+                    format!(
+                        "expandJson `{}` is not a boolean (true/false)",
+                        bounded(text)
+                    ),
+                );
+                false
+            }),
+        };
+        let jmes = self.jmes(&name, raw.jmes_path.unwrap_or_default(), mode, non_string);
         let primary = ObjectRef {
             kind: kind.unwrap_or(ObjectKind::SecretsManager),
             name: name.clone(),
@@ -147,11 +221,14 @@ impl ObjectChecker<'_, '_> {
             file: file?,
             mode,
             jmes: jmes?,
+            encoding,
+            non_string,
+            expand,
         })
     }
 
     /// objectType, or the ARN's service when objectType is absent; both must agree.
-    fn kind(&mut self, name: &str, declared: Option<&str>) -> Option<ObjectKind> {
+    pub(super) fn kind(&mut self, name: &str, declared: Option<&str>) -> Option<ObjectKind> {
         let declared = match declared {
             None | Some("") => None,
             Some("secretsmanager") => Some(ObjectKind::SecretsManager),
@@ -245,6 +322,7 @@ impl ObjectChecker<'_, '_> {
         name: &str,
         raw: Vec<RawJmes>,
         parent_mode: FileMode,
+        parent_non_string: NonString,
     ) -> Option<Vec<JmesEntry>> {
         let before = self.errors.len();
         let mut entries = Vec::new();
@@ -295,6 +373,11 @@ impl ObjectChecker<'_, '_> {
             let file = FileName::from_object_name(&alias, self.ctx.translation)
                 .map_err(|e| self.fail(name, Rule::FileName, format!("jmesPath entry {n}: {e}")))
                 .ok();
+            let within = format!("jmesPath entry {n}");
+            let encoding = self.encoding(name, Some(&within), entry.object_encoding.as_deref());
+            let non_string = self
+                .non_string(name, Some(&within), entry.non_string.as_deref())
+                .unwrap_or(parent_non_string);
             if let (Some(expression), Some(mode), Some(file)) = (expression, mode, file) {
                 entries.push(JmesEntry {
                     path,
@@ -302,6 +385,8 @@ impl ObjectChecker<'_, '_> {
                     expression,
                     file,
                     mode,
+                    encoding,
+                    non_string,
                 });
             }
         }

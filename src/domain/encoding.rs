@@ -1,0 +1,153 @@
+//! `objectEncoding`: values stored as text that stand for bytes (certificates and
+//! keystores kept as base64 or hex), decoded before they are written. The field name
+//! and its values follow the Azure provider's.
+
+use base64::Engine;
+use zeroize::Zeroizing;
+
+use super::secret::SecretValue;
+use super::text::bounded;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// Written as stored (the default, and what the existing provider does).
+    #[default]
+    Utf8,
+    /// Standard alphabet (`+`, `/`) with `=` padding.
+    Base64,
+    /// Two hex digits per byte, either case.
+    Hex,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodingError {
+    #[error("objectEncoding `{}` must be utf-8, base64 or hex", bounded(.0))]
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error(
+        "the value is not valid base64 (standard alphabet with = padding; line breaks are ignored)"
+    )]
+    Base64,
+    #[error(
+        "the value is URL-safe base64 (- or _): only the standard alphabet (+ and /) is accepted"
+    )]
+    Base64UrlSafe,
+    #[error(
+        "the value is not valid hex (an even number of digits 0-9, a-f; line breaks are ignored)"
+    )]
+    Hex,
+}
+
+impl Encoding {
+    pub fn parse(text: &str) -> Result<Encoding, EncodingError> {
+        match text.to_ascii_lowercase().as_str() {
+            "utf-8" | "utf8" => Ok(Encoding::Utf8),
+            "base64" => Ok(Encoding::Base64),
+            "hex" => Ok(Encoding::Hex),
+            _ => Err(EncodingError::Unknown(text.to_string())),
+        }
+    }
+
+    /// The bytes `value` stands for. Whitespace (line breaks of wrapped base64, a
+    /// trailing newline) is ignored. Errors never quote the value.
+    pub fn decode(self, value: &SecretValue) -> Result<SecretValue, DecodeError> {
+        let text = || -> Zeroizing<Vec<u8>> {
+            Zeroizing::new(
+                value
+                    .expose()
+                    .iter()
+                    .copied()
+                    .filter(|b| !b.is_ascii_whitespace())
+                    .collect(),
+            )
+        };
+        let decoded = match self {
+            Encoding::Utf8 => return Ok(value.clone()),
+            Encoding::Base64 => {
+                let text = text();
+                base64::engine::general_purpose::STANDARD
+                    .decode(&*text)
+                    .map_err(|_| {
+                        if text.iter().any(|b| *b == b'-' || *b == b'_') {
+                            DecodeError::Base64UrlSafe
+                        } else {
+                            DecodeError::Base64
+                        }
+                    })?
+            }
+            Encoding::Hex => hex::decode(&*text()).map_err(|_| DecodeError::Hex)?,
+        };
+        Ok(SecretValue::new(decoded))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(text: &str) -> SecretValue {
+        SecretValue::new(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn names_as_azure_spells_them_in_any_case() {
+        assert_eq!(Encoding::parse("base64"), Ok(Encoding::Base64));
+        assert_eq!(Encoding::parse("HEX"), Ok(Encoding::Hex));
+        assert_eq!(Encoding::parse("utf-8"), Ok(Encoding::Utf8));
+        assert!(Encoding::parse("base32").is_err());
+    }
+
+    #[test]
+    fn base64_standard_padded_with_line_breaks() {
+        let bytes: Vec<u8> = (0u8..=255).collect();
+        let text = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let wrapped: String = text
+            .as_bytes()
+            .chunks(76)
+            .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+            .collect();
+        let decoded = Encoding::Base64.decode(&value(&wrapped)).unwrap();
+        assert_eq!(decoded.expose(), &bytes[..]);
+    }
+
+    #[test]
+    fn invalid_base64_and_url_safe_are_refused_without_quoting_the_value() {
+        assert_eq!(
+            Encoding::Base64.decode(&value("not base64!")),
+            Err(DecodeError::Base64)
+        );
+        assert_eq!(
+            Encoding::Base64.decode(&value("YWJj")).unwrap().expose(),
+            b"abc"
+        );
+        assert_eq!(
+            Encoding::Base64.decode(&value("YWI")),
+            Err(DecodeError::Base64),
+            "padding is required"
+        );
+        assert_eq!(
+            Encoding::Base64.decode(&value("-_-_")),
+            Err(DecodeError::Base64UrlSafe)
+        );
+        assert!(!DecodeError::Base64.to_string().contains("not base64!"));
+    }
+
+    #[test]
+    fn hex_either_case_and_even_length() {
+        assert_eq!(
+            Encoding::Hex.decode(&value("00ffAB\n")).unwrap().expose(),
+            &[0x00, 0xff, 0xab]
+        );
+        assert_eq!(Encoding::Hex.decode(&value("abc")), Err(DecodeError::Hex));
+        assert_eq!(Encoding::Hex.decode(&value("zz")), Err(DecodeError::Hex));
+    }
+
+    #[test]
+    fn utf8_is_the_value_as_stored() {
+        let v = value("  as is \n");
+        assert_eq!(Encoding::Utf8.decode(&v).unwrap(), v);
+    }
+}

@@ -1,0 +1,214 @@
+//! JSON values written as files: a string as its text, anything else as compact JSON
+//! with its numbers and key order exactly as the secret has them (no float round trip,
+//! no sorting). JMESPath evaluates on its own types, so a non-string result is written
+//! from the part of the secret it came from; only a result JMESPath built itself (a
+//! multiselect, a projection, a function's answer) has no such part, and is written
+//! from its own value (object keys sorted).
+
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// One top-level member of a JSON object: its key and its value as written.
+pub type Member<'a> = (String, &'a RawValue);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JsonTextError {
+    #[error("the value is not a JSON object")]
+    NotAnObject,
+    #[error("the JSON object has the key `{}` twice", crate::domain::text::bounded(.0))]
+    RepeatedKey(String),
+}
+
+/// The members of a JSON object in the order written, refusing a key given twice (two
+/// files of one name would otherwise be decided by which came last).
+pub fn members(text: &str) -> Result<Vec<Member<'_>>, JsonTextError> {
+    struct Members;
+    impl<'de> Visitor<'de> for Members {
+        type Value = Result<Vec<(String, &'de RawValue)>, JsonTextError>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out: Vec<(String, &'de RawValue)> = Vec::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let value: &'de RawValue = map.next_value()?;
+                if out.iter().any(|(k, _)| *k == key) {
+                    return Ok(Err(JsonTextError::RepeatedKey(key)));
+                }
+                out.push((key, value));
+            }
+            Ok(Ok(out))
+        }
+    }
+    struct Object<'a>(Result<Vec<Member<'a>>, JsonTextError>);
+    impl<'de> Deserialize<'de> for Object<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_map(Members).map(Object)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let object =
+        Object::deserialize(&mut de).map_err(|_: serde_json::Error| JsonTextError::NotAnObject)?;
+    de.end().map_err(|_| JsonTextError::NotAnObject)?;
+    object.0
+}
+
+fn elements(text: &str) -> Option<Vec<&RawValue>> {
+    serde_json::from_str(text).ok()
+}
+
+/// `raw` without the whitespace between tokens. `raw` is valid JSON (a `RawValue`), so
+/// only strings need care: whitespace inside them, and escaped quotes, are kept.
+pub fn compact(raw: &RawValue) -> String {
+    let text = raw.get();
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A string value's text, or `None` when `raw` is not a JSON string.
+pub fn as_string(raw: &RawValue) -> Option<String> {
+    if raw.get().starts_with('"') {
+        serde_json::from_str(raw.get()).ok()
+    } else {
+        None
+    }
+}
+
+/// What a JSON value is, for messages.
+pub fn kind_of(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// The compact JSON text of a JMESPath result: the first part of `document` (in
+/// document order, outermost first) equal to it, else the result's own rendering.
+pub fn render_result(document: &RawValue, result: &jmespath::Variable) -> String {
+    find(document, result, 0)
+        .map(compact)
+        .unwrap_or_else(|| serde_json::to_string(result).unwrap_or_default())
+}
+
+/// Deep enough for any secret (serde_json itself stops at 128 levels).
+const MAX_DEPTH: usize = 128;
+
+fn find<'a>(raw: &'a RawValue, wanted: &jmespath::Variable, depth: usize) -> Option<&'a RawValue> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    let here = jmespath::Variable::from_json(raw.get()).ok();
+    if here.as_ref() == Some(wanted) {
+        return Some(raw);
+    }
+    match raw.get().as_bytes().first() {
+        Some(b'{') => members(raw.get())
+            .ok()?
+            .into_iter()
+            .find_map(|(_, v)| find(v, wanted, depth + 1)),
+        Some(b'[') => elements(raw.get())?
+            .into_iter()
+            .find_map(|v| find(v, wanted, depth + 1)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_string()).unwrap()
+    }
+
+    #[test]
+    fn members_keep_their_order_and_their_text() {
+        let text = r#"{"z": 1.10, "a": {"n": 1e3, "s": "x y"}, "b": [1, 2]}"#;
+        let m = members(text).unwrap();
+        let keys: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["z", "a", "b"]);
+        assert_eq!(compact(m[0].1), "1.10");
+        assert_eq!(compact(m[1].1), r#"{"n":1e3,"s":"x y"}"#);
+        assert_eq!(compact(m[2].1), "[1,2]");
+    }
+
+    #[test]
+    fn a_repeated_key_or_a_non_object_is_refused() {
+        assert_eq!(
+            members(r#"{"a": 1, "a": 2}"#).unwrap_err(),
+            JsonTextError::RepeatedKey("a".into())
+        );
+        assert_eq!(members("[1]").unwrap_err(), JsonTextError::NotAnObject);
+        assert_eq!(
+            members(r#"{"a": 1} trailing"#).unwrap_err(),
+            JsonTextError::NotAnObject
+        );
+    }
+
+    #[test]
+    fn compact_keeps_whitespace_and_escapes_inside_strings() {
+        let r = raw("{ \"a b\" : \"q\\\" \\\\ \" ,\n \"c\":\t[ 1 , 2 ] }");
+        assert_eq!(compact(&r), r#"{"a b":"q\" \\ ","c":[1,2]}"#);
+    }
+
+    #[test]
+    fn a_result_that_is_part_of_the_secret_is_written_as_the_secret_has_it() {
+        let doc = raw(
+            r#"{"port": 5432.0, "cfg": {"z": 1, "a": [1.50, true]}, "n": 12345678901234567890}"#,
+        );
+        let eval = |path: &str| {
+            let e = jmespath::compile(path).unwrap();
+            let data = jmespath::Variable::from_json(doc.get()).unwrap();
+            e.search(data).unwrap()
+        };
+        assert_eq!(render_result(&doc, &eval("port")), "5432.0");
+        assert_eq!(
+            render_result(&doc, &eval("cfg")),
+            r#"{"z":1,"a":[1.50,true]}"#
+        );
+        assert_eq!(render_result(&doc, &eval("cfg.a")), "[1.50,true]");
+        assert_eq!(render_result(&doc, &eval("cfg.a[1]")), "true");
+        assert_eq!(render_result(&doc, &eval("n")), "12345678901234567890");
+    }
+
+    #[test]
+    fn a_result_jmespath_built_is_written_from_its_own_value() {
+        let doc = raw(r#"{"b": 2, "a": 1}"#);
+        let e = jmespath::compile("{y: b, x: a}").unwrap();
+        let result = e
+            .search(jmespath::Variable::from_json(doc.get()).unwrap())
+            .unwrap();
+        assert_eq!(render_result(&doc, &result), r#"{"x":1,"y":2}"#);
+    }
+
+    #[test]
+    fn strings_and_kinds() {
+        assert_eq!(as_string(&raw(r#""a\nb""#)).as_deref(), Some("a\nb"));
+        assert_eq!(as_string(&raw("1")), None);
+        assert_eq!(kind_of(&raw("[]")), "an array");
+        assert_eq!(kind_of(&raw("-1")), "a number");
+        assert_eq!(kind_of(&raw("false")), "a boolean");
+    }
+}
