@@ -10,6 +10,7 @@ use provider::domain::extract::extract;
 use provider::domain::mode::FileMode;
 use provider::domain::naming::{FileName, PathTranslation};
 use provider::domain::objects::{parse_objects, ClassContext, ObjectKind, ObjectRef, YamlLimits};
+use provider::domain::plan::{plan_mount, Fetched, PlanLimits, Selected};
 use provider::domain::secret::SecretValue;
 
 fn ctx(translation: PathTranslation) -> ClassContext<'static> {
@@ -37,8 +38,66 @@ fn tricky_name() -> impl Strategy<Value = String> {
     proptest::string::string_regex("[a-c/._-]{1,12}").unwrap()
 }
 
+/// Every path stays under the target, none twice, none both a file and a directory.
+fn check_layout(paths: &[String]) -> Result<(), TestCaseError> {
+    let unique: HashSet<&String> = paths.iter().collect();
+    prop_assert_eq!(unique.len(), paths.len(), "{:?}", paths);
+    for p in paths {
+        let joined = Path::new("/target").join(p);
+        prop_assert!(
+            joined
+                .components()
+                .skip(2)
+                .all(|c| matches!(c, Component::Normal(_))),
+            "{}",
+            p
+        );
+        prop_assert!(!p.starts_with(".."), "{}", p);
+        for q in paths {
+            prop_assert!(
+                !q.starts_with(&format!("{p}/")),
+                "{} is a file and a directory",
+                p
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn expanded_and_selected_names_never_leave_the_target_or_meet_silently(
+        alias in tricky_name(),
+        keys in proptest::collection::vec(tricky_name(), 0..6),
+        selected in proptest::collection::vec(tricky_name(), 0..6),
+        t in translation(),
+    ) {
+        let yaml = format!(
+            "- {{objectName: s, objectType: secretsmanager, objectAlias: {}, expandJson: true}}\n- {{objectType: ssmparameter, select: {{path: /p}}}}\n",
+            serde_json::Value::String(alias)
+        );
+        let Ok(parsed) = parse_objects(&yaml, &ctx(t)) else { return Ok(()) };
+        // Keys may repeat: the JSON text then has a key twice, which must be refused.
+        let members: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{}: \"v\"", serde_json::Value::String(k.clone())))
+            .collect();
+        let value = format!("{{{}}}", members.join(", "));
+        let fetched = [Fetched { value: SecretValue::new(value.into_bytes()), version: "1".into() }];
+        let matches: Vec<Selected> = selected
+            .iter()
+            .map(|n| Selected { name: n.clone(), fetched: fetched[0].clone() })
+            .collect();
+        let selections = [(&parsed.selections[0], matches)];
+        let limits = PlanLimits { max_secret_bytes: 1 << 16, max_total_bytes: 1 << 20, translation: t };
+        if let Ok(plan) = plan_mount(&parsed.objects, &fetched, &selections, limits, &[]) {
+            let paths: Vec<String> = plan.files.iter().map(|f| f.path.to_string()).collect();
+            prop_assert_eq!(paths.len(), keys.len() + selected.len(), "no file dropped: {:?}", paths);
+            check_layout(&paths)?;
+        }
+    }
 
     #[test]
     fn a_generated_file_name_never_escapes_the_target(raw in "\\PC{0,40}", t in translation()) {

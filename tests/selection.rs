@@ -179,3 +179,49 @@ async fn more_matches_than_max_objects_fail_after_the_first_page() {
     assert!(err.to_string().contains("more than 5"), "{err}");
     assert_eq!(aws.proxy.count("GetParametersByPath"), 1, "stopped paging");
 }
+
+/// The benchmark's stub serves both selection operations in their wire format, and a
+/// secret a selection matches but may not read fails the mount naming it.
+#[tokio::test]
+async fn against_the_stub_selections_page_and_a_per_secret_error_names_the_secret() {
+    use provider::adapters::aws::credentials::pod_identity::AgentSettings;
+    use provider::adapters::aws::sdk::{self, SdkSettings};
+    use provider::adapters::aws::AwsStore;
+    use provider::adapters::metrics::Metrics;
+    use provider::testkit::aws_stub::{self, SELECTION_SIZE};
+
+    let stub = aws_stub::start(std::time::Duration::ZERO).await.unwrap();
+    let settings = SdkSettings {
+        endpoint_url: Some(stub.url.clone()),
+        ..SdkSettings::default()
+    };
+    let store = Arc::new(AwsStore::new(
+        sdk::load(&settings).await.unwrap(),
+        AgentSettings::default(),
+        false,
+        16,
+        Arc::new(Metrics::new()),
+    ));
+    let svc = MountService::new(
+        Arc::new(Irsa),
+        store,
+        Arc::new(DriverSink),
+        MountSettings::default(),
+    );
+    let both = "- {objectType: ssmparameter, select: {path: /app}}\n- {objectType: secretsmanager, select: {namePrefix: svc/}}\n";
+    let out = svc.mount(request(both, 0)).await.unwrap();
+    assert_eq!(paths(&out).len(), 2 * SELECTION_SIZE);
+    assert_eq!(file(&out, "_app_param-11"), "/app/param-11=1");
+    assert_eq!(file(&out, "svc_secret-3"), "svc/secret-3=1");
+    assert_eq!(stub.count("GetParametersByPath"), 2, "12 in pages of 10");
+    assert_eq!(stub.count("BatchGetSecretValue"), 1, "12 in one page of 20");
+
+    stub.fail_selected_secret("AccessDeniedException");
+    let err = svc.mount(request(both, 0)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("secret `svc/secret-0`") && text.contains("AccessDeniedException"),
+        "{text}"
+    );
+    assert!(matches!(err, MountError::Fetch { .. }));
+}

@@ -12,11 +12,12 @@ use super::*;
 use crate::domain::attributes::{AuthMode, PodInfo, Tokens};
 use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::domain::freshness::CacheBounds;
-use crate::domain::objects::ObjectRef;
+use crate::domain::objects::{ObjectRef, Selection};
 use crate::domain::region::Region;
 use crate::domain::secret::SecretValue;
 use crate::ports::clock::ManualClock;
 use crate::ports::sink::MockMountSink;
+use crate::ports::Selected;
 use crate::ports::{
     Fetched, Identity, IdentityError, IdentityResolver, OutputFile, Published, SecretStore,
     StoreError,
@@ -84,6 +85,43 @@ impl SecretStore for FakeStore {
                 }
             })
             .collect()
+    }
+
+    /// Every name of the region under the path; `/fail` answers the error of its entry.
+    async fn select(
+        &self,
+        region: &Region,
+        identity: &Identity,
+        selection: &Selection,
+        _: usize,
+    ) -> Result<Vec<Selected>, StoreError> {
+        let Selection::ParameterPath { path, .. } = selection else {
+            unreachable!("tests select by path")
+        };
+        self.0.calls.lock().unwrap().push((
+            region.to_string(),
+            identity.sharing_key(),
+            vec![path.clone()],
+        ));
+        let answers = self.0.answers.lock().unwrap();
+        if let Some(Err(class)) = answers.get(&(region.to_string(), path.clone())) {
+            return Err(StoreError::new(*class, format!("{path} failed")));
+        }
+        let mut found: Vec<Selected> = answers
+            .iter()
+            .filter(|((r, n), _)| r == region.as_str() && n.starts_with(&format!("{path}/")))
+            .filter_map(|((_, n), a)| {
+                a.as_ref().ok().map(|v| Selected {
+                    name: n.clone(),
+                    fetched: Fetched {
+                        value: SecretValue::new(v.as_bytes().to_vec()),
+                        version: "1".into(),
+                    },
+                })
+            })
+            .collect();
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
     }
 }
 
@@ -456,5 +494,36 @@ async fn a_cached_remount_advances_the_targets_mtime() {
     assert_eq!(
         std::fs::read_to_string(dir.path().join("db")).unwrap(),
         "one"
+    );
+}
+
+const SELECT: &str = "- {objectType: ssmparameter, select: {path: /app}}\n";
+
+#[tokio::test]
+async fn repeated_selections_are_served_from_the_cache_and_stand_in_for_a_failing_store() {
+    let n = node(MIN, MIN * 30);
+    n.table.set(EAST, "/app/a", Ok("a1"));
+    n.table.set(EAST, "/app/b", Ok("b1"));
+    assert_eq!(n.mount_class(SELECT, "p", "web", &[]).await.unwrap(), "a1");
+    n.table.set(EAST, "/app/a", Ok("a2"));
+    assert_eq!(n.mount_class(SELECT, "q", "web", &[]).await.unwrap(), "a1");
+    assert_eq!(n.table.calls(), 1, "one selection call per TTL");
+    n.clock.advance(MIN);
+    assert_eq!(n.mount_class(SELECT, "p", "web", &[]).await.unwrap(), "a2");
+    assert_eq!(n.table.calls(), 2);
+    n.clock.advance(MIN * 2);
+    n.table.set(EAST, "/app", Err(ErrorClass::Server));
+    assert_eq!(n.mount_class(SELECT, "p", "web", &[]).await.unwrap(), "a2");
+    assert_eq!(n.cache.stats().stale_served, 1);
+    n.table.set(
+        EAST,
+        "/app",
+        Err(ErrorClass::Client(ClientKind::AccessDenied)),
+    );
+    assert!(n.mount_class(SELECT, "p", "web", &[]).await.is_err());
+    n.table.set(EAST, "/app", Err(ErrorClass::Server));
+    assert!(
+        n.mount_class(SELECT, "p", "web", &[]).await.is_err(),
+        "a refused selection is forgotten"
     );
 }

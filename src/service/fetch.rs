@@ -13,7 +13,7 @@ use crate::ports::{Fetched, Identity, SecretStore, Selected, StoreError};
 
 use super::deadline::stand_in_cutoff;
 use super::error::MountError;
-use super::value_cache::{CacheKey, Lookup, ValueCache};
+use super::value_cache::{Answer as Cached, CacheKey, Lookup, Subject, ValueCache};
 
 type Answer = Result<Fetched, StoreError>;
 
@@ -31,6 +31,14 @@ pub(super) struct Fetch<'a> {
 struct RegionAnswers {
     answers: Vec<Answer>,
     stand_ins: Vec<Option<(Fetched, Duration)>>,
+}
+
+/// A store call given up to serve a cached value before the mount's deadline.
+fn late() -> StoreError {
+    StoreError::new(
+        ErrorClass::Transport,
+        "the store did not answer within the part of the mount's deadline before a cached value is served",
+    )
 }
 
 impl Fetch<'_> {
@@ -70,30 +78,58 @@ impl Fetch<'_> {
         specs: &[SelectionSpec],
         limit: usize,
     ) -> Result<Vec<Vec<Selected>>, MountError> {
+        let principal = self.identity.sharing_key();
         let runs = specs
             .iter()
-            .map(|spec| self.selection(regions, spec, limit));
+            .map(|spec| self.selection(&principal, regions, spec, limit));
         futures::future::join_all(runs).await.into_iter().collect()
     }
 
+    /// One selection: a fresh cached answer, else the store (the failover region when
+    /// the primary fails with a server or transport error), else the primary's cached
+    /// answer standing in.
     async fn selection(
         &self,
+        principal: &str,
         regions: &Regions,
         spec: &SelectionSpec,
         limit: usize,
     ) -> Result<Vec<Selected>, MountError> {
+        let key = |region: &Region| CacheKey {
+            principal: principal.to_string(),
+            region: region.clone(),
+            subject: Subject::Selection(spec.selection.clone()),
+        };
+        let mut stand_in = None;
+        match self
+            .cache
+            .lookup_selection(&key(&regions.primary), &self.freshness)
+        {
+            Lookup::Fresh(found) => return Ok(found.to_vec()),
+            Lookup::StandIn { value, age } => stand_in = Some((value, age)),
+            Lookup::Miss => {}
+        }
         let mut region = &regions.primary;
         let mut answer = self
-            .store
-            .select(region, self.identity, &spec.selection, limit)
+            .select_in(
+                principal,
+                region,
+                &key(region),
+                spec,
+                limit,
+                stand_in.is_some(),
+            )
             .await;
         if let (Err(e), Some(failover)) = (&answer, &regions.failover) {
             if !e.class.is_client() {
                 region = failover;
-                answer = self
-                    .store
-                    .select(region, self.identity, &spec.selection, limit)
-                    .await;
+                answer = match self.cache.lookup_selection(&key(region), &self.freshness) {
+                    Lookup::Fresh(found) => Ok(found.to_vec()),
+                    _ => {
+                        self.select_in(principal, region, &key(region), spec, limit, false)
+                            .await
+                    }
+                };
             }
         }
         match answer {
@@ -102,6 +138,18 @@ impl Fetch<'_> {
                 spec.describe()
             ))),
             Ok(found) => Ok(found),
+            Err(error) if !error.class.is_client() && stand_in.is_some() => {
+                let (found, age) = stand_in.unwrap_or_default();
+                self.cache.note_stale_served();
+                tracing::warn!(
+                    object = %spec.describe(),
+                    region = %regions.primary,
+                    age_s = age.as_secs(),
+                    %error,
+                    "the store failed; serving the cached selection"
+                );
+                Ok(found.to_vec())
+            }
             Err(error) => Err(MountError::Fetch {
                 object: spec.describe(),
                 region: region.clone(),
@@ -109,6 +157,42 @@ impl Fetch<'_> {
                 also_failed: 0,
             }),
         }
+    }
+
+    /// The store's answer to one selection in one region, remembered: kept when it fits
+    /// the limit, and the selection forgotten when the store refuses it.
+    async fn select_in(
+        &self,
+        principal: &str,
+        region: &Region,
+        key: &CacheKey,
+        spec: &SelectionSpec,
+        limit: usize,
+        stand_in: bool,
+    ) -> Result<Vec<Selected>, StoreError> {
+        let call = self
+            .store
+            .select(region, self.identity, &spec.selection, limit);
+        let answer = match self.deadline.filter(|_| stand_in) {
+            None => call.await,
+            Some(deadline) => {
+                let cutoff = stand_in_cutoff(deadline, Instant::now());
+                tokio::time::timeout_at(tokio::time::Instant::from_std(cutoff), call)
+                    .await
+                    .unwrap_or_else(|_| Err(late()))
+            }
+        };
+        match &answer {
+            Ok(found) if found.len() <= limit => self.cache.store(
+                key.clone(),
+                Cached::Many(std::sync::Arc::new(found.clone())),
+            ),
+            Err(e) if Freshness::on_failure(e.class) == OnFailure::Forget => {
+                self.cache.forget_selection(principal, &spec.selection)
+            }
+            _ => {}
+        }
+        answer
     }
 
     /// One region: fresh cached values, the store for the rest.
@@ -123,7 +207,7 @@ impl Fetch<'_> {
             .map(|object| CacheKey {
                 principal: principal.to_string(),
                 region: region.clone(),
-                object: object.clone(),
+                subject: Subject::Object(object.clone()),
             })
             .collect();
         let mut answers: Vec<Option<Answer>> = vec![None; refs.len()];
@@ -150,7 +234,9 @@ impl Fetch<'_> {
             }
             for (&i, answer) in asked.iter().zip(results) {
                 match &answer {
-                    Ok(value) => self.cache.store(keys[i].clone(), value.clone()),
+                    Ok(value) => self
+                        .cache
+                        .store(keys[i].clone(), Cached::One(value.clone())),
                     Err(e) if Freshness::on_failure(e.class) == OnFailure::Forget => {
                         stand_ins[i] = None;
                         self.cache
@@ -180,13 +266,7 @@ impl Fetch<'_> {
         let cutoff = stand_in_cutoff(deadline, Instant::now());
         match tokio::time::timeout_at(tokio::time::Instant::from_std(cutoff), call).await {
             Ok(answers) => answers,
-            Err(_) => {
-                let late = StoreError::new(
-                    ErrorClass::Transport,
-                    "the store did not answer within the part of the mount's deadline before a cached value is served",
-                );
-                vec![Err(late); objects.len()]
-            }
+            Err(_) => vec![Err(late()); objects.len()],
         }
     }
 

@@ -1,7 +1,7 @@
 //! The node-wide cache of fetched values, shared by every mount of the node. An entry
 //! is served only to a request with an equal key: the same principal (the identity's
 //! sharing key: IRSA role and service account, or the pod under Pod Identity), region
-//! and object reference (store, name, version or label). Bounded by entries and bytes,
+//! and object reference (store, name, version or label) or selection. Bounded by entries and bytes,
 //! least recently used first out; values are wiped when dropped and never written out.
 
 use std::num::NonZeroUsize;
@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 
 use crate::domain::freshness::{CacheBounds, Freshness, Use};
-use crate::domain::objects::{ObjectKind, ObjectRef};
+use crate::domain::objects::{ObjectKind, ObjectRef, Selection};
 use crate::domain::region::Region;
-use crate::ports::{Clock, Fetched};
+use crate::ports::{Clock, Fetched, Selected};
 
 /// The operator's settings of the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,36 +41,86 @@ impl ValueCacheSettings {
     }
 }
 
+/// What was asked of the store: one object, or a selection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Object(ObjectRef),
+    Selection(Selection),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
     pub principal: String,
     pub region: Region,
-    pub object: ObjectRef,
+    pub subject: Subject,
 }
 
 impl CacheKey {
     /// Bytes an entry of this key holds besides its value.
     fn weight(&self) -> usize {
         const OVERHEAD: usize = 64;
-        self.principal.len()
-            + self.object.name.len()
-            + self.object.version.as_ref().map_or(0, String::len)
-            + self.object.label.as_ref().map_or(0, String::len)
-            + OVERHEAD
+        let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        let subject = match &self.subject {
+            Subject::Object(o) => o.name.len() + text(&o.version) + text(&o.label),
+            Subject::Selection(Selection::ParameterPath { path, .. }) => path.len(),
+            Subject::Selection(Selection::Secrets {
+                name_prefix,
+                tag_key,
+                tag_value,
+            }) => text(name_prefix) + text(tag_key) + text(tag_value),
+        };
+        self.principal.len() + subject + OVERHEAD
+    }
+
+    /// Pinned versions never change in AWS.
+    fn pinned(&self) -> bool {
+        matches!(&self.subject, Subject::Object(o) if o.version.is_some())
+    }
+}
+
+/// What the store answered: one object's value, or a selection's matches.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    One(Fetched),
+    Many(Arc<Vec<Selected>>),
+}
+
+impl Answer {
+    fn bytes(&self) -> usize {
+        match self {
+            Answer::One(f) => f.value.len() + f.version.len(),
+            Answer::Many(found) => found
+                .iter()
+                .map(|m| m.name.len() + m.fetched.value.len() + m.fetched.version.len())
+                .sum(),
+        }
     }
 }
 
 /// What the cache holds for a key, for one class's rules.
 #[derive(Debug, Clone)]
-pub enum Lookup {
+pub enum Lookup<T> {
     /// Serve it.
-    Fresh(Fetched),
+    Fresh(T),
     /// Ask the store, and serve this only if it fails with a server or transport error.
     StandIn {
-        value: Fetched,
+        value: T,
         age: Duration,
     },
     Miss,
+}
+
+impl Lookup<Answer> {
+    /// The lookup of a key whose answers are of one shape.
+    fn map<T>(self, shape: impl Fn(Answer) -> Option<T>) -> Lookup<T> {
+        match self {
+            Lookup::Fresh(a) => shape(a).map_or(Lookup::Miss, Lookup::Fresh),
+            Lookup::StandIn { value, age } => {
+                shape(value).map_or(Lookup::Miss, |value| Lookup::StandIn { value, age })
+            }
+            Lookup::Miss => Lookup::Miss,
+        }
+    }
 }
 
 /// Counters for the metrics endpoint.
@@ -99,7 +149,7 @@ pub struct CacheStats {
 }
 
 struct Entry {
-    value: Fetched,
+    value: Answer,
     fetched_at: Instant,
     bytes: usize,
 }
@@ -158,9 +208,29 @@ impl ValueCache {
         self.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// An object's value under `freshness`.
+    pub fn lookup(&self, key: &CacheKey, freshness: &Freshness) -> Lookup<Fetched> {
+        self.find(key, freshness).map(|a| match a {
+            Answer::One(f) => Some(f),
+            Answer::Many(_) => None,
+        })
+    }
+
+    /// A selection's matches under `freshness`.
+    pub fn lookup_selection(
+        &self,
+        key: &CacheKey,
+        freshness: &Freshness,
+    ) -> Lookup<Arc<Vec<Selected>>> {
+        self.find(key, freshness).map(|a| match a {
+            Answer::Many(found) => Some(found),
+            Answer::One(_) => None,
+        })
+    }
+
     /// What the cache has for `key` under `freshness`. A fresh entry becomes the most
     /// recently used; one past every use to anyone is dropped.
-    pub fn lookup(&self, key: &CacheKey, freshness: &Freshness) -> Lookup {
+    fn find(&self, key: &CacheKey, freshness: &Freshness) -> Lookup<Answer> {
         if !self.is_on() || !freshness.reads_cache() {
             return Lookup::Miss;
         }
@@ -172,7 +242,7 @@ impl ValueCache {
         });
         let lookup = match found {
             None => Lookup::Miss,
-            Some((age, value)) => match freshness.judge(age, key.object.version.is_some()) {
+            Some((age, value)) => match freshness.judge(age, key.pinned()) {
                 Use::Fresh => {
                     held.lru.promote(key);
                     Lookup::Fresh(value)
@@ -196,11 +266,11 @@ impl ValueCache {
     }
 
     /// Keeps a value the store just answered, replacing what the key held.
-    pub fn store(&self, key: CacheKey, value: Fetched) {
+    pub fn store(&self, key: CacheKey, value: Answer) {
         if !self.is_on() {
             return;
         }
-        let bytes = key.weight() + value.value.len() + value.version.len();
+        let bytes = key.weight() + value.bytes();
         let now = self.clock.now();
         let mut held = self.held();
         self.sweep(&mut held, now);
@@ -245,7 +315,29 @@ impl ValueCache {
             .lru
             .iter()
             .filter(|(k, _)| {
-                k.principal == principal && k.object.kind == kind && k.object.name == name
+                k.principal == principal
+                    && matches!(&k.subject, Subject::Object(o) if o.kind == kind && o.name == name)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.remove(&mut held, &key, &self.counters.evicted_client_error);
+        }
+    }
+
+    /// Forgets every entry of `principal` for `selection`, in every region: the store
+    /// refused it.
+    pub fn forget_selection(&self, principal: &str, selection: &Selection) {
+        if !self.is_on() {
+            return;
+        }
+        let mut held = self.held();
+        let keys: Vec<CacheKey> = held
+            .lru
+            .iter()
+            .filter(|(k, _)| {
+                k.principal == principal
+                    && matches!(&k.subject, Subject::Selection(s) if s == selection)
             })
             .map(|(k, _)| k.clone())
             .collect();

@@ -23,23 +23,27 @@ fn key(principal: &str, region: &str, name: &str, version: Option<&str>) -> Cach
     CacheKey {
         principal: principal.into(),
         region: Region::parse(region).unwrap(),
-        object: ObjectRef {
+        subject: Subject::Object(ObjectRef {
             kind: ObjectKind::SecretsManager,
             name: name.into(),
             version: version.map(Into::into),
             label: None,
-        },
+        }),
     }
 }
 
-fn value(bytes: &[u8]) -> Fetched {
+fn fetched(bytes: &[u8]) -> Fetched {
     Fetched {
         value: SecretValue::new(bytes.to_vec()),
         version: "v1".into(),
     }
 }
 
-fn fresh_bytes(l: Lookup) -> Option<Vec<u8>> {
+fn value(bytes: &[u8]) -> Answer {
+    Answer::One(fetched(bytes))
+}
+
+fn fresh_bytes(l: Lookup<Fetched>) -> Option<Vec<u8>> {
     match l {
         Lookup::Fresh(f) => Some(f.value.expose().to_vec()),
         _ => None,
@@ -240,4 +244,39 @@ fn an_off_cache_holds_nothing() {
         c.lookup(&k, &Freshness::for_class(c.bounds(), None)),
         Lookup::Miss
     ));
+}
+
+#[test]
+fn selections_are_cached_under_their_own_key_and_forgotten_on_a_refusal() {
+    let (c, clock) = cache(settings(MIN, MIN * 10));
+    let f = Freshness::for_class(c.bounds(), None);
+    let selection = Selection::ParameterPath {
+        path: "/app".into(),
+        recursive: false,
+    };
+    let key = CacheKey {
+        principal: "p".into(),
+        region: Region::parse("us-east-1").unwrap(),
+        subject: Subject::Selection(selection.clone()),
+    };
+    let found = Arc::new(vec![Selected {
+        name: "/app/a".into(),
+        fetched: fetched(b"a"),
+    }]);
+    c.store(key.clone(), Answer::Many(found));
+    match c.lookup_selection(&key, &f) {
+        Lookup::Fresh(m) => assert_eq!(m[0].name, "/app/a"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(c.lookup(&key, &f), Lookup::Miss),
+        "not an object's value"
+    );
+    clock.advance(MIN * 2);
+    assert!(matches!(
+        c.lookup_selection(&key, &f),
+        Lookup::StandIn { .. }
+    ));
+    c.forget_selection("p", &selection);
+    assert!(matches!(c.lookup_selection(&key, &f), Lookup::Miss));
 }

@@ -37,6 +37,8 @@ pub struct AwsStub {
     failing: Arc<Mutex<Vec<String>>>,
     /// When non-zero, every SecretString is padded to this many bytes.
     value_bytes: Arc<AtomicU64>,
+    /// An error code BatchGetSecretValue reports for the first secret it selects.
+    selection_error: Arc<Mutex<Option<String>>>,
 }
 
 impl AwsStub {
@@ -87,6 +89,15 @@ impl AwsStub {
             .store(latency.as_millis() as u64, Ordering::SeqCst);
     }
 
+    /// BatchGetSecretValue reports `code` for the first secret it selects, as AWS does
+    /// for a secret the caller may not read.
+    pub fn fail_selected_secret(&self, code: &str) {
+        *self
+            .selection_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(code.to_string());
+    }
+
     pub fn fail_region(&self, region: &str) {
         self.failing
             .lock()
@@ -118,13 +129,24 @@ fn json_answer(status: u16, body: Value) -> Response<Full<Bytes>> {
         .unwrap_or_default()
 }
 
+/// The stub's state that shapes one answer.
+struct Answering {
+    epoch: u64,
+    value_bytes: usize,
+    selection_error: Option<String>,
+}
+
 fn answer(
     target: Option<&str>,
     body: &[u8],
     region: &str,
-    epoch: u64,
-    value_bytes: usize,
+    state: Answering,
 ) -> Response<Full<Bytes>> {
+    let Answering {
+        epoch,
+        value_bytes,
+        selection_error,
+    } = state;
     let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     match target {
         Some("secretsmanager.GetSecretValue") | Some("secretsmanager.DescribeSecret") => {
@@ -172,7 +194,14 @@ fn answer(
                 .to_string();
             let (range, next) = page(&input, 20);
             let version = format!("v{epoch}");
+            let errors: Vec<Value> = match &selection_error {
+                Some(code) if range.contains(&0) => vec![
+                    json!({"SecretId": format!("{prefix}secret-0"), "ErrorCode": code, "Message": "stub refusal"}),
+                ],
+                _ => vec![],
+            };
             let secrets: Vec<Value> = range
+                .filter(|i| *i != 0 || errors.is_empty())
                 .map(|i| {
                     let name = format!("{prefix}secret-{i}");
                     json!({"ARN": format!("arn:aws:secretsmanager:{region}:123456789012:secret:{name}-AbCdEf"),
@@ -182,7 +211,7 @@ fn answer(
                 .collect();
             json_answer(
                 200,
-                json!({"SecretValues": secrets, "Errors": [], "NextToken": next}),
+                json!({"SecretValues": secrets, "Errors": errors, "NextToken": next}),
             )
         }
         Some("AmazonSSM.GetParameters") => {
@@ -267,6 +296,7 @@ pub async fn start(latency: Duration) -> std::io::Result<AwsStub> {
         latency_ms: Arc::new(AtomicU64::new(latency.as_millis() as u64)),
         failing: Arc::default(),
         value_bytes: Arc::default(),
+        selection_error: Arc::default(),
     };
     let server = stub.clone();
     tokio::spawn(async move {
@@ -314,12 +344,23 @@ pub async fn start(latency: Duration) -> std::io::Result<AwsStub> {
                                 json!({"__type": "InternalServiceError", "message": "stub outage"}),
                             ));
                         }
+                        let selection_error = stub
+                            .selection_error
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .clone();
                         Ok::<_, Infallible>(answer(
                             target.as_deref(),
                             &body,
                             &region,
-                            stub.epoch.load(Ordering::SeqCst),
-                            usize::try_from(stub.value_bytes.load(Ordering::SeqCst)).unwrap_or(0),
+                            Answering {
+                                epoch: stub.epoch.load(Ordering::SeqCst),
+                                value_bytes: usize::try_from(
+                                    stub.value_bytes.load(Ordering::SeqCst),
+                                )
+                                .unwrap_or(0),
+                                selection_error,
+                            },
                         ))
                     }
                 });
