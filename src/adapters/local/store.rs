@@ -9,9 +9,9 @@ use async_trait::async_trait;
 
 use super::format::StoreFile;
 use crate::domain::failover::{ClientKind, ErrorClass};
-use crate::domain::objects::ObjectRef;
+use crate::domain::objects::{ObjectKind, ObjectRef, Selection};
 use crate::domain::region::Region;
-use crate::ports::{Fetched, Identity, SecretStore, StoreError};
+use crate::ports::{Fetched, Identity, SecretStore, Selected, StoreError};
 
 pub struct LocalStore {
     path: PathBuf,
@@ -78,13 +78,74 @@ impl SecretStore for LocalStore {
             Err(e) => vec![Err(e); batch.len()],
         }
     }
+
+    /// Parameters by path and secrets by name prefix, among the names of the file's
+    /// global part (then looked up as usual, region overlay included); the file has no
+    /// tags, so a selection by tag is refused.
+    async fn select(
+        &self,
+        region: &Region,
+        _identity: &Identity,
+        selection: &Selection,
+        limit: usize,
+    ) -> Result<Vec<Selected>, StoreError> {
+        let file = self.load()?;
+        let (kind, names): (ObjectKind, Vec<&String>) = match selection {
+            Selection::ParameterPath { path, recursive } => {
+                let base = format!("{}/", path.trim_end_matches('/'));
+                let names = file
+                    .ssmparameter
+                    .keys()
+                    .filter(|n| {
+                        n.strip_prefix(&base)
+                            .is_some_and(|rest| *recursive || !rest.contains('/'))
+                    })
+                    .collect();
+                (ObjectKind::SsmParameter, names)
+            }
+            Selection::Secrets {
+                name_prefix,
+                tag_key: None,
+                tag_value: None,
+            } => {
+                let prefix = name_prefix.as_deref().unwrap_or_default();
+                let names = file
+                    .secretsmanager
+                    .keys()
+                    .filter(|n| n.starts_with(prefix))
+                    .collect();
+                (ObjectKind::SecretsManager, names)
+            }
+            Selection::Secrets { .. } => {
+                return Err(StoreError::new(
+                    ErrorClass::Client(ClientKind::Invalid),
+                    format!("local store {}: it has no tags to select by", self.path.display()),
+                ))
+            }
+        };
+        names
+            .into_iter()
+            .take(limit.saturating_add(1))
+            .map(|name| {
+                let object = ObjectRef {
+                    kind,
+                    name: name.clone(),
+                    version: None,
+                    label: None,
+                };
+                file.lookup(region.as_str(), &object).map(|fetched| Selected {
+                    name: name.clone(),
+                    fetched,
+                })
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::attributes::AuthMode;
-    use crate::domain::objects::ObjectKind;
 
     fn identity() -> Identity {
         Identity {
@@ -123,6 +184,41 @@ mod tests {
         std::fs::write(&path, "secretsmanager:\n  s:\n    - {versionId: v2, secretString: two, stages: [AWSCURRENT]}\n").unwrap();
         let second = store.fetch(&region, &identity(), &[secret("s")]).await;
         assert_eq!(second[0].as_ref().unwrap().version, "v2");
+    }
+
+    #[tokio::test]
+    async fn selects_parameters_by_path_and_secrets_by_prefix_but_not_by_tag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.yaml");
+        std::fs::write(
+            &path,
+            "secretsmanager:\n  app/a: [{versionId: v1, secretString: a}]\n  other: [{versionId: v1, secretString: o}]\nssmparameter:\n  /app/x: [{version: 1, value: x}]\n  /app/deep/y: [{version: 2, value: y}]\n",
+        )
+        .unwrap();
+        let store = LocalStore::new(&path);
+        let region = Region::parse("us-east-1").unwrap();
+        let names = |found: Vec<Selected>| found.into_iter().map(|m| m.name).collect::<Vec<_>>();
+        let by_path = |recursive| Selection::ParameterPath {
+            path: "/app".into(),
+            recursive,
+        };
+        let flat = store.select(&region, &identity(), &by_path(false), 10).await;
+        assert_eq!(names(flat.unwrap()), ["/app/x"]);
+        let deep = store.select(&region, &identity(), &by_path(true), 10).await;
+        assert_eq!(names(deep.unwrap()), ["/app/deep/y", "/app/x"]);
+        let prefix = Selection::Secrets {
+            name_prefix: Some("app/".into()),
+            tag_key: None,
+            tag_value: None,
+        };
+        let found = store.select(&region, &identity(), &prefix, 10).await.unwrap();
+        assert_eq!(found[0].fetched.value.expose(), b"a");
+        let tagged = Selection::Secrets {
+            name_prefix: None,
+            tag_key: Some("team".into()),
+            tag_value: None,
+        };
+        assert!(store.select(&region, &identity(), &tagged, 10).await.is_err());
     }
 
     #[tokio::test]
