@@ -119,7 +119,10 @@ impl SecretStore for LocalStore {
             Selection::Secrets { .. } => {
                 return Err(StoreError::new(
                     ErrorClass::Client(ClientKind::Invalid),
-                    format!("local store {}: it has no tags to select by", self.path.display()),
+                    format!(
+                        "local store {}: it has no tags to select by",
+                        self.path.display()
+                    ),
                 ))
             }
         };
@@ -133,10 +136,11 @@ impl SecretStore for LocalStore {
                     version: None,
                     label: None,
                 };
-                file.lookup(region.as_str(), &object).map(|fetched| Selected {
-                    name: name.clone(),
-                    fetched,
-                })
+                file.lookup(region.as_str(), &object)
+                    .map(|fetched| Selected {
+                        name: name.clone(),
+                        fetched,
+                    })
             })
             .collect()
     }
@@ -202,7 +206,9 @@ mod tests {
             path: "/app".into(),
             recursive,
         };
-        let flat = store.select(&region, &identity(), &by_path(false), 10).await;
+        let flat = store
+            .select(&region, &identity(), &by_path(false), 10)
+            .await;
         assert_eq!(names(flat.unwrap()), ["/app/x"]);
         let deep = store.select(&region, &identity(), &by_path(true), 10).await;
         assert_eq!(names(deep.unwrap()), ["/app/deep/y", "/app/x"]);
@@ -211,14 +217,20 @@ mod tests {
             tag_key: None,
             tag_value: None,
         };
-        let found = store.select(&region, &identity(), &prefix, 10).await.unwrap();
+        let found = store
+            .select(&region, &identity(), &prefix, 10)
+            .await
+            .unwrap();
         assert_eq!(found[0].fetched.value.expose(), b"a");
         let tagged = Selection::Secrets {
             name_prefix: None,
             tag_key: Some("team".into()),
             tag_value: None,
         };
-        assert!(store.select(&region, &identity(), &tagged, 10).await.is_err());
+        assert!(store
+            .select(&region, &identity(), &tagged, 10)
+            .await
+            .is_err());
     }
 
     #[tokio::test]
