@@ -12,7 +12,9 @@ use crate::adapters::aws::credentials::pod_identity::{
     DEFAULT_IPV4_ENDPOINT, DEFAULT_IPV6_ENDPOINT,
 };
 use crate::adapters::aws::DEFAULT_FETCH_CONCURRENCY;
-use crate::adapters::csi::{DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES};
+use crate::adapters::csi::{
+    ErrorReporting, DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES,
+};
 use crate::adapters::kube::KubeSettings;
 pub use crate::domain::duration::parse_go_duration;
 use crate::domain::freshness::CacheBounds;
@@ -62,8 +64,9 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// A tracing filter: `info`, `debug`, `provider=debug,info`, ...
     pub log_level: String,
-    /// Report failures as MountResponse.error.code (the driver then shows only the code).
-    pub error_codes: bool,
+    /// When failures are reported as MountResponse.error.code (the driver then shows only
+    /// the code): `statuses` (false), `codes` (true), or `remounts`.
+    pub error_codes: ErrorReporting,
     /// Limits: a request over one fails alone, with a message naming the limit.
     pub max_objects_yaml_bytes: usize,
     pub max_objects: usize,
@@ -120,7 +123,7 @@ impl Default for Settings {
             metrics_addr: "0.0.0.0:8989".to_string(),
             log_format: LogFormat::Text,
             log_level: "info".to_string(),
-            error_codes: false,
+            error_codes: ErrorReporting::Statuses,
             max_objects_yaml_bytes: mount.yaml_limits.max_bytes,
             max_objects: mount.yaml_limits.max_objects,
             max_yaml_aliases: mount.yaml_limits.max_aliases,
@@ -352,6 +355,23 @@ mod tests {
             jail.set_env("SSCSI_AWS_VALUE_CACHE_MAX_BYTES", "9000000");
             let e = Settings::load(None, BTreeMap::<String, String>::new()).unwrap_err();
             assert!(e.to_string().contains("at most half"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn error_codes_take_a_boolean_or_remounts() {
+        figment::Jail::expect_with(|jail| {
+            let s = Settings::load(None, BTreeMap::<String, String>::new()).unwrap();
+            assert_eq!(s.error_codes, ErrorReporting::Statuses);
+            jail.set_env("SSCSI_AWS_ERROR_CODES", "true");
+            let s = Settings::load(None, BTreeMap::<String, String>::new()).unwrap();
+            assert_eq!(s.error_codes, ErrorReporting::Codes);
+            jail.set_env("SSCSI_AWS_ERROR_CODES", "remounts");
+            let s = Settings::load(None, BTreeMap::<String, String>::new()).unwrap();
+            assert_eq!(s.error_codes, ErrorReporting::Remounts);
+            jail.set_env("SSCSI_AWS_ERROR_CODES", "sometimes");
+            assert!(Settings::load(None, BTreeMap::<String, String>::new()).is_err());
             Ok(())
         });
     }

@@ -141,6 +141,51 @@ async fn a_failing_object_leaves_the_target_untouched() {
 }
 
 #[tokio::test]
+async fn with_error_codes_for_remounts_a_first_mount_gets_a_status_and_a_remount_a_code() {
+    use provider::adapters::csi::ErrorReporting;
+    use provider::adapters::metrics::Metrics;
+    let metrics = Arc::new(Metrics::new());
+    let running = common::start_with(
+        false,
+        |s| Arc::new(s),
+        ErrorReporting::Remounts,
+        metrics.clone(),
+    )
+    .await;
+    let target = running.dir.path().join("pod-volume");
+    std::fs::create_dir(&target).unwrap();
+    let mut client = running.client().await;
+    let broken = format!("{OBJECTS}- {{objectName: Missing, objectType: secretsmanager}}\n");
+    // A first mount: the message reaches the pod's event.
+    let status = client
+        .mount(mount_request(&broken, &target, 0o644, &[]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("Missing"));
+    // A remount (the target holds a mount): the code reaches the driver's metrics.
+    client
+        .mount(mount_request(OBJECTS, &target, 0o644, &[]))
+        .await
+        .unwrap();
+    let answer = client
+        .mount(mount_request(&broken, &target, 0o644, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.error.unwrap().code, "SecretNotFound");
+    assert!(answer.files.is_empty() && answer.object_version.is_empty());
+    let text = metrics.encode();
+    assert!(
+        text.contains(
+            r#"secrets_store_provider_aws_remount_failures_total{code="SecretNotFound"} 1"#
+        ),
+        "{text}"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn fifty_concurrent_mounts_with_different_permissions_do_not_interfere() {
     let running = start(false, |s| Arc::new(s)).await;
     let client = running.client().await;

@@ -23,6 +23,10 @@ impl MountSink for DriverSink {
     fn writes_files(&self) -> bool {
         false
     }
+
+    fn holds_mount(&self, target: &TargetPath) -> bool {
+        crate::adapters::fs_sink::holds_mount(target)
+    }
 }
 
 #[cfg(test)]

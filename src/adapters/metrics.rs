@@ -48,6 +48,12 @@ pub struct AwsDurationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CodeLabels {
+    /// The error code vocabulary (`SecretNotFound`, ...).
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
     /// `irsa` or `pod_identity`.
     pub source: String,
@@ -82,6 +88,8 @@ pub struct Metrics {
     pub kube_requests: Family<KubeLabels, Counter>,
     pub panics: Counter,
     pub mounts_with_unknown_keys: Counter,
+    /// Failed mounts on targets that already held one: rotations that keep failing.
+    pub remount_failures: Family<CodeLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -165,9 +173,16 @@ impl Metrics {
             "Mounts whose class carried keys that name no field (ignored; often a typo)",
             mounts_with_unknown_keys.clone(),
         );
+        let remount_failures = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "remount_failures",
+            "Failed mounts on targets that already held a mount (the driver hides these from kubelet), by code",
+            remount_failures.clone(),
+        );
         Metrics {
             panics,
             mounts_with_unknown_keys,
+            remount_failures,
             registry,
             mounts,
             mount_duration,

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+use crate::adapters::csi::ErrorReporting;
 use crate::config::{LogFormat, StoreKind};
 use crate::domain::attributes::parse_go_bool;
 
@@ -82,10 +83,11 @@ pub struct Flags {
     #[arg(long, global = true, value_name = "FILTER")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log_level: Option<String>,
-    /// Report failures as MountResponse.error.code instead of a gRPC status [default: false].
-    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = go_bool, value_name = "BOOL")]
+    /// Report failures as MountResponse.error.code instead of a gRPC status: true (always),
+    /// false, or remounts (only on targets that already hold a mount) [default: false].
+    #[arg(long, global = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_parser = error_reporting, value_name = "BOOL|remounts")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_codes: Option<bool>,
+    pub error_codes: Option<ErrorReporting>,
     /// Deadline of each mount, e.g. 30s [default: 30s].
     #[arg(long, global = true, value_name = "DURATION")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -168,6 +170,11 @@ pub struct ValidateArgs {
 
 fn go_bool(text: &str) -> Result<bool, String> {
     parse_go_bool(text).ok_or_else(|| format!("`{text}` is not a boolean (true/false, 1/0, t/f)"))
+}
+
+fn error_reporting(text: &str) -> Result<ErrorReporting, String> {
+    ErrorReporting::parse(text)
+        .ok_or_else(|| format!("`{text}` is not a boolean (true/false, 1/0, t/f) or `remounts`"))
 }
 
 /// Go's flag package accepts `-name` as well as `--name`; clap wants two dashes.

@@ -75,6 +75,9 @@ pub struct MountAttributes {
     pub auth: AuthMode,
     pub pod: PodInfo,
     pub tokens: Tokens,
+    /// The SecretProviderClass's name (`secretProviderClass`, sent by the driver), for
+    /// log lines; empty when absent.
+    pub class: String,
     /// `cacheTTL`: how long this class accepts a cached value (never longer than the
     /// operator allows; zero reads fresh and serves nothing stale).
     pub cache_ttl: Option<Duration>,
@@ -162,6 +165,7 @@ impl MountAttributes {
             auth,
             pod,
             tokens,
+            class: bounded(get("secretProviderClass").unwrap_or_default()),
             cache_ttl,
         })
     }

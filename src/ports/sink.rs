@@ -121,6 +121,10 @@ pub trait MountSink: Send + Sync {
     /// True when the files land in the pod's volume from this process (and so count
     /// against its memory cgroup when the volume is a tmpfs).
     fn writes_files(&self) -> bool;
+
+    /// True when `target` already holds a published mount (its `..data`, which both
+    /// this writer and the driver's own leave): a failure there is a failed remount.
+    fn holds_mount(&self, target: &TargetPath) -> bool;
 }
 
 #[cfg(test)]

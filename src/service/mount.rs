@@ -152,6 +152,13 @@ impl Default for MountSettings {
 #[async_trait]
 pub trait Mounter: Send + Sync {
     async fn mount(&self, request: MountRequest) -> Result<MountOutcome, MountError>;
+
+    /// Whether `target` already holds a published mount (a failure there is a failed
+    /// remount, which the driver hides from kubelet).
+    fn holds_mount(&self, target: &TargetPath) -> bool {
+        let _ = target;
+        false
+    }
 }
 
 pub struct MountService {
@@ -270,11 +277,12 @@ impl Mounter for MountService {
         let started = Instant::now();
         let namespace = request.attributes.pod.namespace.clone();
         let pod = request.attributes.pod.name.clone();
+        let class = request.attributes.class.clone();
         let result = self.mount_parsed(request).await;
         let millis = started.elapsed().as_millis() as u64;
         match &result {
             Ok(out) if out.unknown_keys.is_empty() => {
-                tracing::info!(%namespace, %pod, objects = out.objects, files = out.summary.len(), duration_ms = millis, outcome = "ok", "mount")
+                tracing::info!(%namespace, %pod, %class, objects = out.objects, files = out.summary.len(), duration_ms = millis, outcome = "ok", "mount")
             }
             Ok(out) => {
                 let shown = out.unknown_keys.iter().take(MAX_LOGGED_UNKNOWN_KEYS);
@@ -288,14 +296,18 @@ impl Mounter for MountService {
                         out.unknown_keys.len() - MAX_LOGGED_UNKNOWN_KEYS
                     ));
                 }
-                tracing::warn!(%namespace, %pod, objects = out.objects, files = out.summary.len(), duration_ms = millis, outcome = "ok", %unknown_keys, "mount")
+                tracing::warn!(%namespace, %pod, %class, objects = out.objects, files = out.summary.len(), duration_ms = millis, outcome = "ok", %unknown_keys, "mount")
             }
             Err(e) => {
                 let error = capped(e.to_string(), MAX_LOGGED_ERROR_BYTES);
-                tracing::warn!(%namespace, %pod, duration_ms = millis, outcome = "error", %error, "mount")
+                tracing::warn!(%namespace, %pod, %class, duration_ms = millis, outcome = "error", %error, "mount")
             }
         }
         result
+    }
+
+    fn holds_mount(&self, target: &TargetPath) -> bool {
+        self.sink.holds_mount(target)
     }
 }
 

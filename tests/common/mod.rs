@@ -17,10 +17,11 @@ use std::time::Duration;
 use hyper_util::rt::TokioIo;
 use provider::adapters::csi::proto::csi_driver_provider_client::CsiDriverProviderClient;
 use provider::adapters::csi::proto::MountRequest;
-use provider::adapters::csi::{bind_socket, serve, CsiProvider, SocketGuard};
+use provider::adapters::csi::{bind_socket, serve, CsiProvider, ErrorReporting, SocketGuard};
 use provider::adapters::driver_sink::DriverSink;
 use provider::adapters::fs_sink::FsSink;
 use provider::adapters::local::{LocalStore, NoClusterIdentity};
+use provider::adapters::metrics::Metrics;
 use provider::ports::{MountSink, SecretStore};
 use provider::service::{MountService, MountSettings};
 use tokio::net::UnixStream;
@@ -76,6 +77,22 @@ pub async fn start(
     driver_writes: bool,
     wrap: impl FnOnce(LocalStore) -> Arc<dyn SecretStore>,
 ) -> Running {
+    start_with(
+        driver_writes,
+        wrap,
+        ErrorReporting::Statuses,
+        Arc::default(),
+    )
+    .await
+}
+
+/// The same, reporting errors as `reporting` says and counting into `metrics`.
+pub async fn start_with(
+    driver_writes: bool,
+    wrap: impl FnOnce(LocalStore) -> Arc<dyn SecretStore>,
+    reporting: ErrorReporting,
+    metrics: Arc<Metrics>,
+) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let store = wrap(LocalStore::new(write_store(dir.path())));
     let sink: Arc<dyn MountSink> = if driver_writes {
@@ -89,7 +106,8 @@ pub async fn start(
         sink,
         MountSettings::default(),
     );
-    let provider = CsiProvider::new(Arc::new(service), Duration::from_secs(30), Arc::default());
+    let provider = CsiProvider::new(Arc::new(service), Duration::from_secs(30), metrics)
+        .with_error_codes(reporting);
     let (listener, guard) = bind_socket(&dir.path().join("providers")).unwrap();
     let socket = guard.path().to_path_buf();
     let (stop, stopped) = oneshot::channel::<()>();

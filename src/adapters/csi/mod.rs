@@ -1,5 +1,6 @@
 //! The CSI driver's provider protocol (v1alpha1) over a unix socket, with tonic.
 
+pub mod reporting;
 pub mod server;
 pub mod socket;
 mod status;
@@ -10,6 +11,7 @@ pub mod proto {
     tonic::include_proto!("v1alpha1");
 }
 
+pub use reporting::ErrorReporting;
 pub use server::{
     serve, CsiProvider, DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES, RUNTIME_NAME,
 };

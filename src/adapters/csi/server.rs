@@ -10,9 +10,10 @@ use tonic::{Request, Response, Status};
 
 use super::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use super::proto::{self, MountResponse, VersionResponse};
+use super::reporting::ErrorReporting;
 use super::status::{error_code, status_of};
 use crate::adapters::accept::unix_incoming;
-use crate::adapters::metrics::Metrics;
+use crate::adapters::metrics::{CodeLabels, Metrics};
 use crate::domain::objects::Rule;
 use crate::domain::text::capped;
 use crate::domain::versions::ObjectVersion;
@@ -33,7 +34,7 @@ pub struct CsiProvider {
     mounter: Arc<dyn Mounter>,
     deadline: Duration,
     metrics: Arc<Metrics>,
-    error_codes: bool,
+    error_codes: ErrorReporting,
     /// Mounts served at once; more wait (within their deadline).
     slots: Arc<Semaphore>,
     /// Largest total of file contents handed back in driver-writes mode.
@@ -53,7 +54,7 @@ impl CsiProvider {
             mounter,
             deadline,
             metrics,
-            error_codes: false,
+            error_codes: ErrorReporting::Statuses,
             slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_MOUNTS)),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             kubelet_dir: None,
@@ -113,10 +114,10 @@ impl CsiProvider {
         }
     }
 
-    /// Report failures as `MountResponse.error.code` instead of a gRPC status. The driver
-    /// then shows only the code (not the message) in the pod's events.
-    pub fn with_error_codes(mut self, on: bool) -> Self {
-        self.error_codes = on;
+    /// When to report failures as `MountResponse.error.code` instead of a gRPC status
+    /// (`true`: always). The driver then shows only the code in the pod's events.
+    pub fn with_error_codes(mut self, mode: impl Into<ErrorReporting>) -> Self {
+        self.error_codes = mode.into();
         self
     }
 }
@@ -169,10 +170,14 @@ impl CsiDriverProvider for CsiProvider {
                 .collect(),
         };
         let started = Instant::now();
+        let mut target = None;
         let result = {
             let _in_flight = InFlight::enter(&self.metrics);
             match request.parse(self.kubelet_dir.as_deref()) {
-                Ok(request) => self.run(request).await,
+                Ok(request) => {
+                    target = Some(request.target.clone());
+                    self.run(request).await
+                }
                 Err(e) => {
                     // The service logs every mount it runs; this one never reached it.
                     let error = capped(e.to_string(), MAX_LOGGED_ERROR_BYTES);
@@ -197,7 +202,16 @@ impl CsiDriverProvider for CsiProvider {
                 let code = error_code(&e);
                 self.metrics
                     .mount_finished(Some(code), started.elapsed(), None);
-                if self.error_codes {
+                let remount = target.is_some_and(|t| self.mounter.holds_mount(&t));
+                if remount {
+                    self.metrics
+                        .remount_failures
+                        .get_or_create(&CodeLabels {
+                            code: code.to_string(),
+                        })
+                        .inc();
+                }
+                if self.error_codes.as_code(remount) {
                     return Ok(Response::new(MountResponse {
                         object_version: Vec::new(),
                         error: Some(proto::Error {

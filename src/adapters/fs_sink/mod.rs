@@ -76,6 +76,12 @@ impl Drop for Release<'_> {
     }
 }
 
+/// Whether `target` holds a published mount: its `..data` entry exists (ours, or the
+/// driver's own writer's, which uses the same layout).
+pub fn holds_mount(target: &TargetPath) -> bool {
+    std::fs::symlink_metadata(target.as_path().join("..data")).is_ok()
+}
+
 #[async_trait]
 impl MountSink for FsSink {
     #[tracing::instrument(name = "write", skip_all, fields(files = files.len()))]
@@ -137,6 +143,10 @@ impl MountSink for FsSink {
 
     fn writes_files(&self) -> bool {
         true
+    }
+
+    fn holds_mount(&self, target: &TargetPath) -> bool {
+        holds_mount(target)
     }
 }
 
