@@ -304,6 +304,7 @@ pub async fn mount_once(settings: &Settings, args: &MountArgs) -> anyhow::Result
         default_mode: mode,
         target: TargetPath::parse(path_str(&target)?, None)?,
         current_versions: Vec::new(),
+        secrets: Default::default(),
         gate: gate.clone(),
     };
     let outcome = within_deadline(service.mount(request), &gate, deadline).await??;

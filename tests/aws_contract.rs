@@ -44,6 +44,7 @@ impl IdentityResolver for Fixed {
             pod_uid: pod.uid.clone(),
             role_arn: Some(ROLE.to_string()),
             token: Some(Token::new("header.payload.signature")),
+            keys: None,
         })
     }
     async fn node_region(&self, _: &PodInfo) -> Result<Option<Region>, IdentityError> {
@@ -111,6 +112,7 @@ fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {
         permission: "420".into(),
         target_path: "/unused".into(),
         current_versions: vec![],
+        secrets: String::new(),
     }
     .parse(None)
     .unwrap()
@@ -348,6 +350,38 @@ async fn irsa_one_sts_call_serves_twenty_mounts_and_every_region() {
     assert_eq!(env.store.credentials().counts(), (1, 39));
     assert_eq!(env.proxy.count_in("GetSecretValue", "us-east-1"), 20);
     assert_eq!(env.proxy.count_in("GetSecretValue", "us-west-2"), 20);
+}
+
+#[tokio::test]
+async fn credentials_from_the_volumes_secret_sign_the_calls_without_sts() {
+    let Some(env) = env().await else { return };
+    sm(&env, "us-east-1")
+        .await
+        .create_secret()
+        .name("s")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
+    env.proxy.reset_counts();
+    let mut req = request(
+        "- {objectName: s, objectType: secretsmanager}",
+        &[("authentication", "nodePublishSecretRef")],
+    );
+    req.secrets = provider::domain::mount_secrets::MountSecrets::parse(
+        r#"{"aws_access_key_id": "AKIASTATIC", "aws_secret_access_key": "static-secret"}"#,
+    )
+    .unwrap();
+    let out = env.service.mount(req).await.unwrap();
+    assert_eq!(file(&out, "s"), b"v");
+    assert_eq!(
+        env.proxy.count("AssumeRoleWithWebIdentity"),
+        0,
+        "no STS call"
+    );
+    assert_eq!(env.proxy.count("GetSecretValue"), 1);
+    let signed_with = env.proxy.state.lock().unwrap().access_keys.clone();
+    assert_eq!(signed_with, ["AKIASTATIC"], "signed with the volume's key");
 }
 
 #[tokio::test]

@@ -65,6 +65,34 @@ async fn mount_logs_carry_no_secret_and_no_token() {
         "{}",
         status.message()
     );
+    // The volume's secret: credentials and, on newer clusters, tokens. Every value is
+    // secret, in a mount that succeeds and in one that fails.
+    let mut with_secrets = mount_request(
+        OBJECTS,
+        &target,
+        0o644,
+        &[("authentication", "nodePublishSecretRef")],
+    );
+    with_secrets.secrets = r#"{"aws_access_key_id":"AKIA-hunter2","aws_secret_access_key":"sk-hunter2","aws_session_token":"st-hunter2","token":"eyJ-hunter2"}"#.into();
+    client.mount(with_secrets.clone()).await.unwrap();
+    with_secrets.secrets = r#"{"aws_access_key_id":"AKIA-hunter2","token":"eyJ-hunter2"}"#.into();
+    let status = client.mount(with_secrets.clone()).await.unwrap_err();
+    assert!(
+        status.message().contains("aws_secret_access_key") && !status.message().contains("hunter2"),
+        "{}",
+        status.message()
+    );
+    with_secrets.secrets = r#"{"aws_access_key_id": "AKIA-hunter2", broken"#.into();
+    let status = client.mount(with_secrets).await.unwrap_err();
+    assert!(
+        !status.message().contains("hunter2"),
+        "{}",
+        status.message()
+    );
+    // Without the opt-in the secret is not used, and still never shown.
+    let mut ignored = mount_request(OBJECTS, &target, 0o644, &extra);
+    ignored.secrets = r#"{"token":"eyJ-hunter2"}"#.into();
+    client.mount(ignored).await.unwrap();
     running.shutdown().await;
 
     let logs = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();

@@ -38,6 +38,7 @@ fn identity(pod: &str, preference: AddressPreference) -> Identity {
         pod_uid: format!("uid-{pod}"),
         role_arn: None,
         token: Some(Token::new(TOKEN)),
+        keys: None,
     }
 }
 

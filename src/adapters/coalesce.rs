@@ -181,6 +181,7 @@ mod tests {
             pod_uid: "uid".into(),
             role_arn: Some("arn:aws:iam::1:role/r".into()),
             token: None,
+            keys: None,
         }
     }
 

@@ -31,13 +31,19 @@ pub enum AddressPreference {
 pub enum AuthMode {
     Irsa,
     PodIdentity(AddressPreference),
+    /// `authentication: nodePublishSecretRef`: static credentials from the volume's
+    /// secret, for clusters that can use neither IRSA nor Pod Identity.
+    SecretRef,
 }
 
 impl AuthMode {
+    /// The audience of the service-account token this mode signs with (none for static
+    /// credentials).
     pub fn audience(self) -> &'static str {
         match self {
             AuthMode::Irsa => IRSA_AUDIENCE,
             AuthMode::PodIdentity(_) => POD_IDENTITY_AUDIENCE,
+            AuthMode::SecretRef => "",
         }
     }
 }
@@ -101,6 +107,10 @@ pub enum AttributeError {
     Tokens(String),
     #[error("cacheTTL `{}` is not a duration such as 0s, 30s or 5m", bounded(&.0))]
     CacheTtl(String),
+    #[error("authentication `{}` must be nodePublishSecretRef (or absent: IRSA, or Pod Identity with usePodIdentity)", bounded(&.0))]
+    Authentication(String),
+    #[error("authentication nodePublishSecretRef and usePodIdentity cannot both be set")]
+    TwoAuthentications,
 }
 
 const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
@@ -139,10 +149,12 @@ impl MountAttributes {
                 parse_go_bool(v).ok_or_else(|| AttributeError::UsePodIdentity(v.to_string()))?
             }
         };
-        let auth = if use_pod_identity {
-            AuthMode::PodIdentity(parse_address_type(get("preferredAddressType"))?)
-        } else {
-            AuthMode::Irsa
+        let auth = match (get("authentication"), use_pod_identity) {
+            (Some("nodePublishSecretRef"), false) => AuthMode::SecretRef,
+            (Some("nodePublishSecretRef"), true) => return Err(AttributeError::TwoAuthentications),
+            (Some(other), _) => return Err(AttributeError::Authentication(other.to_string())),
+            (None, true) => AuthMode::PodIdentity(parse_address_type(get("preferredAddressType"))?),
+            (None, false) => AuthMode::Irsa,
         };
         let pod = PodInfo {
             namespace: get(POD_NAMESPACE).unwrap_or_default().to_string(),
@@ -244,6 +256,29 @@ mod tests {
         assert_eq!(a.pod.service_account, "web");
         assert_eq!(a.auth, AuthMode::Irsa);
         assert_eq!(a.translation, PathTranslation::Replace('_'));
+    }
+
+    #[test]
+    fn authentication_by_the_volumes_secret_is_opt_in_and_exclusive() {
+        assert_eq!(attrs(&[]).unwrap().auth, AuthMode::Irsa);
+        assert_eq!(
+            attrs(&[("authentication", "nodePublishSecretRef")])
+                .unwrap()
+                .auth,
+            AuthMode::SecretRef
+        );
+        assert_eq!(
+            attrs(&[("authentication", "secret")]).unwrap_err(),
+            AttributeError::Authentication("secret".into())
+        );
+        assert_eq!(
+            attrs(&[
+                ("authentication", "nodePublishSecretRef"),
+                ("usePodIdentity", "true")
+            ])
+            .unwrap_err(),
+            AttributeError::TwoAuthentications
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod freshness;
 pub mod jmes_runtime;
 pub mod json_text;
 pub mod mode;
+pub mod mount_secrets;
 pub mod naming;
 pub mod objects;
 pub mod plan;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::domain::attributes::{AuthMode, PodInfo, Tokens};
+use crate::domain::mount_secrets::{MountSecrets, StaticKeys};
 use crate::domain::region::Region;
 use crate::domain::secret::Token;
 
@@ -22,6 +23,8 @@ pub struct Identity {
     pub role_arn: Option<String>,
     /// The token for `auth`'s audience, when the driver sent one.
     pub token: Option<Token>,
+    /// `AuthMode::SecretRef`: the credentials from the volume's secret.
+    pub keys: Option<StaticKeys>,
 }
 
 impl Identity {
@@ -40,8 +43,42 @@ impl Identity {
                 "pod-identity|{}/{}|{}",
                 self.namespace, self.pod_name, self.pod_uid
             ),
+            // Every part of the credentials, through a keyed hash: never the access key
+            // id alone, and nothing a reader of this process's memory could reverse.
+            AuthMode::SecretRef => format!(
+                "secret-ref|{}",
+                self.keys
+                    .as_ref()
+                    .map(|k| k.fingerprint(fingerprint_key()))
+                    .unwrap_or_default()
+            ),
         }
     }
+
+    /// The identity of a mount that brings its own credentials in the volume's secret.
+    pub fn from_secret_ref(
+        pod: &PodInfo,
+        secrets: &MountSecrets,
+    ) -> Result<Identity, IdentityError> {
+        let keys = StaticKeys::from_secrets(secrets)
+            .map_err(|e| IdentityError::SecretRef(e.to_string()))?;
+        Ok(Identity {
+            auth: AuthMode::SecretRef,
+            namespace: pod.namespace.clone(),
+            service_account: pod.service_account.clone(),
+            pod_name: pod.name.clone(),
+            pod_uid: pod.uid.clone(),
+            role_arn: None,
+            token: None,
+            keys: Some(keys),
+        })
+    }
+}
+
+/// The process's own random key for credential fingerprints.
+fn fingerprint_key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(rand::random)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +92,10 @@ pub enum IdentityError {
     /// The node's region could not be read.
     #[error("{0}")]
     Region(String),
+    /// The volume's secret lacks the credentials, or holds malformed ones (names the
+    /// keys, never their values).
+    #[error("{0}")]
+    SecretRef(String),
     /// The cluster API could not be reached or answered with an error.
     #[error(transparent)]
     Unavailable(Cause),

@@ -146,6 +146,7 @@ impl IdentityResolver for Roles {
             pod_uid: pod.uid.clone(),
             role_arn: role.or_else(|| Some("arn:aws:iam::111122223333:role/app".into())),
             token: None,
+            keys: None,
         })
     }
 
@@ -221,6 +222,7 @@ fn mount_request(objects: &str, pod: &str, sa: &str, extra: &[(&str, &str)]) -> 
         permission: "420".into(),
         target_path: "/target".into(),
         current_versions: vec![],
+        secrets: String::new(),
     }
     .parse(None)
     .unwrap()
@@ -526,4 +528,68 @@ async fn repeated_selections_are_served_from_the_cache_and_stand_in_for_a_failin
         n.mount_class(SELECT, "p", "web", &[]).await.is_err(),
         "a refused selection is forgotten"
     );
+}
+
+/// A mount that brings its credentials in the volume's secret.
+fn secret_ref_request(pod: &str, access_key: &str, secret_key: &str) -> MountRequest {
+    let mut request = mount_request(
+        ONE,
+        pod,
+        "web",
+        &[("authentication", "nodePublishSecretRef")],
+    );
+    let secrets = serde_json::json!({
+        "aws_access_key_id": access_key,
+        "aws_secret_access_key": secret_key,
+    });
+    request.secrets =
+        crate::domain::mount_secrets::MountSecrets::parse(&secrets.to_string()).unwrap();
+    request
+}
+
+#[tokio::test]
+async fn volume_credentials_share_cached_values_only_when_every_part_is_equal() {
+    let n = node(MIN * 5, Duration::ZERO);
+    n.table.set(EAST, "db", Ok("one"));
+    for (pod, id, secret) in [
+        ("a", "AKIA1", "s1"),
+        ("b", "AKIA1", "s1"),
+        ("c", "AKIA1", "s2"),
+        ("d", "AKIA2", "s1"),
+    ] {
+        n.service
+            .mount(secret_ref_request(pod, id, secret))
+            .await
+            .unwrap();
+    }
+    let calls = n.table.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls.len(),
+        3,
+        "equal credentials share; the same access key id with another secret does not"
+    );
+    for (_, principal, _) in &calls {
+        assert!(principal.starts_with("secret-ref|"), "{principal}");
+        assert!(!principal.contains("AKIA") && !principal.contains("s1"));
+    }
+}
+
+#[tokio::test]
+async fn volume_credentials_missing_a_key_fail_naming_the_keys_not_the_values() {
+    let n = node(MIN, Duration::ZERO);
+    let mut request = secret_ref_request("a", "AKIA-leak", "");
+    request.secrets =
+        crate::domain::mount_secrets::MountSecrets::parse(r#"{"aws_access_key_id": "AKIA-leak"}"#)
+            .unwrap();
+    let e = n.service.mount(request).await.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, MountError::Identity(IdentityError::SecretRef(_))),
+        "{text}"
+    );
+    assert!(
+        text.contains("aws_secret_access_key") && !text.contains("AKIA-leak"),
+        "{text}"
+    );
+    assert_eq!(n.table.calls(), 0, "nothing fetched");
 }

@@ -7,9 +7,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use crate::domain::attributes::MountAttributes;
+use crate::domain::attributes::{AuthMode, MountAttributes};
 use crate::domain::freshness::Freshness;
 use crate::domain::mode::FileMode;
+use crate::domain::mount_secrets::MountSecrets;
 use crate::domain::objects::{
     parse_objects, ClassContext, Encoding, ObjectKind, UnknownKey, YamlLimits,
 };
@@ -20,8 +21,8 @@ use crate::domain::text::capped;
 use crate::domain::versions::ObjectVersion;
 use crate::ports::memory::Unlimited;
 use crate::ports::{
-    IdentityResolver, MemoryGauge, MountSink, OutputFile, PublishGate, Published, SecretStore,
-    SystemClock,
+    Identity, IdentityError, IdentityResolver, MemoryGauge, MountSink, OutputFile, PublishGate,
+    Published, SecretStore, SystemClock,
 };
 
 use super::budget::{MemoryBudget, Reservation};
@@ -40,6 +41,8 @@ pub struct RawMountRequest {
     pub permission: String,
     pub target_path: String,
     pub current_versions: Vec<ObjectVersion>,
+    /// JSON object of strings: the volume's nodePublishSecretRef (secret values).
+    pub secrets: String,
 }
 
 impl RawMountRequest {
@@ -50,6 +53,8 @@ impl RawMountRequest {
             default_mode: FileMode::parse_decimal(&self.permission)?,
             target: TargetPath::parse(&self.target_path, kubelet_dir)?,
             current_versions: self.current_versions,
+            secrets: MountSecrets::parse(&self.secrets)
+                .map_err(|e| MountError::Identity(IdentityError::SecretRef(e.to_string())))?,
             gate: PublishGate::default(),
         })
     }
@@ -63,6 +68,8 @@ pub struct MountRequest {
     pub default_mode: FileMode,
     pub target: TargetPath,
     pub current_versions: Vec<ObjectVersion>,
+    /// The volume's secret, every value redacted.
+    pub secrets: MountSecrets,
     /// Until when the files may be published (the transport's deadline).
     pub gate: PublishGate,
 }
@@ -318,6 +325,7 @@ impl MountService {
             default_mode,
             target,
             current_versions,
+            secrets,
             gate,
         } = request;
         let primary = self.primary_region(&attributes).await?;
@@ -364,10 +372,14 @@ impl MountService {
             .await
             .map_err(|e| MountError::Limit(e.to_string()))?;
 
-        let identity = self
-            .identity
-            .identity(&attributes.pod, attributes.auth, &attributes.tokens)
-            .await?;
+        let identity = match attributes.auth {
+            AuthMode::SecretRef => Identity::from_secret_ref(&attributes.pod, &secrets)?,
+            auth => {
+                self.identity
+                    .identity(&attributes.pod, auth, &attributes.tokens)
+                    .await?
+            }
+        };
         let fetch = Fetch {
             store: &*self.store,
             cache: &self.cache,

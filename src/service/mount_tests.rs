@@ -25,6 +25,7 @@ fn raw(objects: &str, extra: &[(&str, &str)]) -> RawMountRequest {
         permission: "420".to_string(),
         target_path: "/target".to_string(),
         current_versions: vec![],
+        secrets: String::new(),
     }
 }
 
@@ -43,6 +44,7 @@ fn identity_mock() -> MockIdentityResolver {
             pod_uid: pod.uid.clone(),
             role_arn: None,
             token: None,
+            keys: None,
         })
     });
     identity.expect_node_region().returning(|_| Ok(None));
@@ -236,6 +238,7 @@ async fn region_comes_from_attribute_then_provider_then_node() {
             pod_uid: pod.uid.clone(),
             role_arn: None,
             token: None,
+            keys: None,
         })
     });
     identity
@@ -270,6 +273,7 @@ async fn region_comes_from_attribute_then_provider_then_node() {
             pod_uid: pod.uid.clone(),
             role_arn: None,
             token: None,
+            keys: None,
         })
     });
     identity.expect_node_region().never();

@@ -40,6 +40,7 @@ impl IdentityResolver for Irsa {
             pod_uid: pod.uid.clone(),
             role_arn: Some("arn:aws:iam::123456789012:role/app".into()),
             token: Some(Token::new("header.payload.signature")),
+            keys: None,
         })
     }
     async fn node_region(&self, _: &PodInfo) -> Result<Option<Region>, IdentityError> {
@@ -102,6 +103,7 @@ pub fn request(objects: &str, pod: usize) -> MountRequest {
         permission: "420".into(),
         target_path: "/unused".into(),
         current_versions: vec![],
+        secrets: String::new(),
     }
     .parse(None)
     .unwrap()

@@ -30,6 +30,8 @@ pub struct State {
     pub faults: HashMap<String, Fault>,
     /// operation → fault for its next n calls (unsigned calls carry no region).
     pub next_calls: HashMap<String, (Fault, usize)>,
+    /// The access key id of every signed call, in order.
+    pub access_keys: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -79,7 +81,9 @@ impl Proxy {
     }
 
     pub fn reset_counts(&self) {
-        self.state.lock().unwrap().calls.clear();
+        let mut state = self.state.lock().unwrap();
+        state.calls.clear();
+        state.access_keys.clear();
     }
 }
 
@@ -117,6 +121,13 @@ pub async fn start(upstream: &str) -> Proxy {
                         (state.clone(), upstream.clone(), client.clone());
                     async move {
                         let region = provider::testkit::aws_stub::region_of(&req);
+                        let access_key = req
+                            .headers()
+                            .get("authorization")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|a| a.split("Credential=").nth(1))
+                            .and_then(|c| c.split('/').next())
+                            .map(str::to_string);
                         let target = req
                             .headers()
                             .get("x-amz-target")
@@ -132,6 +143,7 @@ pub async fn start(upstream: &str) -> Proxy {
                         let fault = {
                             let mut s = state.lock().unwrap();
                             *s.calls.entry((op.clone(), region.clone())).or_default() += 1;
+                            s.access_keys.extend(access_key.clone());
                             let once = match s.next_calls.get_mut(&op) {
                                 Some((fault, n)) if *n > 0 => {
                                     *n -= 1;

@@ -160,6 +160,7 @@ impl CsiDriverProvider for CsiProvider {
             attributes: raw.attributes,
             permission: raw.permission,
             target_path: raw.target_path,
+            secrets: raw.secrets,
             current_versions: raw
                 .current_object_version
                 .into_iter()

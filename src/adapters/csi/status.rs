@@ -33,10 +33,14 @@ pub fn error_code(error: &MountError) -> &'static str {
         | MountError::Identity(IdentityError::Region(_))
         | MountError::RegionLookup(IdentityError::Region(_)) => "InvalidSecretProviderClass",
         MountError::Identity(
-            IdentityError::MissingToken { .. } | IdentityError::ServiceAccount(_),
+            IdentityError::MissingToken { .. }
+            | IdentityError::ServiceAccount(_)
+            | IdentityError::SecretRef(_),
         )
         | MountError::RegionLookup(
-            IdentityError::MissingToken { .. } | IdentityError::ServiceAccount(_),
+            IdentityError::MissingToken { .. }
+            | IdentityError::ServiceAccount(_)
+            | IdentityError::SecretRef(_),
         ) => "AuthenticationFailed",
         MountError::Identity(IdentityError::Unavailable(_))
         | MountError::RegionLookup(IdentityError::Unavailable(_)) => "KubernetesUnavailable",

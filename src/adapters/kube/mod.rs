@@ -116,7 +116,7 @@ impl IdentityResolver for KubeIdentity {
                     .role(&pod.namespace, &pod.service_account)
                     .await?,
             ),
-            AuthMode::PodIdentity(_) => None,
+            AuthMode::PodIdentity(_) | AuthMode::SecretRef => None,
         };
         Ok(Identity {
             auth,
@@ -126,6 +126,7 @@ impl IdentityResolver for KubeIdentity {
             pod_uid: pod.uid.clone(),
             role_arn,
             token: Some(token),
+            keys: None,
         })
     }
 

@@ -29,6 +29,7 @@ impl IdentityResolver for NoClusterIdentity {
             pod_uid: pod.uid.clone(),
             role_arn: None,
             token: tokens.get(auth.audience()).cloned(),
+            keys: None,
         })
     }
 

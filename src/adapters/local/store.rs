@@ -160,6 +160,7 @@ mod tests {
             pod_uid: "u".into(),
             role_arn: None,
             token: None,
+            keys: None,
         }
     }
 

@@ -82,6 +82,9 @@ impl CredentialResolver {
         region: &Region,
     ) -> Result<Signing, StoreError> {
         let who = format!("{}/{}", identity.namespace, identity.service_account);
+        if identity.auth == AuthMode::SecretRef {
+            return static_signing(identity, &who);
+        }
         let Some(token) = identity.token.as_ref() else {
             if self.default_credentials {
                 return Ok(Signing::Default);
@@ -119,6 +122,7 @@ impl CredentialResolver {
                     })
                     .await
             }
+            AuthMode::SecretRef => return static_signing(identity, &who),
             AuthMode::PodIdentity(preference) => {
                 self.pods
                     .get_or_fetch(&key, || async {
@@ -134,6 +138,7 @@ impl CredentialResolver {
             let source = match identity.auth {
                 AuthMode::Irsa => "irsa",
                 AuthMode::PodIdentity(_) => "pod_identity",
+                AuthMode::SecretRef => "secret_ref",
             };
             self.metrics
                 .credential_cache_hits
@@ -151,6 +156,25 @@ impl CredentialResolver {
         match identity.auth {
             AuthMode::Irsa => self.irsa.invalidate(&key).await,
             AuthMode::PodIdentity(_) => self.pods.invalidate(&key).await,
+            // Static credentials are not cached: nothing to drop.
+            AuthMode::SecretRef => {}
         }
+    }
+}
+
+/// The volume's own credentials: nothing to fetch, nothing to cache.
+fn static_signing(identity: &Identity, who: &str) -> Result<Signing, StoreError> {
+    match &identity.keys {
+        Some(keys) => Ok(Signing::Pod(Credentials::new(
+            keys.access_key_id.expose(),
+            keys.secret_access_key.expose(),
+            keys.session_token.as_ref().map(|t| t.expose().to_string()),
+            None,
+            "nodePublishSecretRef",
+        ))),
+        None => Err(StoreError::new(
+            ErrorClass::Client(ClientKind::AccessDenied),
+            format!("no credentials from the volume's secret (pod of {who})"),
+        )),
     }
 }
