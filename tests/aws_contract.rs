@@ -45,6 +45,7 @@ impl IdentityResolver for Fixed {
             role_arn: Some(ROLE.to_string()),
             token: Some(Token::new("header.payload.signature")),
             keys: None,
+            assume: None,
         })
     }
     async fn node_region(&self, _: &PodInfo) -> Result<Option<Region>, IdentityError> {
@@ -382,6 +383,151 @@ async fn credentials_from_the_volumes_secret_sign_the_calls_without_sts() {
     assert_eq!(env.proxy.count("GetSecretValue"), 1);
     let signed_with = env.proxy.state.lock().unwrap().access_keys.clone();
     assert_eq!(signed_with, ["AKIASTATIC"], "signed with the volume's key");
+}
+
+const CENTRAL: &str = "arn:aws:iam::210987654321:role/central-reader";
+
+/// A Secrets Manager client in the central account (moto keeps one backend per account,
+/// chosen by the credentials), to create what the assumed role will read.
+async fn central_sm(env: &Env) -> aws_sdk_secretsmanager::Client {
+    let seed = common::seed_config(&env.proxy.url, "us-east-1").await;
+    let creds = aws_sdk_sts::Client::new(&seed)
+        .assume_role()
+        .role_arn(CENTRAL)
+        .role_session_name("seed")
+        .send()
+        .await
+        .unwrap()
+        .credentials
+        .unwrap();
+    let config = aws_sdk_secretsmanager::config::Builder::from(&seed)
+        .credentials_provider(aws_credential_types::Credentials::new(
+            creds.access_key_id(),
+            creds.secret_access_key(),
+            Some(creds.session_token().to_string()),
+            None,
+            "seed",
+        ))
+        .build();
+    aws_sdk_secretsmanager::Client::from_conf(config)
+}
+
+#[tokio::test]
+async fn a_class_role_is_assumed_with_the_pods_web_identity_once_per_role_and_external_id() {
+    let Some(env) = env().await else { return };
+    central_sm(&env)
+        .await
+        .create_secret()
+        .name("s")
+        .secret_string("central")
+        .send()
+        .await
+        .unwrap();
+    sm(&env, "us-east-1")
+        .await
+        .create_secret()
+        .name("s")
+        .secret_string("own")
+        .send()
+        .await
+        .unwrap();
+    env.proxy.reset_counts();
+    let class = "- {objectName: s, objectType: secretsmanager}";
+    let assumed = [
+        ("assumeRoleArn", CENTRAL),
+        ("assumeRoleExternalId", "team-a"),
+        ("assumeRoleDuration", "30m"),
+    ];
+    for _ in 0..3 {
+        let out = env.service.mount(request(class, &assumed)).await.unwrap();
+        assert_eq!(file(&out, "s"), b"central", "read in the role's account");
+    }
+    assert_eq!(env.proxy.count("AssumeRoleWithWebIdentity"), 1);
+    assert_eq!(env.proxy.count("AssumeRole"), 1, "cached per role");
+    let body = env.proxy.state.lock().unwrap().last_body["AssumeRole"].clone();
+    assert!(body.contains("ExternalId=team-a"), "{body}");
+    assert!(body.contains("DurationSeconds=1800"), "{body}");
+    assert!(body.contains("RoleSessionName=shop%40web"), "{body}");
+    let other = [("assumeRoleArn", "arn:aws:iam::210987654321:role/other")];
+    env.service.mount(request(class, &other)).await.unwrap();
+    assert_eq!(
+        env.proxy.count("AssumeRole"),
+        2,
+        "another role, another session"
+    );
+    env.service.mount(request(class, &[])).await.unwrap();
+    assert_eq!(
+        env.proxy.count("AssumeRole"),
+        2,
+        "no role: the pod's own credentials"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_role_fails_with_permission_denied_naming_the_role() {
+    let Some(env) = env().await else { return };
+    env.proxy.fail_next(
+        "AssumeRole",
+        1,
+        Fault {
+            status: 403,
+            code: "AccessDenied",
+        },
+    );
+    let err = env
+        .service
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}",
+            &[("assumeRoleArn", CENTRAL)],
+        ))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(CENTRAL) && text.contains("AccessDenied"),
+        "{text}"
+    );
+    assert_eq!(
+        provider::adapters::csi::status_of(&err).code(),
+        tonic::Code::PermissionDenied
+    );
+}
+
+#[tokio::test]
+async fn the_volumes_static_credentials_can_assume_a_role_too() {
+    let Some(env) = env().await else { return };
+    central_sm(&env)
+        .await
+        .create_secret()
+        .name("s")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
+    env.proxy.reset_counts();
+    let mut req = request(
+        "- {objectName: s, objectType: secretsmanager}",
+        &[
+            ("authentication", "nodePublishSecretRef"),
+            ("assumeRoleArn", CENTRAL),
+        ],
+    );
+    req.secrets = provider::domain::mount_secrets::MountSecrets::parse(
+        r#"{"aws_access_key_id": "AKIASTATIC", "aws_secret_access_key": "static-secret"}"#,
+    )
+    .unwrap();
+    env.proxy.reset_counts();
+    env.service.mount(req).await.unwrap();
+    assert_eq!(env.proxy.count("AssumeRole"), 1);
+    let keys = env.proxy.state.lock().unwrap().access_keys.clone();
+    assert_eq!(
+        keys[0], "AKIASTATIC",
+        "AssumeRole signed with the volume's key"
+    );
+    assert_ne!(
+        keys[1], "AKIASTATIC",
+        "the read signed with the assumed role's"
+    );
 }
 
 #[tokio::test]

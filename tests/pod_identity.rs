@@ -39,6 +39,7 @@ fn identity(pod: &str, preference: AddressPreference) -> Identity {
         role_arn: None,
         token: Some(Token::new(TOKEN)),
         keys: None,
+        assume: None,
     }
 }
 
@@ -215,5 +216,52 @@ async fn pod_identity_credentials_sign_real_calls() {
     assert_eq!(
         answers[0].as_ref().unwrap().value.expose(),
         b"from-pod-identity"
+    );
+}
+
+#[tokio::test]
+async fn pod_identity_credentials_assume_a_class_role_once_per_pod_and_role() {
+    let Some(moto) = common::moto::start() else {
+        return;
+    };
+    let agent = fake_agent::start("127.0.0.1:0", TOKEN).await;
+    let proxy = common::fault_proxy::start(&moto.url).await;
+    let seed = common::seed_config(&proxy.url, "us-east-1").await;
+    aws_sdk_secretsmanager::Client::new(&seed)
+        .create_secret()
+        .name("pi")
+        .secret_string("v")
+        .send()
+        .await
+        .unwrap();
+    let store = store(agent.url.clone(), closed_url(), Some(proxy.url.clone())).await;
+    proxy.reset_counts();
+    let object = ObjectRef {
+        kind: ObjectKind::SecretsManager,
+        name: "pi".into(),
+        version: None,
+        label: None,
+    };
+    let with_role = |pod: &str| Identity {
+        assume: Some(
+            provider::domain::assume::AssumeRole::parse(
+                "arn:aws:iam::123456789012:role/reader",
+                None,
+                None,
+            )
+            .unwrap(),
+        ),
+        ..identity(pod, AddressPreference::Auto)
+    };
+    for pod in ["web-0", "web-0", "web-1"] {
+        let answers = store
+            .fetch(&east(), &with_role(pod), std::slice::from_ref(&object))
+            .await;
+        assert!(answers[0].is_ok(), "{:?}", answers[0]);
+    }
+    assert_eq!(
+        proxy.count("AssumeRole"),
+        2,
+        "per pod (its session tags) and role"
     );
 }

@@ -182,6 +182,7 @@ mod tests {
             role_arn: Some("arn:aws:iam::1:role/r".into()),
             token: None,
             keys: None,
+            assume: None,
         }
     }
 

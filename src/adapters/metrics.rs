@@ -199,7 +199,7 @@ impl Metrics {
 
     /// Credential calls made and answers served from the cache, over every label.
     pub fn credential_totals(&self) -> (u64, u64) {
-        let sources = ["irsa", "pod_identity"];
+        let sources = ["irsa", "pod_identity", "assume_role"];
         let outcomes = [
             "ok",
             "not_found",

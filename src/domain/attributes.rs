@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::assume::{AssumeRole, AssumeRoleError};
 use super::duration::parse_go_duration;
 use super::naming::{PathTranslation, TranslationError};
 use super::region::{Region, RegionError};
@@ -84,6 +85,9 @@ pub struct MountAttributes {
     /// The SecretProviderClass's name (`secretProviderClass`, sent by the driver), for
     /// log lines; empty when absent.
     pub class: String,
+    /// `assumeRoleArn` (with its external id and duration): the role the pod's own
+    /// credentials assume for this class.
+    pub assume: Option<AssumeRole>,
     /// `cacheTTL`: how long this class accepts a cached value (never longer than the
     /// operator allows; zero reads fresh and serves nothing stale).
     pub cache_ttl: Option<Duration>,
@@ -111,6 +115,8 @@ pub enum AttributeError {
     Authentication(String),
     #[error("authentication nodePublishSecretRef and usePodIdentity cannot both be set")]
     TwoAuthentications,
+    #[error(transparent)]
+    AssumeRole(#[from] AssumeRoleError),
 }
 
 const POD_NAME: &str = "csi.storage.k8s.io/pod.name";
@@ -166,6 +172,25 @@ impl MountAttributes {
             None => Tokens::default(),
             Some(json) => parse_tokens(json)?,
         };
+        let assume = match (
+            get("assumeRoleArn"),
+            get("assumeRoleExternalId"),
+            get("assumeRoleDuration"),
+        ) {
+            (None, None, None) => None,
+            (None, _, _) => return Err(AssumeRoleError::WithoutRole.into()),
+            (Some(arn), external_id, duration) => {
+                let duration = match duration {
+                    None => None,
+                    Some(text) => Some((
+                        parse_go_duration(text)
+                            .ok_or_else(|| AssumeRoleError::Duration(text.to_string()))?,
+                        text,
+                    )),
+                };
+                Some(AssumeRole::parse(arn, external_id, duration)?)
+            }
+        };
         let cache_ttl = get("cacheTTL")
             .map(|v| parse_go_duration(v).ok_or_else(|| AttributeError::CacheTtl(v.to_string())))
             .transpose()?;
@@ -178,6 +203,7 @@ impl MountAttributes {
             pod,
             tokens,
             class: bounded(get("secretProviderClass").unwrap_or_default()),
+            assume,
             cache_ttl,
         })
     }
@@ -279,6 +305,35 @@ mod tests {
             .unwrap_err(),
             AttributeError::TwoAuthentications
         );
+    }
+
+    #[test]
+    fn a_role_to_assume_is_checked_with_its_external_id_and_duration() {
+        assert_eq!(attrs(&[]).unwrap().assume, None);
+        let a = attrs(&[
+            ("assumeRoleArn", "arn:aws:iam::210987654321:role/reader"),
+            ("assumeRoleExternalId", "team-a"),
+            ("assumeRoleDuration", "30m"),
+        ])
+        .unwrap()
+        .assume
+        .unwrap();
+        assert_eq!(a.duration, Duration::from_secs(1800));
+        assert!(matches!(
+            attrs(&[("assumeRoleArn", "reader")]),
+            Err(AttributeError::AssumeRole(AssumeRoleError::Arn(_)))
+        ));
+        assert!(matches!(
+            attrs(&[("assumeRoleExternalId", "team-a")]),
+            Err(AttributeError::AssumeRole(AssumeRoleError::WithoutRole))
+        ));
+        assert!(matches!(
+            attrs(&[
+                ("assumeRoleArn", "arn:aws:iam::210987654321:role/reader"),
+                ("assumeRoleDuration", "soon")
+            ]),
+            Err(AttributeError::AssumeRole(AssumeRoleError::Duration(_)))
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! Nothing here does I/O or knows tonic, the AWS SDK or Kubernetes.
 
 pub mod arn;
+pub mod assume;
 pub mod attributes;
 pub mod duration;
 pub mod encoding;

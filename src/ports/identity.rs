@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::domain::assume::AssumeRole;
 use crate::domain::attributes::{AuthMode, PodInfo, Tokens};
 use crate::domain::mount_secrets::{MountSecrets, StaticKeys};
 use crate::domain::region::Region;
@@ -25,13 +26,29 @@ pub struct Identity {
     pub token: Option<Token>,
     /// `AuthMode::SecretRef`: the credentials from the volume's secret.
     pub keys: Option<StaticKeys>,
+    /// The class's `assumeRoleArn`: the role these credentials assume for the mount.
+    pub assume: Option<AssumeRole>,
 }
 
 impl Identity {
     /// Identities with equal keys hold the same permissions, so their credentials and
     /// answers may be shared: IRSA by role and service account, Pod Identity by pod
-    /// (its session tags name the pod).
+    /// (its session tags name the pod), static credentials by all their parts, and then
+    /// the role they assume with its external id.
     pub fn sharing_key(&self) -> String {
+        let base = self.base_sharing_key();
+        match &self.assume {
+            None => base,
+            Some(a) => format!(
+                "{base}|assume|{}|{}",
+                a.role_arn,
+                a.external_id.as_deref().unwrap_or("")
+            ),
+        }
+    }
+
+    /// The key of the pod's own credentials, before any role the class assumes.
+    pub fn base_sharing_key(&self) -> String {
         match self.auth {
             AuthMode::Irsa => format!(
                 "irsa|{}|{}/{}",
@@ -71,6 +88,7 @@ impl Identity {
             role_arn: None,
             token: None,
             keys: Some(keys),
+            assume: None,
         })
     }
 }

@@ -147,6 +147,7 @@ impl IdentityResolver for Roles {
             role_arn: role.or_else(|| Some("arn:aws:iam::111122223333:role/app".into())),
             token: None,
             keys: None,
+            assume: None,
         })
     }
 

@@ -372,7 +372,7 @@ impl MountService {
             .await
             .map_err(|e| MountError::Limit(e.to_string()))?;
 
-        let identity = match attributes.auth {
+        let mut identity = match attributes.auth {
             AuthMode::SecretRef => Identity::from_secret_ref(&attributes.pod, &secrets)?,
             auth => {
                 self.identity
@@ -380,6 +380,7 @@ impl MountService {
                     .await?
             }
         };
+        identity.assume = attributes.assume.clone();
         let fetch = Fetch {
             store: &*self.store,
             cache: &self.cache,

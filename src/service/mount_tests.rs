@@ -45,6 +45,7 @@ fn identity_mock() -> MockIdentityResolver {
             role_arn: None,
             token: None,
             keys: None,
+            assume: None,
         })
     });
     identity.expect_node_region().returning(|_| Ok(None));
@@ -239,6 +240,7 @@ async fn region_comes_from_attribute_then_provider_then_node() {
             role_arn: None,
             token: None,
             keys: None,
+            assume: None,
         })
     });
     identity
@@ -274,6 +276,7 @@ async fn region_comes_from_attribute_then_provider_then_node() {
             role_arn: None,
             token: None,
             keys: None,
+            assume: None,
         })
     });
     identity.expect_node_region().never();

@@ -41,6 +41,7 @@ impl IdentityResolver for Irsa {
             role_arn: Some("arn:aws:iam::123456789012:role/app".into()),
             token: Some(Token::new("header.payload.signature")),
             keys: None,
+            assume: None,
         })
     }
     async fn node_region(&self, _: &PodInfo) -> Result<Option<Region>, IdentityError> {

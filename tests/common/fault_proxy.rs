@@ -32,6 +32,8 @@ pub struct State {
     pub next_calls: HashMap<String, (Fault, usize)>,
     /// The access key id of every signed call, in order.
     pub access_keys: Vec<String>,
+    /// The body of the last call of each operation.
+    pub last_body: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -144,6 +146,8 @@ pub async fn start(upstream: &str) -> Proxy {
                             let mut s = state.lock().unwrap();
                             *s.calls.entry((op.clone(), region.clone())).or_default() += 1;
                             s.access_keys.extend(access_key.clone());
+                            s.last_body
+                                .insert(op.clone(), String::from_utf8_lossy(&body).into_owned());
                             let once = match s.next_calls.get_mut(&op) {
                                 Some((fault, n)) if *n > 0 => {
                                     *n -= 1;

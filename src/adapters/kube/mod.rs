@@ -127,6 +127,7 @@ impl IdentityResolver for KubeIdentity {
             role_arn,
             token: Some(token),
             keys: None,
+            assume: None,
         })
     }
 

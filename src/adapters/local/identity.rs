@@ -30,6 +30,7 @@ impl IdentityResolver for NoClusterIdentity {
             role_arn: None,
             token: tokens.get(auth.audience()).cloned(),
             keys: None,
+            assume: None,
         })
     }
 

@@ -161,6 +161,7 @@ mod tests {
             role_arn: None,
             token: None,
             keys: None,
+            assume: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! account shares them, and one STS call serves every region. Pod Identity credentials
 //! carry the pod's session tags, so they are reused only by the same pod.
 
+mod assume;
 mod cache;
 mod irsa;
 pub mod pod_identity;
@@ -18,6 +19,7 @@ pub use cache::{CredentialCache, Source};
 use pod_identity::{AgentSettings, PodIdentityAgent};
 
 use crate::adapters::metrics::{outcome, CredentialLabels, Metrics, SourceLabels};
+use crate::domain::assume::session_name;
 use crate::domain::attributes::AuthMode;
 use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::domain::region::Region;
@@ -40,6 +42,8 @@ pub struct CredentialResolver {
     sdk: SdkConfig,
     irsa: CredentialCache<String, Credentials>,
     pods: CredentialCache<String, Credentials>,
+    /// Roles classes assume, by (pod's credentials, role, external id).
+    assumed: CredentialCache<String, Credentials>,
     agent: PodIdentityAgent,
     default_credentials: bool,
     metrics: Arc<Metrics>,
@@ -56,6 +60,7 @@ impl CredentialResolver {
             sdk,
             irsa: CredentialCache::new(REFRESH_MARGIN, SOFT_LIMIT),
             pods: CredentialCache::new(REFRESH_MARGIN, SOFT_LIMIT),
+            assumed: CredentialCache::new(REFRESH_MARGIN, SOFT_LIMIT),
             agent: PodIdentityAgent::new(agent),
             default_credentials,
             metrics,
@@ -75,8 +80,49 @@ impl CredentialResolver {
         self.metrics.credential_totals()
     }
 
-    /// Credentials for `identity`, fetched in `region` when not cached.
+    /// Credentials for `identity`, fetched in `region` when not cached: the pod's own,
+    /// or the role its class assumes with them.
     pub async fn resolve(
+        &self,
+        identity: &Identity,
+        region: &Region,
+    ) -> Result<Signing, StoreError> {
+        let base = self.resolve_base(identity, region).await?;
+        let Some(role) = &identity.assume else {
+            return Ok(base);
+        };
+        let key = identity.sharing_key();
+        let session = session_name(&identity.namespace, &identity.service_account);
+        let (credentials, source) = self
+            .assumed
+            .get_or_fetch(&key, || async {
+                let started = Instant::now();
+                let result = assume::assume_role(&self.sdk, region, &base, role, &session).await;
+                let label = outcome(result.as_ref().err().map(|e| e.class));
+                self.metrics.aws_call(
+                    "sts",
+                    "AssumeRole",
+                    region.as_str(),
+                    label,
+                    started.elapsed(),
+                );
+                self.record_fetch("assume_role", &result);
+                result
+            })
+            .await?;
+        if source == Source::Cached {
+            self.metrics
+                .credential_cache_hits
+                .get_or_create(&SourceLabels {
+                    source: "assume_role".to_string(),
+                })
+                .inc();
+        }
+        Ok(Signing::Pod(credentials))
+    }
+
+    /// The pod's own credentials.
+    async fn resolve_base(
         &self,
         identity: &Identity,
         region: &Region,
@@ -94,7 +140,7 @@ impl CredentialResolver {
                 format!("no service-account token for audience {} (pod of {who}): configure tokenRequests on the CSIDriver", identity.auth.audience()),
             ));
         };
-        let key = identity.sharing_key();
+        let key = identity.base_sharing_key();
         let result = match identity.auth {
             AuthMode::Irsa => {
                 let Some(role) = identity.role_arn.as_deref() else {
@@ -152,7 +198,10 @@ impl CredentialResolver {
 
     /// Drops the cached credentials of `identity` (AWS refused them as stale).
     pub async fn invalidate(&self, identity: &Identity) {
-        let key = identity.sharing_key();
+        if identity.assume.is_some() {
+            self.assumed.invalidate(&identity.sharing_key()).await;
+        }
+        let key = identity.base_sharing_key();
         match identity.auth {
             AuthMode::Irsa => self.irsa.invalidate(&key).await,
             AuthMode::PodIdentity(_) => self.pods.invalidate(&key).await,
