@@ -37,10 +37,11 @@ pub enum SecretsError {
 }
 
 impl MountSecrets {
-    /// The driver's JSON (`{}` or empty when the volume has no secret). Values are
-    /// never part of an error.
+    /// The driver's JSON: an object of strings, or `null`, `{}` or nothing when the
+    /// volume has no secret (the driver marshals a nil map as `null`). Values are never
+    /// part of an error.
     pub fn parse(json: &str) -> Result<MountSecrets, SecretsError> {
-        if json.trim().is_empty() {
+        if matches!(json.trim(), "" | "null") {
             return Ok(MountSecrets::default());
         }
         let map: BTreeMap<String, String> =
@@ -214,5 +215,9 @@ mod tests {
         let e = MountSecrets::parse("{\"a\": 1, \"leak-me\"").unwrap_err();
         assert!(!e.to_string().contains("leak-me"));
         assert!(MountSecrets::parse("").unwrap().is_empty());
+        assert!(
+            MountSecrets::parse("null").unwrap().is_empty(),
+            "the driver's nil map"
+        );
     }
 }
