@@ -31,7 +31,7 @@ pub enum ExtractError {
     )]
     NotFound { path: String, alias: String },
     #[error(
-        "jmesPath `{}` (alias `{}`) found {kind}, not a string (nonString: json writes it as JSON)",
+        "jmesPath `{}` (alias `{}`) found {kind}, not a string",
         bounded(path),
         bounded(alias)
     )]
@@ -114,11 +114,10 @@ pub fn extract(value: &SecretValue, entries: &[JmesEntry]) -> Result<Vec<Extract
                         alias: entry.alias.clone(),
                     })
                 }
-                (jmespath::Variable::Expref(_), _) => {
-                    return Err(failed("the result is an expression, not a value".into()))
+                (other, NonString::Json) if !matches!(other, jmespath::Variable::Expref(_)) => {
+                    render_result(document, other)
                 }
-                (other, NonString::Json) => render_result(document, other),
-                (other, NonString::Refuse) => {
+                (other, _) => {
                     return Err(ExtractError::NotString {
                         path: entry.path.clone(),
                         alias: entry.alias.clone(),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::domain::assume::AssumeRole;
+use crate::domain::assume::{session_name, AssumeRole};
 use crate::domain::attributes::{AuthMode, PodInfo, Tokens};
 use crate::domain::mount_secrets::{MountSecrets, StaticKeys};
 use crate::domain::region::Region;
@@ -39,10 +39,13 @@ impl Identity {
         let base = self.base_sharing_key();
         match &self.assume {
             None => base,
+            // The session name too: it names the namespace and service account, which
+            // static credentials' keys do not, and trust policies may test it.
             Some(a) => format!(
-                "{base}|assume|{}|{}",
+                "{base}|assume|{}|{}|{}",
                 a.role_arn,
-                a.external_id.as_deref().unwrap_or("")
+                a.external_id.as_deref().unwrap_or(""),
+                session_name(&self.namespace, &self.service_account)
             ),
         }
     }
@@ -191,6 +194,39 @@ pub trait IdentityResolver: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_assumed_role_is_shared_only_within_one_service_account() {
+        use crate::domain::mount_secrets::MountSecrets;
+        let secrets =
+            MountSecrets::parse(r#"{"aws_access_key_id": "AKIA1", "aws_secret_access_key": "s"}"#)
+                .unwrap();
+        let pod = |namespace: &str| PodInfo {
+            namespace: namespace.into(),
+            name: "p".into(),
+            uid: "u".into(),
+            service_account: "app".into(),
+        };
+        let role = AssumeRole::parse("arn:aws:iam::210987654321:role/r", None, None).unwrap();
+        let with_role = |namespace: &str| {
+            let mut identity = Identity::from_secret_ref(&pod(namespace), &secrets).unwrap();
+            identity.assume = Some(role.clone());
+            identity
+        };
+        // The same keys in two namespaces: one base key, but two assumed sessions.
+        assert_eq!(
+            with_role("prod").base_sharing_key(),
+            with_role("dev").base_sharing_key()
+        );
+        assert_ne!(
+            with_role("prod").sharing_key(),
+            with_role("dev").sharing_key()
+        );
+        assert_eq!(
+            with_role("prod").sharing_key(),
+            with_role("prod").sharing_key()
+        );
+    }
 
     #[test]
     fn an_unavailable_cluster_keeps_the_clients_error_as_its_source() {

@@ -34,6 +34,8 @@ struct Table {
     /// (region, principal, names) of every call.
     calls: Mutex<Vec<(String, String, Vec<String>)>>,
     hang: AtomicBool,
+    /// How long each fetch takes.
+    delay: Mutex<Duration>,
 }
 
 impl Table {
@@ -67,6 +69,8 @@ impl SecretStore for FakeStore {
         if self.0.hang.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
+        let delay = *self.0.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         let answers = self.0.answers.lock().unwrap();
         objects
             .iter()
@@ -593,4 +597,28 @@ async fn volume_credentials_missing_a_key_fail_naming_the_keys_not_the_values() 
         "{text}"
     );
     assert_eq!(n.table.calls(), 0, "nothing fetched");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_store_is_not_cut_short_for_an_object_without_a_stand_in() {
+    let n = node(MIN, MIN * 30);
+    let two = "- {objectName: db, objectType: secretsmanager}\n- {objectName: api, objectType: secretsmanager}\n";
+    n.table.set(EAST, "db", Ok("one"));
+    n.mount_class(ONE, "a", "web", &[]).await.unwrap();
+    n.clock.advance(MIN * 2);
+    n.table.set(EAST, "db", Ok("two"));
+    n.table.set(EAST, "api", Ok("api"));
+    // Past the stand-in cut-off (8 s of 10) but before the deadline.
+    *n.table.delay.lock().unwrap() = Duration::from_secs(9);
+    let mut request = mount_request(two, "a", "web", &[]);
+    request.gate = gate_for(Duration::from_secs(10));
+    n.service.mount(request).await.unwrap();
+    let written = n.written.lock().unwrap();
+    let db = &written.last().unwrap()[0];
+    assert_eq!(
+        db.contents.expose(),
+        b"two",
+        "the fresh answer, not the stand-in"
+    );
+    assert_eq!(n.cache.stats().stale_served, 0);
 }

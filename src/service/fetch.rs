@@ -27,6 +27,14 @@ pub(super) struct Fetch<'a> {
     pub deadline: Option<Instant>,
 }
 
+/// One region's cache lookups, before the store is asked.
+struct Looked {
+    refs: Vec<ObjectRef>,
+    keys: Vec<CacheKey>,
+    answers: Vec<Option<Answer>>,
+    stand_ins: Vec<Option<(Fetched, Duration)>>,
+}
+
 /// One region's answers, in object order, and the cached values that may stand in.
 struct RegionAnswers {
     answers: Vec<Answer>,
@@ -51,14 +59,27 @@ impl Fetch<'_> {
     ) -> Result<Vec<Fetched>, MountError> {
         let region_list: Vec<&Region> = regions.iter().collect();
         let principal = self.identity.sharing_key();
-        let calls = region_list.iter().enumerate().map(|(r, region)| {
-            let refs: Vec<ObjectRef> = objects
-                .iter()
-                .map(|o| if r == 0 { &o.primary } else { &o.failover })
-                .cloned()
-                .collect();
+        // The cache first, in every region: a store call is cut short only when every
+        // object it asks for has a stand-in in some region.
+        let looked: Vec<Looked> = region_list
+            .iter()
+            .enumerate()
+            .map(|(r, region)| {
+                let refs: Vec<ObjectRef> = objects
+                    .iter()
+                    .map(|o| if r == 0 { &o.primary } else { &o.failover })
+                    .cloned()
+                    .collect();
+                self.look(&principal, region, refs)
+            })
+            .collect();
+        let covered: Vec<bool> = (0..objects.len())
+            .map(|i| looked.iter().any(|l| l.stand_ins[i].is_some()))
+            .collect();
+        let calls = region_list.iter().zip(looked).map(|(region, looked)| {
             let principal = &principal;
-            async move { self.region(principal, region, refs).await }
+            let covered = &covered;
+            async move { self.ask_rest(principal, region, looked, covered).await }
         });
         let answers = futures::future::join_all(calls)
             .await
@@ -100,33 +121,31 @@ impl Fetch<'_> {
             region: region.clone(),
             subject: Subject::Selection(spec.selection.clone()),
         };
+        // Both regions' cache first: a stand-in from either cuts both calls short.
         let mut stand_in = None;
-        match self
-            .cache
-            .lookup_selection(&key(&regions.primary), &self.freshness)
-        {
-            Lookup::Fresh(found) => return Ok(found.to_vec()),
-            Lookup::StandIn { value, age } => stand_in = Some((value, age)),
-            Lookup::Miss => {}
+        let mut failover_fresh = None;
+        for (r, region) in regions.iter().enumerate() {
+            match self.cache.lookup_selection(&key(region), &self.freshness) {
+                Lookup::Fresh(found) if r == 0 => return Ok(found.to_vec()),
+                Lookup::Fresh(found) => failover_fresh = Some(found),
+                Lookup::StandIn { value, age } if stand_in.is_none() => {
+                    stand_in = Some((value, age, region.clone()))
+                }
+                _ => {}
+            }
         }
+        let cut = stand_in.is_some();
         let mut region = &regions.primary;
         let mut answer = self
-            .select_in(
-                principal,
-                region,
-                &key(region),
-                spec,
-                limit,
-                stand_in.is_some(),
-            )
+            .select_in(principal, region, &key(region), spec, limit, cut)
             .await;
         if let (Err(e), Some(failover)) = (&answer, &regions.failover) {
             if !e.class.is_client() {
                 region = failover;
-                answer = match self.cache.lookup_selection(&key(region), &self.freshness) {
-                    Lookup::Fresh(found) => Ok(found.to_vec()),
-                    _ => {
-                        self.select_in(principal, region, &key(region), spec, limit, false)
+                answer = match failover_fresh {
+                    Some(found) => Ok(found.to_vec()),
+                    None => {
+                        self.select_in(principal, region, &key(region), spec, limit, cut)
                             .await
                     }
                 };
@@ -139,11 +158,13 @@ impl Fetch<'_> {
             ))),
             Ok(found) => Ok(found),
             Err(error) if !error.class.is_client() && stand_in.is_some() => {
-                let (found, age) = stand_in.unwrap_or_default();
+                let (found, age, from) = stand_in.unwrap_or_else(|| {
+                    (Default::default(), Duration::ZERO, regions.primary.clone())
+                });
                 self.cache.note_stale_served();
                 tracing::warn!(
                     object = %spec.describe(),
-                    region = %regions.primary,
+                    region = %from,
                     age_s = age.as_secs(),
                     %error,
                     "the store failed; serving the cached selection"
@@ -195,13 +216,8 @@ impl Fetch<'_> {
         answer
     }
 
-    /// One region: fresh cached values, the store for the rest.
-    async fn region(
-        &self,
-        principal: &str,
-        region: &Region,
-        refs: Vec<ObjectRef>,
-    ) -> Result<RegionAnswers, MountError> {
+    /// One region's cached values: fresh ones answer, stale ones may stand in.
+    fn look(&self, principal: &str, region: &Region, refs: Vec<ObjectRef>) -> Looked {
         let keys: Vec<CacheKey> = refs
             .iter()
             .map(|object| CacheKey {
@@ -219,12 +235,34 @@ impl Fetch<'_> {
                 Lookup::Miss => {}
             }
         }
+        Looked {
+            refs,
+            keys,
+            answers,
+            stand_ins,
+        }
+    }
+
+    /// The store for what the cache did not answer in one region, cut short only when
+    /// every object asked is `covered` by a stand-in somewhere.
+    async fn ask_rest(
+        &self,
+        principal: &str,
+        region: &Region,
+        looked: Looked,
+        covered: &[bool],
+    ) -> Result<RegionAnswers, MountError> {
+        let Looked {
+            refs,
+            keys,
+            mut answers,
+            mut stand_ins,
+        } = looked;
         let asked: Vec<usize> = (0..refs.len()).filter(|&i| answers[i].is_none()).collect();
         if !asked.is_empty() {
             let objects: Vec<ObjectRef> = asked.iter().map(|&i| refs[i].clone()).collect();
-            let results = self
-                .ask(region, &objects, stand_ins.iter().any(Option::is_some))
-                .await;
+            let cut = asked.iter().all(|&i| covered[i]);
+            let results = self.ask(region, &objects, cut).await;
             if results.len() != objects.len() {
                 return Err(MountError::Internal(format!(
                     "store answered {} results for {} objects",

@@ -33,7 +33,7 @@ use super::value_cache::{ValueCache, ValueCacheSettings};
 /// A mount as the driver sends it, before any parsing. Transports turn it into a
 /// [`MountRequest`] with [`RawMountRequest::parse`]: from there on the core holds typed
 /// values only.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct RawMountRequest {
     /// JSON object of strings (spec §3).
     pub attributes: String,
@@ -45,16 +45,43 @@ pub struct RawMountRequest {
     pub secrets: String,
 }
 
+/// `secrets` holds the volume's secret in clear text: never printed.
+impl std::fmt::Debug for RawMountRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawMountRequest")
+            .field("attributes", &self.attributes)
+            .field("permission", &self.permission)
+            .field("target_path", &self.target_path)
+            .field("current_versions", &self.current_versions)
+            .field(
+                "secrets",
+                &format_args!("<{} bytes redacted>", self.secrets.len()),
+            )
+            .finish()
+    }
+}
+
 impl RawMountRequest {
     /// Parses every field; with `kubelet_dir`, the target must be a pod's CSI volume.
+    /// The volume's secret matters only to classes that authenticate with it: for the
+    /// others a secret that does not parse is ignored, as it always was.
     pub fn parse(self, kubelet_dir: Option<&Path>) -> Result<MountRequest, MountError> {
+        let attributes = MountAttributes::parse(&self.attributes)?;
+        let secrets = match MountSecrets::parse(&self.secrets) {
+            Ok(secrets) => secrets,
+            Err(e) if attributes.auth == AuthMode::SecretRef => {
+                return Err(MountError::Identity(IdentityError::SecretRef(
+                    e.to_string(),
+                )))
+            }
+            Err(_) => MountSecrets::default(),
+        };
         Ok(MountRequest {
-            attributes: MountAttributes::parse(&self.attributes)?,
+            attributes,
             default_mode: FileMode::parse_decimal(&self.permission)?,
             target: TargetPath::parse(&self.target_path, kubelet_dir)?,
             current_versions: self.current_versions,
-            secrets: MountSecrets::parse(&self.secrets)
-                .map_err(|e| MountError::Identity(IdentityError::SecretRef(e.to_string())))?,
+            secrets,
             gate: PublishGate::default(),
         })
     }
@@ -410,6 +437,22 @@ impl MountService {
                     .map(move |m| m.fetched.value.len().saturating_mul(copies))
             })
             .fold(needed, usize::saturating_add);
+        // A value over the size limit fails now, before the budget is resized for it.
+        let too_large = objects
+            .iter()
+            .zip(&fetched)
+            .map(|(o, f)| (o.describe(), f.value.len()))
+            .chain(selections.iter().zip(&selected).flat_map(|(s, found)| {
+                found
+                    .iter()
+                    .map(move |m| (s.describe(), m.fetched.value.len()))
+            }))
+            .find(|(_, size)| *size > max);
+        if let Some((object, size)) = too_large {
+            return Err(MountError::Limit(
+                PlanError::TooLarge { object, size, max }.to_string(),
+            ));
+        }
         let held = self
             .budget
             .resize(held, needed, gate.deadline())

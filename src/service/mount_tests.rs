@@ -710,3 +710,22 @@ async fn a_mount_that_fails_at_its_deadline_never_changes_the_disk_afterwards() 
         "nothing was published after the failure"
     );
 }
+
+#[test]
+fn the_volumes_secret_is_never_printed_and_ignored_unless_the_class_uses_it() {
+    let mut r = raw("- {objectName: a, objectType: secretsmanager}", &[]);
+    r.secrets = r#"{"aws_secret_access_key": "leak-me"}"#.into();
+    assert!(!format!("{r:?}").contains("leak-me"));
+    r.secrets = "not json leak-me".into();
+    assert!(
+        r.clone().parse(None).is_ok(),
+        "a class that does not use it"
+    );
+    let mut uses = raw(
+        "- {objectName: a, objectType: secretsmanager}",
+        &[("authentication", "nodePublishSecretRef")],
+    );
+    uses.secrets = "not json leak-me".into();
+    let e = uses.parse(None).unwrap_err();
+    assert!(!e.to_string().contains("leak-me"), "{e}");
+}

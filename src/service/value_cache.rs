@@ -236,6 +236,7 @@ impl ValueCache {
         }
         let now = self.clock.now();
         let mut held = self.held();
+        self.sweep(&mut held, now);
         let found = held.lru.peek(key).map(|e| {
             let age = now.saturating_duration_since(e.fetched_at);
             (age, e.value.clone())

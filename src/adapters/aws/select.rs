@@ -19,6 +19,46 @@ use crate::ports::{Fetched, Selected, StoreError};
 /// Most results per page each API allows.
 const PARAMETERS_PER_PAGE: i32 = 10;
 const SECRETS_PER_PAGE: i32 = 20;
+/// Pages beyond those `limit` matches need, allowed for pages AWS returns short or empty
+/// (filters are applied after a page is read).
+const SLACK_PAGES: usize = 50;
+
+/// Stops a selection whose pages do not come to an end: a token seen before, or more
+/// pages than the limit can need.
+struct Pages {
+    seen: std::collections::HashSet<String>,
+    max: usize,
+    what: String,
+}
+
+impl Pages {
+    fn new(limit: usize, per_page: i32, what: &str) -> Pages {
+        let per_page = usize::try_from(per_page).unwrap_or(1).max(1);
+        Pages {
+            seen: std::collections::HashSet::new(),
+            max: limit / per_page + 1 + SLACK_PAGES,
+            what: what.to_string(),
+        }
+    }
+
+    /// Whether to read the page of `token`.
+    fn next(&mut self, token: &str) -> Result<(), Classified> {
+        if self.seen.len() >= self.max || !self.seen.insert(token.to_string()) {
+            return Err(Classified {
+                error: StoreError::new(
+                    ErrorClass::Server,
+                    format!(
+                        "{}: the pages did not come to an end ({} read)",
+                        self.what,
+                        self.seen.len()
+                    ),
+                ),
+                code: None,
+            });
+        }
+        Ok(())
+    }
+}
 
 impl AwsStore {
     /// Every page of `selection` until more than `limit` matches; the error says whether
@@ -69,6 +109,7 @@ impl AwsStore {
         limit: usize,
     ) -> Result<Vec<Selected>, Classified> {
         let what = format!("GetParametersByPath {} in {region}", bounded(path));
+        let mut pages = Pages::new(limit, PARAMETERS_PER_PAGE, &what);
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -101,8 +142,9 @@ impl AwsStore {
                 });
             }
             token = page.next_token().map(str::to_string);
-            if token.is_none() || found.len() > limit {
-                return Ok(found);
+            match &token {
+                Some(t) if found.len() <= limit => pages.next(t)?,
+                _ => return Ok(found),
             }
         }
     }
@@ -116,6 +158,7 @@ impl AwsStore {
         limit: usize,
     ) -> Result<Vec<Selected>, Classified> {
         let what = format!("BatchGetSecretValue {selection} in {region}");
+        let mut pages = Pages::new(limit, SECRETS_PER_PAGE, &what);
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -180,8 +223,9 @@ impl AwsStore {
                 });
             }
             token = page.next_token().map(str::to_string);
-            if token.is_none() || found.len() > limit {
-                return Ok(found);
+            match &token {
+                Some(t) if found.len() <= limit => pages.next(t)?,
+                _ => return Ok(found),
             }
         }
     }
@@ -190,4 +234,24 @@ impl AwsStore {
 /// Whether AWS refused the credentials as stale (the caller then retries once).
 pub(super) fn stale(e: &Classified) -> bool {
     is_stale_credentials(e.code.as_deref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_end_on_a_repeated_token_or_past_what_the_limit_needs() {
+        let mut pages = Pages::new(256, 20, "BatchGetSecretValue x");
+        assert!(pages.next("a").is_ok());
+        assert!(pages.next("b").is_ok());
+        let e = pages.next("a").unwrap_err();
+        assert_eq!(e.error.class, ErrorClass::Server);
+        assert!(e.error.message.contains("did not come to an end"));
+        let mut pages = Pages::new(10, 10, "GetParametersByPath /p");
+        let read = (0..1000)
+            .take_while(|i| pages.next(&i.to_string()).is_ok())
+            .count();
+        assert_eq!(read, 10 / 10 + 1 + SLACK_PAGES);
+    }
 }
