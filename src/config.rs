@@ -20,6 +20,12 @@ pub use crate::domain::duration::parse_go_duration;
 use crate::domain::freshness::CacheBounds;
 use crate::service::{MountSettings, ValueCacheSettings};
 
+/// Worker threads of the runtime: chosen by measurement (README, "Runtime"), not by
+/// the node's core count, which a DaemonSet does not own.
+pub const DEFAULT_WORKER_THREADS: usize = 2;
+/// Blocking threads: the writer's file operations run there.
+pub const DEFAULT_MAX_BLOCKING_THREADS: usize = 8;
+
 /// Prefix of the environment variables that set any key, e.g. `SSCSI_AWS_QPS=20`.
 pub const ENV_PREFIX: &str = "SSCSI_AWS_";
 
@@ -92,6 +98,10 @@ pub struct Settings {
     pub value_cache_max_entries: usize,
     /// Bytes the cache holds at most, out of `memory_budget_bytes`.
     pub value_cache_max_bytes: usize,
+    /// Threads that run mounts (tokio workers), whatever the node's core count.
+    pub worker_threads: usize,
+    /// Threads for blocking work (file writes, DNS); tokio's own default is 512.
+    pub max_blocking_threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -138,6 +148,8 @@ impl Default for Settings {
             value_cache_stale_if_error: GoDuration(mount.value_cache.bounds.stale_if_error),
             value_cache_max_entries: mount.value_cache.max_entries,
             value_cache_max_bytes: mount.value_cache.max_bytes,
+            worker_threads: DEFAULT_WORKER_THREADS,
+            max_blocking_threads: DEFAULT_MAX_BLOCKING_THREADS,
         }
     }
 }
@@ -194,6 +206,11 @@ impl Settings {
         if self.max_concurrent_mounts == 0 || self.max_objects == 0 {
             return Err(ConfigError::Invalid(
                 "max_concurrent_mounts and max_objects must be at least 1".into(),
+            ));
+        }
+        if self.worker_threads == 0 || self.max_blocking_threads == 0 {
+            return Err(ConfigError::Invalid(
+                "worker_threads and max_blocking_threads must be at least 1".into(),
             ));
         }
         if self.fetch_concurrency == 0 {
@@ -355,6 +372,17 @@ mod tests {
             jail.set_env("SSCSI_AWS_VALUE_CACHE_MAX_BYTES", "9000000");
             let e = Settings::load(None, BTreeMap::<String, String>::new()).unwrap_err();
             assert!(e.to_string().contains("at most half"), "{e}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_runtime_is_small_whatever_the_node() {
+        figment::Jail::expect_with(|jail| {
+            let s = Settings::load(None, BTreeMap::<String, String>::new()).unwrap();
+            assert_eq!((s.worker_threads, s.max_blocking_threads), (2, 8));
+            jail.set_env("SSCSI_AWS_WORKER_THREADS", "0");
+            assert!(Settings::load(None, BTreeMap::<String, String>::new()).is_err());
             Ok(())
         });
     }

@@ -173,6 +173,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = Settings::load(cli.flags.config.as_deref(), &cli.flags)?;
     init_logging(settings.log_format, &settings.log_level)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.worker_threads)
+        .max_blocking_threads(settings.max_blocking_threads)
         .enable_all()
         .build()?;
     // With a handler installed, a file-size limit (RLIMIT_FSIZE) surfaces as a write
