@@ -63,7 +63,9 @@ pub(super) fn commit(
     }
     let mut linked = Vec::new();
     for name in new_names.difference(old_names) {
-        if let Err(error) = replace_with_link(dir, target, name, &Path::new(DATA_LINK).join(name)) {
+        // Whatever was in the way was moved aside above, so the name is free: one
+        // symlink makes it (the rename of a temporary link only if someone raced us).
+        if let Err(error) = link_free_name(dir, target, name, &Path::new(DATA_LINK).join(name)) {
             for done in &linked {
                 let _ = dir.remove_file(done);
             }
@@ -90,6 +92,17 @@ pub(super) fn commit(
         }
     }
     Ok(())
+}
+
+/// Makes the free `name` a link to `dest`; if it is taken after all, replaces it.
+fn link_free_name(dir: &Dir, target: &Path, name: &str, dest: &Path) -> Result<(), SinkError> {
+    match dir.symlink(dest, name) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            replace_with_link(dir, target, name, dest)
+        }
+        Err(e) => Err(write_error(&target.join(name), e)),
+    }
 }
 
 /// Makes `name` a link to `dest` in one rename, whatever entry was there.

@@ -205,7 +205,8 @@ pub fn write_atomically(
     remove_leftovers(&dir, previous.as_deref());
 
     let new_dir_name = format!("..{}_{}", timestamp(), random_suffix());
-    if let Err(e) = write_payload(&dir, &new_dir_name, files, target) {
+    let durable = !on_tmpfs(&lock);
+    if let Err(e) = write_payload(&dir, &new_dir_name, files, target, durable) {
         let _ = dir.remove_dir_all(&new_dir_name);
         return Err(e);
     }
@@ -307,11 +308,22 @@ fn our_links(dir: &Dir) -> BTreeSet<String> {
         .collect()
 }
 
+/// Whether the target is on tmpfs (where pods' secret volumes live): its pages never
+/// reach a disk, so `fsync` there is a system call that does nothing.
+fn on_tmpfs(target: &std::fs::File) -> bool {
+    // TMPFS_MAGIC of statfs(2).
+    const TMPFS_MAGIC: u64 = 0x0102_1994;
+    rustix::fs::fstatfs(target).is_ok_and(|s| s.f_type as u64 == TMPFS_MAGIC)
+}
+
+/// Writes the payload directory; `durable` syncs each file and the directory (skipped
+/// on tmpfs, where it does nothing).
 fn write_payload(
     dir: &Dir,
     name: &str,
     files: &[OutputFile],
     target: &Path,
+    durable: bool,
 ) -> Result<(), SinkError> {
     let shown = |rel: &Path| target.join(name).join(rel);
     make_dir(dir, Path::new(name), &target.join(name))?;
@@ -342,12 +354,16 @@ fn write_payload(
             file.mode.bits(),
         )))
         .map_err(|e| write_error(&shown(path), e))?;
-        out.sync_all().map_err(|e| write_error(&shown(path), e))?;
+        if durable {
+            out.sync_all().map_err(|e| write_error(&shown(path), e))?;
+        }
     }
-    payload
-        .open(".")
-        .and_then(|d| d.sync_all())
-        .map_err(|e| write_error(&target.join(name), e))?;
+    if durable {
+        payload
+            .open(".")
+            .and_then(|d| d.sync_all())
+            .map_err(|e| write_error(&target.join(name), e))?;
+    }
     Ok(())
 }
 
