@@ -17,6 +17,7 @@ use clap::Parser;
 
 mod memory;
 mod spread;
+mod sweeps;
 mod syscalls;
 use hyper_util::rt::TokioIo;
 use provider::adapters::csi::proto::csi_driver_provider_client::CsiDriverProviderClient;
@@ -34,8 +35,8 @@ struct Args {
     )]
     provider_bin: PathBuf,
     /// a (storm), b (storm with failover), c (rotation), d (throughput at 0 ms), e (spread
-    /// rotation, cache off and on), or all; `soak`, `memory` (under a memory cgroup)
-    /// and `syscalls` (strace) run alone.
+    /// rotation, cache off and on), or all; `soak`, `memory` (under a memory cgroup),
+    /// `syscalls` (strace) and `sweeps` (curves) run alone.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Pods in a storm.
@@ -508,6 +509,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.scenario == "syscalls" {
         return syscalls::syscalls(&args.provider_bin).await;
+    }
+    if args.scenario == "sweeps" {
+        return sweeps::sweeps(&args.provider_bin).await;
     }
     let scenarios: Vec<&str> = if args.scenario == "all" {
         vec!["a", "b", "c", "d", "e"]
