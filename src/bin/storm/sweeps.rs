@@ -14,17 +14,25 @@ use provider::adapters::csi::proto::MountRequest;
 use provider::testkit::aws_stub;
 
 use super::{
-    connect, cpu_seconds, fake_cluster, percentile, proc_status, start_provider_with,
-    volume_dir,
+    connect, cpu_seconds, fake_cluster, percentile, proc_status, start_provider_with, volume_dir,
 };
 
 fn class(secrets: usize, parameters: usize) -> String {
+    named_class("app", secrets, parameters)
+}
+
+/// A class whose objects are named under `prefix`: distinct prefixes, distinct objects.
+fn named_class(prefix: &str, secrets: usize, parameters: usize) -> String {
     let mut yaml = String::new();
     for i in 0..secrets {
-        yaml.push_str(&format!("- {{objectName: app/secret-{i}, objectType: secretsmanager}}\n"));
+        yaml.push_str(&format!(
+            "- {{objectName: {prefix}/secret-{i}, objectType: secretsmanager}}\n"
+        ));
     }
     for i in 0..parameters {
-        yaml.push_str(&format!("- {{objectName: /app/param-{i}, objectType: ssmparameter}}\n"));
+        yaml.push_str(&format!(
+            "- {{objectName: /{prefix}/param-{i}, objectType: ssmparameter}}\n"
+        ));
     }
     yaml
 }
@@ -58,13 +66,14 @@ struct Point {
     response_bytes: usize,
 }
 
-/// `pods` mounts, `parallel` at once, over a fresh provider; `wrap` runs it inside a
-/// cgroup when given.
+/// `pods` mounts, `parallel` at once, over a fresh provider, pod `i` mounting class
+/// `i % classes.len()` as service account `i % accounts`; inside the cpu cgroup whose
+/// `cgroup.procs` is given.
 async fn point(
     bin: &Path,
     pods: usize,
     parallel: usize,
-    objects: &str,
+    classes: &[String],
     accounts: usize,
     latency: Duration,
     cgroup: Option<&Path>,
@@ -99,6 +108,7 @@ async fn point(
         .map(|pod| {
             let mut client = client.clone();
             let target: PathBuf = dir.path().join(format!("pod-{pod}"));
+            let objects = &classes[pod % classes.len()];
             let sa = if pod % accounts == 0 {
                 "app".to_string()
             } else {
@@ -175,7 +185,16 @@ pub(crate) async fn sweeps(bin: &Path) -> anyhow::Result<()> {
     println!("| pods | p50 / p99 | CPU per mount | peak RSS | AWS calls | failed |");
     println!("|---|---|---|---|---|---|");
     for pods in [10, 100, 1000] {
-        let pt = point(bin, pods, pods, &class17, 1, ms20, None).await?;
+        let pt = point(
+            bin,
+            pods,
+            pods,
+            std::slice::from_ref(&class17),
+            1,
+            ms20,
+            None,
+        )
+        .await?;
         println!(
             "| {pods} | {:.0} / {:.0} ms | {:.2} ms | {:.1} MiB | {} | {} |",
             p(&pt, 0.5),
@@ -191,7 +210,16 @@ pub(crate) async fn sweeps(bin: &Path) -> anyhow::Result<()> {
     println!("|---|---|---|---|---|---|");
     for objects in [1usize, 17, 64, 256] {
         let secrets = objects.div_ceil(2);
-        let pt = point(bin, 50, 16, &class(secrets, objects - secrets), 1, Duration::ZERO, None).await?;
+        let pt = point(
+            bin,
+            50,
+            16,
+            &[class(secrets, objects - secrets)],
+            1,
+            Duration::ZERO,
+            None,
+        )
+        .await?;
         println!(
             "| {objects} | {:.2} ms | {:.1} ms | {} | {} | {} |",
             pt.cpu * 1000.0 / 50.0,
@@ -205,9 +233,33 @@ pub(crate) async fn sweeps(bin: &Path) -> anyhow::Result<()> {
     println!("| service accounts | AWS calls (STS included) | p99 | failed |");
     println!("|---|---|---|---|");
     for accounts in [1usize, 10, 100] {
-        let pt = point(bin, 100, 100, &class17, accounts, ms20, None).await?;
+        let pt = point(
+            bin,
+            100,
+            100,
+            std::slice::from_ref(&class17),
+            accounts,
+            ms20,
+            None,
+        )
+        .await?;
         println!(
             "| {accounts} | {} | {:.0} ms | {} |",
+            pt.aws_calls,
+            p(&pt, 0.99),
+            pt.failures
+        );
+    }
+    println!("\n### sweep: distinct classes in a storm (100 pods of one service account, spread over N classes of 5 secrets + 12 parameters with objects of their own, 20 ms AWS latency)\n");
+    println!("| classes | AWS calls (STS included) | p99 | failed |");
+    println!("|---|---|---|---|");
+    for count in [1usize, 10, 100] {
+        let classes: Vec<String> = (0..count)
+            .map(|c| named_class(&format!("c{c}"), 5, 12))
+            .collect();
+        let pt = point(bin, 100, 100, &classes, 1, ms20, None).await?;
+        println!(
+            "| {count} | {} | {:.0} ms | {} |",
             pt.aws_calls,
             p(&pt, 0.99),
             pt.failures
@@ -222,7 +274,16 @@ pub(crate) async fn sweeps(bin: &Path) -> anyhow::Result<()> {
             m => Some(CpuQuota::create(m)?),
         };
         let procs = quota.as_ref().map(|q| q.0.join("cgroup.procs"));
-        let pt = point(bin, 100, 100, &class17, 1, ms20, procs.as_deref()).await?;
+        let pt = point(
+            bin,
+            100,
+            100,
+            std::slice::from_ref(&class17),
+            1,
+            ms20,
+            procs.as_deref(),
+        )
+        .await?;
         let label = if millicores == 0 {
             "unlimited".to_string()
         } else {
