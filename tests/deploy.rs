@@ -42,10 +42,17 @@ fn the_installer_arguments_are_accepted_by_the_binary() {
 }
 
 #[test]
-fn the_dockerfile_builds_the_locked_release_binary() {
+fn the_dockerfile_builds_the_locked_dist_binary() {
     let dockerfile = repo("deploy/Dockerfile");
-    assert!(dockerfile
-        .contains("cargo build --release --locked --bin secrets-store-csi-driver-provider-aws"));
+    assert!(dockerfile.contains(
+        "cargo build --profile dist --locked --bin secrets-store-csi-driver-provider-aws"
+    ));
+    assert!(dockerfile.contains("cp target/dist/secrets-store-csi-driver-provider-aws"));
+    let manifest = repo("Cargo.toml");
+    assert!(
+        manifest.contains("[profile.dist]") && manifest.contains("strip = true"),
+        "the shipped profile exists and strips"
+    );
     assert!(
         dockerfile.contains("distroless/cc-debian12"),
         "glibc base with CA certificates"
