@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
+use common::aws_env::Irsa;
 use common::fault_proxy::{self, Fault, Proxy};
 use common::moto::{self, Moto};
 use provider::adapters::aws::credentials::pod_identity::AgentSettings;
@@ -15,43 +15,13 @@ use provider::adapters::aws::AwsStore;
 use provider::adapters::coalesce::Coalescing;
 use provider::adapters::driver_sink::DriverSink;
 use provider::adapters::metrics::Metrics;
-use provider::domain::attributes::{AuthMode, PodInfo, Tokens};
-use provider::domain::region::Region;
-use provider::domain::secret::Token;
-use provider::ports::{Identity, IdentityError, IdentityResolver, SecretStore};
+use provider::ports::SecretStore;
 use provider::service::{
     MountError, MountOutcome, MountRequest, MountService, MountSettings, Mounter, RawMountRequest,
 };
 
-const ROLE: &str = "arn:aws:iam::123456789012:role/app";
-
-/// An identity as the Kubernetes adapter would give it: role and token.
-struct Fixed;
-
-#[async_trait]
-impl IdentityResolver for Fixed {
-    async fn identity(
-        &self,
-        pod: &PodInfo,
-        auth: AuthMode,
-        _: &Tokens,
-    ) -> Result<Identity, IdentityError> {
-        Ok(Identity {
-            auth,
-            namespace: pod.namespace.clone(),
-            service_account: pod.service_account.clone(),
-            pod_name: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
-            role_arn: Some(ROLE.to_string()),
-            token: Some(Token::new("header.payload.signature")),
-            keys: None,
-            assume: None,
-        })
-    }
-    async fn node_region(&self, _: &PodInfo) -> Result<Option<Region>, IdentityError> {
-        Ok(None)
-    }
-}
+/// The role `Irsa` gives every pod.
+const ROLE: &str = common::aws_env::ROLE;
 
 struct Env {
     _moto: Moto,
@@ -79,7 +49,7 @@ async fn env() -> Option<Env> {
     let coalescing: Arc<dyn SecretStore> =
         Arc::new(Coalescing::new(store.clone(), metrics.clone()));
     let service = MountService::new(
-        Arc::new(Fixed),
+        Arc::new(Irsa),
         coalescing,
         Arc::new(DriverSink),
         MountSettings::default(),

@@ -293,16 +293,19 @@ mod tests {
     use crate::domain::naming::PathTranslation;
     use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
 
-    fn objects(yaml: &str) -> Vec<ObjectSpec> {
-        let ctx = ClassContext {
+    fn ctx() -> ClassContext<'static> {
+        ClassContext {
             translation: PathTranslation::default(),
             default_mode: FileMode::DEFAULT,
             primary_region: None,
             failover_region: None,
             limits: YamlLimits::default(),
             strict: false,
-        };
-        parse_objects(yaml, &ctx).unwrap().objects
+        }
+    }
+
+    fn objects(yaml: &str) -> Vec<ObjectSpec> {
+        parse_objects(yaml, &ctx()).unwrap().objects
     }
 
     fn limits(max_secret_bytes: usize, max_total_bytes: usize) -> PlanLimits {
@@ -529,15 +532,7 @@ mod tests {
     }
 
     fn selection(yaml: &str) -> SelectionSpec {
-        let ctx = ClassContext {
-            translation: PathTranslation::default(),
-            default_mode: FileMode::DEFAULT,
-            primary_region: None,
-            failover_region: None,
-            limits: YamlLimits::default(),
-            strict: false,
-        };
-        parse_objects(yaml, &ctx).unwrap().selections.remove(0)
+        parse_objects(yaml, &ctx()).unwrap().selections.remove(0)
     }
 
     fn selected(name: &str, value: &str) -> Selected {

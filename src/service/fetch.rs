@@ -151,16 +151,13 @@ impl Fetch<'_> {
                 };
             }
         }
-        match answer {
-            Ok(found) if found.len() > limit => Err(MountError::Limit(format!(
+        match (answer, stand_in) {
+            (Ok(found), _) if found.len() > limit => Err(MountError::Limit(format!(
                 "{} matches more than {limit} objects (max_objects): narrow it",
                 spec.describe()
             ))),
-            Ok(found) => Ok(found),
-            Err(error) if !error.class.is_client() && stand_in.is_some() => {
-                let (found, age, from) = stand_in.unwrap_or_else(|| {
-                    (Default::default(), Duration::ZERO, regions.primary.clone())
-                });
+            (Ok(found), _) => Ok(found),
+            (Err(error), Some((found, age, from))) if !error.class.is_client() => {
                 self.cache.note_stale_served();
                 tracing::warn!(
                     object = %spec.describe(),
@@ -171,7 +168,7 @@ impl Fetch<'_> {
                 );
                 Ok(found.to_vec())
             }
-            Err(error) => Err(MountError::Fetch {
+            (Err(error), _) => Err(MountError::Fetch {
                 object: spec.describe(),
                 region: region.clone(),
                 error,

@@ -20,6 +20,7 @@ use super::fault_proxy::{self, Proxy};
 use super::moto::{self, Moto};
 
 pub const REGION: &str = "us-east-1";
+pub const ROLE: &str = "arn:aws:iam::123456789012:role/app";
 
 /// The identity IRSA would give every pod: one role, a token.
 pub struct Irsa;
@@ -38,7 +39,7 @@ impl IdentityResolver for Irsa {
             service_account: pod.service_account.clone(),
             pod_name: pod.name.clone(),
             pod_uid: pod.uid.clone(),
-            role_arn: Some("arn:aws:iam::123456789012:role/app".into()),
+            role_arn: Some(ROLE.into()),
             token: Some(Token::new("header.payload.signature")),
             keys: None,
             assume: None,

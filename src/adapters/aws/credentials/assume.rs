@@ -1,14 +1,14 @@
 //! A class's role to assume: STS AssumeRole signed with the pod's own credentials.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 
+use super::irsa::from_sts;
 use super::Signing;
 use crate::adapters::aws::errors::from_sdk;
 use crate::domain::assume::AssumeRole;
-use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::domain::region::Region;
 use crate::ports::StoreError;
 
@@ -37,22 +37,5 @@ pub async fn assume_role(
         .send()
         .await
         .map_err(|e| from_sdk(&what, e).error)?;
-    let creds = out.credentials().ok_or_else(|| {
-        StoreError::new(
-            ErrorClass::Client(ClientKind::AccessDenied),
-            format!("{what}: the answer holds no credentials"),
-        )
-    })?;
-    let expiry = SystemTime::try_from(*creds.expiration()).unwrap_or_else(|_| SystemTime::now());
-    let valid_for = expiry.duration_since(SystemTime::now()).unwrap_or_default();
-    Ok((
-        Credentials::new(
-            creds.access_key_id(),
-            creds.secret_access_key(),
-            Some(creds.session_token().to_string()),
-            Some(expiry),
-            "assume-role",
-        ),
-        valid_for,
-    ))
+    from_sts(&what, out.credentials(), "assume-role")
 }

@@ -33,7 +33,17 @@ pub async fn assume_role(
         .send()
         .await
         .map_err(|e| from_sdk(&what, e).error)?;
-    let creds = out.credentials().ok_or_else(|| {
+    from_sts(&what, out.credentials(), "irsa")
+}
+
+/// The credentials of an STS answer and how long they are valid; `provider` names their
+/// source in the SDK's credential metadata.
+pub(super) fn from_sts(
+    what: &str,
+    creds: Option<&aws_sdk_sts::types::Credentials>,
+    provider: &'static str,
+) -> Result<(Credentials, Duration), StoreError> {
+    let creds = creds.ok_or_else(|| {
         StoreError::new(
             ErrorClass::Client(ClientKind::AccessDenied),
             format!("{what}: the answer holds no credentials"),
@@ -46,7 +56,7 @@ pub async fn assume_role(
         creds.secret_access_key(),
         Some(creds.session_token().to_string()),
         Some(expiry),
-        "irsa",
+        provider,
     );
     Ok((credentials, valid_for))
 }
