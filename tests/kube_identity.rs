@@ -335,11 +335,16 @@ async fn under_the_existing_providers_rbac_get_only_lookups_fall_back_to_cached_
         "one GET each, then cached"
     );
     assert!(!id.synced());
-    // The watcher's own backoff would list again within a few seconds; a refusal by
-    // RBAC is noticed once and not retried in a loop.
+    // The watcher's own backoff would list again many times in a few seconds; a refusal
+    // by RBAC is retried after 2 s, then 4, 8, ... (one more list each within 3 s).
     tokio::time::sleep(Duration::from_secs(3)).await;
     let s = api.state.lock().unwrap();
-    assert_eq!((s.lists, s.watches), (2, 0), "no retry loop on 403");
+    assert!(
+        s.lists <= 4 && s.watches == 0,
+        "no retry loop on 403: {} lists, {} watches",
+        s.lists,
+        s.watches
+    );
 }
 
 #[tokio::test]

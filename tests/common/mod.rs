@@ -7,7 +7,9 @@ pub mod fake_agent;
 pub use provider::testkit::fake_apiserver;
 pub mod aws_env;
 pub mod fault_proxy;
+pub mod kube_server;
 pub mod moto;
+pub mod tcp_relay;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

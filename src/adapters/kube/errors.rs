@@ -1,5 +1,7 @@
 //! What a failed Kubernetes API call means for a user.
 
+use std::time::Duration;
+
 /// The kinds of failure a lookup reports differently.
 pub enum ApiFailure {
     NotFound,
@@ -38,6 +40,41 @@ pub fn watch_forbidden(error: &kube::runtime::watcher::Error) -> Option<&str> {
     }
 }
 
-/// How long a watch refused by RBAC waits before it tries again (quietly): an operator
-/// may grant the verbs without restarting the provider.
-pub const FORBIDDEN_WATCH_RETRY: std::time::Duration = std::time::Duration::from_secs(600);
+/// How long a watch refused by RBAC waits before it tries again (quietly): a few seconds
+/// at first, because an API server that has just (re)started answers 403 until its RBAC
+/// caches have synced (seen against a real kube-apiserver: one such refusal used to park
+/// the watch for ten minutes), then doubling up to ten minutes, because a refusal that
+/// lasts is a ClusterRole an operator may fix without restarting the provider.
+pub struct ForbiddenRetry {
+    next: Duration,
+}
+
+const FIRST_FORBIDDEN_RETRY: Duration = Duration::from_secs(2);
+const LAST_FORBIDDEN_RETRY: Duration = Duration::from_secs(600);
+
+impl ForbiddenRetry {
+    pub fn new() -> Self {
+        ForbiddenRetry {
+            next: FIRST_FORBIDDEN_RETRY,
+        }
+    }
+
+    /// The wait before the next attempt.
+    pub fn next_wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(LAST_FORBIDDEN_RETRY);
+        wait
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_watches_retry_soon_then_every_ten_minutes() {
+        let mut retry = ForbiddenRetry::new();
+        let waits: Vec<u64> = (0..11).map(|_| retry.next_wait().as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+    }
+}

@@ -14,7 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
-use super::errors::{describe, watch_forbidden, ApiFailure, FORBIDDEN_WATCH_RETRY};
+use super::errors::{describe, watch_forbidden, ApiFailure, ForbiddenRetry};
 use crate::domain::attributes::PodInfo;
 use crate::domain::region::Region;
 use crate::ports::identity::Cause;
@@ -179,6 +179,7 @@ impl NodeRegion {
 /// says so once and leaves lookups to a cached GET.
 async fn watch_node(client: Client, name: String, own: Arc<RwLock<Option<Option<String>>>>) {
     let mut told = false;
+    let mut retry = ForbiddenRetry::new();
     loop {
         let Some(refusal) = watch_node_until_forbidden(client.clone(), &name, &own).await else {
             return;
@@ -191,7 +192,7 @@ async fn watch_node(client: Client, name: String, own: Arc<RwLock<Option<Option<
             );
             told = true;
         }
-        tokio::time::sleep(FORBIDDEN_WATCH_RETRY).await;
+        tokio::time::sleep(retry.next_wait()).await;
     }
 }
 

@@ -17,7 +17,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
-use super::errors::{describe, watch_forbidden, ApiFailure, FORBIDDEN_WATCH_RETRY};
+use super::errors::{describe, watch_forbidden, ApiFailure, ForbiddenRetry};
 use crate::ports::identity::Cause;
 use crate::ports::IdentityError;
 
@@ -162,6 +162,7 @@ impl ServiceAccounts {
 /// provider's has only get) it says so once and leaves lookups to cached GETs.
 async fn watch_all(client: Client, state: Arc<RwLock<State>>) {
     let mut told = false;
+    let mut retry = ForbiddenRetry::new();
     loop {
         let Some(refusal) = watch_until_forbidden(client.clone(), &state).await else {
             return;
@@ -183,7 +184,7 @@ async fn watch_all(client: Client, state: Arc<RwLock<State>>) {
             );
             told = true;
         }
-        tokio::time::sleep(FORBIDDEN_WATCH_RETRY).await;
+        tokio::time::sleep(retry.next_wait()).await;
         tracing::debug!("trying the service account watch again");
     }
 }
