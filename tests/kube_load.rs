@@ -216,6 +216,44 @@ async fn settle(relay: &Relay) {
     }
 }
 
+/// Dispatched requests by "flow schema/priority level".
+fn flows(metrics: &str) -> BTreeMap<String, f64> {
+    let label = |line: &str, name: &str| {
+        let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+        let len = line[start..].find('"')?;
+        Some(line[start..start + len].to_string())
+    };
+    let mut out = BTreeMap::new();
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_flowcontrol_dispatched_requests_total{"))
+    {
+        if let (Some(schema), Some(level), Some(v)) = (
+            label(line, "flow_schema"),
+            label(line, "priority_level"),
+            line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()),
+        ) {
+            *out.entry(format!("{schema}/{level}")).or_default() += v;
+        }
+    }
+    out
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn median(values: &[u64]) -> u64 {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0)
+}
+
 fn mib(bytes: f64) -> String {
     format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
 }
@@ -318,6 +356,7 @@ async fn n_providers_cost_one_list_and_one_watch_each() {
         .items
         .len();
     let before = server_view(&plane).await;
+    let flows_before = flows(&plane.metrics().await);
     let running: Vec<Process> = (0..providers)
         .map(|p| start_provider(dir.path(), &kubeconfig, &format!("node-{p}")))
         .collect();
@@ -337,6 +376,16 @@ async fn n_providers_cost_one_list_and_one_watch_each() {
     }
     settle(&relay).await;
     let started = server_view(&plane).await;
+    let flows_after = flows(&plane.metrics().await);
+    // API priority and fairness: where the providers' requests were classified.
+    let classified: Vec<String> = flows_after
+        .iter()
+        .filter_map(|(k, v)| {
+            let d = v - flows_before.get(k).copied().unwrap_or(0.0);
+            (d > 0.0).then(|| format!("{} {d}", k))
+        })
+        .collect();
+    let rss: Vec<u64> = running.iter().map(|p| rss_kib(p.child.id())).collect();
     let startup_bytes = relay.bytes_down() as f64;
 
     // Counted by each provider itself: one list (in pages) and one watch per resource.
@@ -448,6 +497,17 @@ async fn n_providers_cost_one_list_and_one_watch_each() {
         started.sa_lists - before.sa_lists, started.sa_watch_requests - before.sa_watch_requests,
         started.node_lists - before.node_lists, started.node_watch_requests - before.node_watch_requests,
         started.sa_watches_open - before.sa_watches_open, started.node_watches_open - before.node_watches_open);
+    let _ = writeln!(
+        report,
+        "start-up, API priority and fairness (flow schema/priority level: requests): {}",
+        classified.join(", ")
+    );
+    let _ = writeln!(
+        report,
+        "provider RSS after sync (this build): {} KiB median, {} KiB max",
+        median(&rss),
+        rss.iter().max().copied().unwrap_or(0)
+    );
     let _ = writeln!(report, "start-up, behind the API server: {} etcd requests for service accounts; {} lists served from the watch cache, {} from etcd",
         started.sa_etcd - before.sa_etcd, started.sa_cache_lists - before.sa_cache_lists, started.sa_storage_lists - before.sa_storage_lists);
     let _ = writeln!(report, "list of all service accounts: {full:.0} B as JSON ({per_sa_full:.0} B each), {metadata:.0} B as metadata-only JSON ({:+.1}%), {protobuf:.0} B as protobuf ({:+.1}%)",
