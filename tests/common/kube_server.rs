@@ -14,6 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, PostParams};
@@ -44,7 +47,7 @@ pub fn tool() -> Option<PathBuf> {
     None
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -52,7 +55,7 @@ fn free_port() -> u16 {
 }
 
 /// etcd and kube-apiserver, killed when dropped (and when the test process dies: the tool
-/// exits when its parent does).
+/// exits when its parent does). Its pki, data and logs are in `dir()`.
 pub struct ControlPlane {
     dir: tempfile::TempDir,
     bin: PathBuf,
@@ -80,7 +83,7 @@ impl ControlPlane {
     /// the API server is ready. None when the tool is missing (the test skips).
     pub async fn start(flags: &[&str]) -> Option<ControlPlane> {
         let bin = tool()?;
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary directory");
+        let dir = work_dir();
         let status = Command::new(&bin)
             .arg("pki")
             .arg(dir.path())
@@ -89,7 +92,7 @@ impl ControlPlane {
         assert!(status.success(), "kubeserver pki failed");
         let etcd_url = format!("http://127.0.0.1:{}", free_port());
         let peer_url = format!("http://127.0.0.1:{}", free_port());
-        let etcd = spawn(
+        let mut etcd = spawn(
             &bin,
             dir.path(),
             "etcd",
@@ -100,6 +103,7 @@ impl ControlPlane {
                 peer_url,
             ],
         );
+        wait_for_etcd(&mut etcd, &dir.path().join("etcd.log"));
         let mut plane = ControlPlane {
             dir,
             bin,
@@ -172,6 +176,12 @@ impl ControlPlane {
         let start = Instant::now();
         let mut last = String::new();
         while start.elapsed() < Duration::from_secs(180) {
+            if let Ok(Some(status)) = self.etcd.try_wait() {
+                panic!(
+                    "etcd exited with {status}:\n{}",
+                    tail(&self.dir.path().join("etcd.log"))
+                );
+            }
             if let Some(status) = self
                 .apiserver
                 .as_mut()
@@ -305,6 +315,11 @@ impl ControlPlane {
             .create(&pp, &binding)
             .await
             .expect("provider ClusterRoleBinding");
+        let user = format!(
+            "system:serviceaccount:{PROVIDER_NAMESPACE}:{}",
+            sa.metadata.name.as_deref().unwrap()
+        );
+        wait_until_authorized(&admin, &user, &role).await;
         let request = TokenRequest {
             spec: TokenRequestSpec {
                 audiences: vec![],
@@ -325,11 +340,91 @@ impl ControlPlane {
     }
 }
 
+/// A directory under the target's tmp for this control plane. Shared control planes live
+/// in statics, which are never dropped: directories of test processes that are gone are
+/// removed here instead.
+fn work_dir() -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("kubeserver-")
+            .and_then(|rest| rest.split('-').next());
+        if let Some(pid) = pid {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("kubeserver-{}-", std::process::id()))
+        .tempdir_in(root)
+        .expect("temporary directory")
+}
+
+/// Until etcd says it is ready (or exits, or a minute passes).
+fn wait_for_etcd(etcd: &mut Child, log: &Path) {
+    let start = Instant::now();
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains("etcd ready")
+    {
+        if let Ok(Some(status)) = etcd.try_wait() {
+            panic!("etcd exited with {status}:\n{}", tail(log));
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "etcd not ready within 60s:\n{}",
+            tail(log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Until the API server's authorizer grants `user` every verb `role` names: a binding is
+/// created before the RBAC cache has seen it, and a test must not meet that gap.
+async fn wait_until_authorized(admin: &kube::Client, user: &str, role: &ClusterRole) {
+    let reviews = Api::<SubjectAccessReview>::all(admin.clone());
+    for rule in role.rules.iter().flatten() {
+        for resource in rule.resources.iter().flatten() {
+            for verb in &rule.verbs {
+                let review = SubjectAccessReview {
+                    spec: SubjectAccessReviewSpec {
+                        user: Some(user.to_string()),
+                        resource_attributes: Some(ResourceAttributes {
+                            verb: Some(verb.clone()),
+                            resource: Some(resource.clone()),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                };
+                let start = Instant::now();
+                loop {
+                    let answer = reviews
+                        .create(&PostParams::default(), &review)
+                        .await
+                        .expect("SubjectAccessReview");
+                    if answer.status.is_some_and(|s| s.allowed) {
+                        break;
+                    }
+                    assert!(
+                        start.elapsed() < Duration::from_secs(30),
+                        "{user} never allowed to {verb} {resource}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
 fn spawn(bin: &Path, dir: &Path, log: &str, args: &[String]) -> Child {
     let file = std::fs::File::create(dir.join(format!("{log}.log"))).expect("log file");
     Command::new(bin)
         .args(args)
-        .env("KUBESERVER_EXIT_WITH_PARENT", "1")
+        .env("KUBESERVER_PARENT_PID", std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(file.try_clone().expect("log file"))
         .stderr(file)

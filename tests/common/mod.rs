@@ -7,6 +7,7 @@ pub mod fake_agent;
 pub use provider::testkit::fake_apiserver;
 pub mod aws_env;
 pub mod fault_proxy;
+pub mod kube_fixtures;
 pub mod kube_server;
 pub mod moto;
 pub mod tcp_relay;

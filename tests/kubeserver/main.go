@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -43,8 +44,12 @@ func main() {
 	}
 	args := os.Args[2:]
 	// A test process that dies without cleaning up must not leave a control plane behind.
-	if os.Getenv("KUBESERVER_EXIT_WITH_PARENT") == "1" {
-		go exitWithParent()
+	if parent := os.Getenv("KUBESERVER_PARENT_PID"); parent != "" {
+		pid, err := strconv.Atoi(parent)
+		if err != nil {
+			fail("KUBESERVER_PARENT_PID=%q: %v", parent, err)
+		}
+		go exitWithParent(pid)
 	}
 	switch os.Args[1] {
 	case "pki":
@@ -71,13 +76,15 @@ func main() {
 	}
 }
 
-func exitWithParent() {
-	parent := os.Getppid()
+// exitWithParent polls rather than using PR_SET_PDEATHSIG, which follows the thread
+// that spawned the process (a test's runtime thread), not the test process. The pid is
+// given, not read here, so a parent that died before this started is noticed too.
+func exitWithParent(parent int) {
 	for {
-		time.Sleep(500 * time.Millisecond)
 		if os.Getppid() != parent {
 			os.Exit(3)
 		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 

@@ -40,30 +40,57 @@ pub fn watch_forbidden(error: &kube::runtime::watcher::Error) -> Option<&str> {
     }
 }
 
-/// How long a watch refused by RBAC waits before it tries again (quietly): a few seconds
-/// at first, because an API server that has just (re)started answers 403 until its RBAC
-/// caches have synced (seen against a real kube-apiserver: one such refusal used to park
-/// the watch for ten minutes), then doubling up to ten minutes, because a refusal that
-/// lasts is a ClusterRole an operator may fix without restarting the provider.
-pub struct ForbiddenRetry {
+/// What a watch does after RBAC refused it. It tries again after 2 s, then doubling up to
+/// ten minutes, each wait stretched by up to half at random, and warns on the second
+/// refusal in a row. A real kube-apiserver that has just restarted answers 403 until its
+/// RBAC caches have synced (seen in `tests/kube_apiserver.rs`: one such refusal used to
+/// park the watch for ten minutes). The random stretch keeps a fleet of nodes from
+/// re-listing in step after such a restart. A refusal that lasts is a ClusterRole an
+/// operator may fix without restarting the provider. A watch that lists again starts over.
+pub struct Refusals {
     next: Duration,
+    in_a_row: u32,
 }
 
-const FIRST_FORBIDDEN_RETRY: Duration = Duration::from_secs(2);
-const LAST_FORBIDDEN_RETRY: Duration = Duration::from_secs(600);
+/// The answer to one refusal.
+#[derive(Debug, PartialEq)]
+pub struct Refused {
+    pub wait: Duration,
+    /// True once per run of refusals: the second in a row.
+    pub warn: bool,
+}
 
-impl ForbiddenRetry {
-    pub fn new() -> Self {
-        ForbiddenRetry {
-            next: FIRST_FORBIDDEN_RETRY,
+const FIRST_WAIT: Duration = Duration::from_secs(2);
+const LAST_WAIT: Duration = Duration::from_secs(600);
+
+impl Default for Refusals {
+    fn default() -> Self {
+        Refusals {
+            next: FIRST_WAIT,
+            in_a_row: 0,
+        }
+    }
+}
+
+impl Refusals {
+    pub fn refused(&mut self) -> Refused {
+        self.refused_with(rand::random::<f64>())
+    }
+
+    /// `stretch` in [0, 1): how much of the extra half of the wait to add.
+    fn refused_with(&mut self, stretch: f64) -> Refused {
+        let wait = self.next.mul_f64(1.0 + stretch.clamp(0.0, 1.0) / 2.0);
+        self.next = (self.next * 2).min(LAST_WAIT);
+        self.in_a_row += 1;
+        Refused {
+            wait,
+            warn: self.in_a_row == 2,
         }
     }
 
-    /// The wait before the next attempt.
-    pub fn next_wait(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(LAST_FORBIDDEN_RETRY);
-        wait
+    /// The watch listed everything: the next refusal starts a new run.
+    pub fn worked(&mut self) {
+        *self = Refusals::default();
     }
 }
 
@@ -72,9 +99,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn refused_watches_retry_soon_then_every_ten_minutes() {
-        let mut retry = ForbiddenRetry::new();
-        let waits: Vec<u64> = (0..11).map(|_| retry.next_wait().as_secs()).collect();
+    fn refusals_retry_soon_then_every_ten_minutes_and_warn_once() {
+        let mut r = Refusals::default();
+        let answers: Vec<(u64, bool)> = (0..11)
+            .map(|_| {
+                let a = r.refused_with(0.0);
+                (a.wait.as_secs(), a.warn)
+            })
+            .collect();
+        let waits: Vec<u64> = answers.iter().map(|a| a.0).collect();
         assert_eq!(waits, [2, 4, 8, 16, 32, 64, 128, 256, 512, 600, 600]);
+        let warned: Vec<usize> = (0..11).filter(|&i| answers[i].1).collect();
+        assert_eq!(warned, [1], "the second refusal in a row warns, once");
+    }
+
+    #[test]
+    fn a_wait_is_stretched_by_at_most_half_and_a_working_watch_starts_over() {
+        let mut r = Refusals::default();
+        assert_eq!(r.refused_with(0.999).wait.as_millis(), 2999);
+        assert_eq!(r.refused_with(0.5).wait.as_secs(), 5);
+        r.worked();
+        assert_eq!(
+            r.refused_with(0.0),
+            Refused {
+                wait: Duration::from_secs(2),
+                warn: false
+            }
+        );
+        assert!(r.refused_with(0.0).warn);
     }
 }

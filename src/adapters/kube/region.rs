@@ -14,7 +14,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
-use super::errors::{describe, watch_forbidden, ApiFailure, ForbiddenRetry};
+use super::errors::{describe, watch_forbidden, ApiFailure, Refusals};
 use crate::domain::attributes::PodInfo;
 use crate::domain::region::Region;
 use crate::ports::identity::Cause;
@@ -176,23 +176,26 @@ impl NodeRegion {
 }
 
 /// Keeps NODE_NAME's region current. Under a ClusterRole without list/watch on nodes it
-/// says so once and leaves lookups to a cached GET.
+/// says so and leaves lookups to a cached GET.
 async fn watch_node(client: Client, name: String, own: Arc<RwLock<Option<Option<String>>>>) {
-    let mut told = false;
-    let mut retry = ForbiddenRetry::new();
+    let mut refusals = Refusals::default();
     loop {
-        let Some(refusal) = watch_node_until_forbidden(client.clone(), &name, &own).await else {
+        let Some(refusal) =
+            watch_node_until_forbidden(client.clone(), &name, &own, &mut refusals).await
+        else {
             return;
         };
-        if !told {
+        let answer = refusals.refused();
+        if answer.warn {
             tracing::warn!(
                 refusal = %refusal,
                 node = %name,
-                "cannot watch this node: the provider's ClusterRole lacks list and watch on nodes (the existing provider's RBAC has only get). The node's region is read once with GET and kept, so a change of its region label is not seen until restart"
+                "cannot watch this node: the provider's ClusterRole lacks list and watch on nodes (the existing provider's RBAC has only get). The node's region is read once with GET and kept, so a change of its region label is not seen until the watch is allowed (tried again every few seconds at first, then every 10 minutes)"
             );
-            told = true;
+        } else {
+            tracing::info!(refusal = %refusal, node = %name, wait = ?answer.wait, "node watch refused; trying again");
         }
-        tokio::time::sleep(retry.next_wait()).await;
+        tokio::time::sleep(answer.wait).await;
     }
 }
 
@@ -200,6 +203,7 @@ async fn watch_node_until_forbidden(
     client: Client,
     name: &str,
     own: &RwLock<Option<Option<String>>>,
+    refusals: &mut Refusals,
 ) -> Option<String> {
     let api = Api::<Node>::all(client);
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
@@ -211,6 +215,7 @@ async fn watch_node_until_forbidden(
                 tracing::debug!(node = %name, region = ?label, "node region");
                 *own.write().unwrap_or_else(|p| p.into_inner()) = Some(label);
             }
+            Ok(Event::InitDone) => refusals.worked(),
             Ok(_) => {}
             Err(e) => {
                 if let Some(message) = watch_forbidden(&e) {

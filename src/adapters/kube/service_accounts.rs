@@ -17,7 +17,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::{Api, Client};
 
-use super::errors::{describe, watch_forbidden, ApiFailure, ForbiddenRetry};
+use super::errors::{describe, watch_forbidden, ApiFailure, Refusals};
 use crate::ports::identity::Cause;
 use crate::ports::IdentityError;
 
@@ -159,38 +159,45 @@ impl ServiceAccounts {
 }
 
 /// Keeps the roles current. Under a ClusterRole without list/watch (the existing
-/// provider's has only get) it says so once and leaves lookups to cached GETs.
+/// provider's has only get) it says so and leaves lookups to cached GETs.
 async fn watch_all(client: Client, state: Arc<RwLock<State>>) {
-    let mut told = false;
-    let mut retry = ForbiddenRetry::new();
+    let mut refusals = Refusals::default();
     loop {
-        let Some(refusal) = watch_until_forbidden(client.clone(), &state).await else {
+        let Some(refusal) = watch_until_forbidden(client.clone(), &state, &mut refusals).await
+        else {
             return;
         };
-        // Without the watch nobody keeps the entries current: read them again on use.
+        // Nobody keeps the entries current now. They were current a moment ago, so they
+        // are used for as long as a role read with GET would be, then read again (a GET
+        // at once would meet the same 403 when the API server has just restarted).
         {
             let mut s = state.write().unwrap_or_else(|p| p.into_inner());
             s.synced = false;
-            let now = Instant::now();
+            let until = Instant::now() + READ_ROLE_TTL;
             for role in s.roles.values_mut() {
-                role.read_until.get_or_insert(now);
+                role.read_until.get_or_insert(until);
             }
         }
-        if !told {
+        let answer = refusals.refused();
+        if answer.warn {
             tracing::warn!(
                 refusal = %refusal,
                 "cannot list/watch serviceaccounts: the provider's ClusterRole lacks list and watch on serviceaccounts (the existing provider's RBAC has only get). Falling back to one GET per service account on first use, re-read every {}s; grant list and watch so mount storms need no API requests",
                 READ_ROLE_TTL.as_secs()
             );
-            told = true;
+        } else {
+            tracing::info!(refusal = %refusal, wait = ?answer.wait, "service account watch refused; trying again");
         }
-        tokio::time::sleep(retry.next_wait()).await;
-        tracing::debug!("trying the service account watch again");
+        tokio::time::sleep(answer.wait).await;
     }
 }
 
 /// Runs one watch; returns the API server's message when RBAC refuses it.
-async fn watch_until_forbidden(client: Client, state: &RwLock<State>) -> Option<String> {
+async fn watch_until_forbidden(
+    client: Client,
+    state: &RwLock<State>,
+    refusals: &mut Refusals,
+) -> Option<String> {
     let api = Api::<ServiceAccount>::all(client);
     let mut events = watcher::watcher(api, watcher::Config::default())
         .default_backoff()
@@ -216,6 +223,7 @@ async fn watch_until_forbidden(client: Client, state: &RwLock<State>) -> Option<
                     s.roles = map;
                 }
                 s.synced = true;
+                refusals.worked();
                 tracing::info!(annotated = s.roles.len(), "service accounts synced");
             }
             Ok(Event::Apply(sa)) => {
