@@ -252,19 +252,8 @@ async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
     let kubeconfig = dir.path().join("kubeconfig");
     api.write_kubeconfig(&kubeconfig).unwrap();
     let volume = dir.path().join("providers");
-    let mut child = Command::new(BIN)
-        .arg(format!("--provider-volume={}", volume.display()))
-        .arg("--metrics-addr=127.0.0.1:0")
+    let mut child = common::deployed_provider(&volume, &kubeconfig, "node-1", &moto.url)
         .arg("--driver-writes-secrets=true")
-        .env("KUBECONFIG", &kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("NODE_NAME", "node-1")
-        .env("AWS_ENDPOINT_URL", &moto.url)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_PROFILE")
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

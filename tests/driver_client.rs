@@ -8,30 +8,15 @@
 //! Without the tool the test skips with a message, unless `REQUIRE_GO_TOOLS=1` (set by
 //! the test command) makes that a failure.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws");
 
 fn tool() -> Option<PathBuf> {
-    let path = match std::env::var_os("DRIVERCLIENT") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/driverclient"),
-    };
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("REQUIRE_GO_TOOLS").is_ok_and(|v| v == "1") {
-        panic!(
-            "REQUIRE_GO_TOOLS=1 but {} is missing: run ./scripts/test",
-            path.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: the driver-client test needs {} (run ./scripts/test, which builds it from tests/driverclient)",
-        path.display()
-    );
-    None
+    common::go_tool("driverclient", "DRIVERCLIENT", "the driver-client test")
 }
 
 #[test]

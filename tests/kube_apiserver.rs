@@ -17,9 +17,8 @@ mod common;
 use common::kube_fixtures::*;
 use common::kube_server::ControlPlane;
 use common::tcp_relay::Relay;
-use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::core::ObjectMeta;
 use provider::adapters::kube::KubeSettings;
 use provider::ports::{IdentityError, IdentityResolver};
 
@@ -155,23 +154,7 @@ async fn the_region_follows_its_own_nodes_label_and_pods_find_their_node() {
 
     // Without NODE_NAME: the pod's node from the pod, then that node's label.
     let pods = Api::<Pod>::namespaced(admin.clone(), "regions");
-    let spec = Pod {
-        metadata: ObjectMeta {
-            name: Some("web-0".into()),
-            ..Default::default()
-        },
-        spec: Some(PodSpec {
-            node_name: Some("node-b".into()),
-            service_account_name: Some("web".into()),
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some("app:1".into()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let spec = pod_on("web-0", "node-b", "web");
     pods.create(&PostParams::default(), &spec).await.unwrap();
     let anywhere = Provider::start(&kubeconfig, settings()).await;
     assert_eq!(region(&anywhere).await.as_deref(), Some("us-west-2"));

@@ -131,18 +131,7 @@ async fn the_binary_mounts_with_a_real_service_accounts_role_and_token() {
 
     let dir = tempfile::tempdir().unwrap();
     let volume = dir.path().join("providers");
-    let child = std::process::Command::new(BIN)
-        .arg(format!("--provider-volume={}", volume.display()))
-        .arg("--metrics-addr=127.0.0.1:0")
-        .env("KUBECONFIG", &kubeconfig)
-        .env_remove("KUBERNETES_SERVICE_HOST")
-        .env("NODE_NAME", "node-e2e")
-        .env("AWS_ENDPOINT_URL", &proxy.url)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_ACCESS_KEY_ID")
-        .env_remove("AWS_SECRET_ACCESS_KEY")
-        .env_remove("AWS_PROFILE")
+    let child = common::deployed_provider(&volume, &kubeconfig, "node-e2e", &proxy.url)
         .stderr(std::fs::File::create(dir.path().join("provider.log")).unwrap())
         .spawn()
         .unwrap();
@@ -194,8 +183,6 @@ async fn the_binary_mounts_with_a_real_service_accounts_role_and_token() {
         state.calls
     );
 }
-
-const BIN: &str = env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws");
 
 struct Killed(std::process::Child);
 

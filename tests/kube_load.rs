@@ -16,11 +16,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::kube_fixtures::pod_on;
 use common::kube_server::ControlPlane;
 use common::tcp_relay::Relay;
 use futures::{StreamExt, TryStreamExt};
 use http_body_util::BodyExt;
-use k8s_openapi::api::core::v1::{Container, Namespace, Node, Pod, PodSpec, ServiceAccount};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
 use provider::adapters::kube::{REGION_LABEL, ROLE_ANNOTATION};
@@ -320,20 +321,11 @@ async fn populate(admin: &kube::Client, accounts: usize, providers: usize) {
             .unwrap();
         for k in 0..2 {
             let i = (p * 2 + k) % accounts.max(1);
-            let pod = Pod {
-                metadata: meta(&format!("app-{i}-{p}-{k}")),
-                spec: Some(PodSpec {
-                    node_name: Some(format!("node-{p}")),
-                    service_account_name: Some(format!("app-{i}")),
-                    containers: vec![Container {
-                        name: "app".into(),
-                        image: Some("app:1".into()),
-                        ..Default::default()
-                    }],
-                    ..Default::default()
-                }),
-                ..Default::default()
-            };
+            let pod = pod_on(
+                &format!("app-{i}-{p}-{k}"),
+                &format!("node-{p}"),
+                &format!("app-{i}"),
+            );
             Api::<Pod>::namespaced(admin.clone(), &namespaced(i))
                 .create(&pp, &pod)
                 .await

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Namespace, Node, ServiceAccount};
+use k8s_openapi::api::core::v1::{Container, Namespace, Node, Pod, PodSpec, ServiceAccount};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
@@ -206,5 +206,26 @@ pub fn missing_annotation(result: Result<Option<String>, IdentityError>) -> bool
 pub fn get_only(role: &mut ClusterRole) {
     for rule in role.rules.iter_mut().flatten() {
         rule.verbs = vec!["get".into()];
+    }
+}
+
+/// A pod bound to `node` (no scheduler here; it never runs, there is no kubelet).
+pub fn pod_on(name: &str, node: &str, service_account: &str) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(node.into()),
+            service_account_name: Some(service_account.into()),
+            containers: vec![Container {
+                name: "app".into(),
+                image: Some("app:1".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
     }
 }

@@ -27,24 +27,7 @@ pub const PROVIDER_NAMESPACE: &str = "kube-system";
 pub const PROVIDER_SERVICE_ACCOUNT: &str = "csi-secrets-store-provider-aws";
 
 pub fn tool() -> Option<PathBuf> {
-    let path = match std::env::var_os("KUBESERVER") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".tools/kubeserver"),
-    };
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("REQUIRE_GO_TOOLS").is_ok_and(|v| v == "1") {
-        panic!(
-            "REQUIRE_GO_TOOLS=1 but {} is missing: run ./scripts/test",
-            path.display()
-        );
-    }
-    eprintln!(
-        "SKIPPED: the real API server tests need {} (run ./scripts/test, which builds it from tests/kubeserver)",
-        path.display()
-    );
-    None
+    super::go_tool("kubeserver", "KUBESERVER", "the real API server tests")
 }
 
 pub fn free_port() -> u16 {

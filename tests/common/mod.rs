@@ -196,3 +196,54 @@ pub async fn wait_for_socket(socket: &Path) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A Go tool of the tests in `.tools/` (built by `./scripts/test`), or the file `env` names.
+/// Missing: None, and the test skips with a message, unless `REQUIRE_GO_TOOLS=1` (set by
+/// the test command) makes that a failure.
+pub fn go_tool(file: &str, env: &str, needed_by: &str) -> Option<PathBuf> {
+    let path = match std::env::var_os(env) {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join(".tools")
+            .join(file),
+    };
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("REQUIRE_GO_TOOLS").is_ok_and(|v| v == "1") {
+        panic!(
+            "REQUIRE_GO_TOOLS=1 but {} is missing: run ./scripts/test",
+            path.display()
+        );
+    }
+    eprintln!(
+        "SKIPPED: {needed_by} needs {} (run ./scripts/test, which builds it)",
+        path.display()
+    );
+    None
+}
+
+/// The provider binary as the DaemonSet runs it on `node`: the cluster from `kubeconfig`,
+/// AWS at `aws_endpoint`, no credentials or region of the machine's.
+pub fn deployed_provider(
+    volume: &Path,
+    kubeconfig: &Path,
+    node: &str,
+    aws_endpoint: &str,
+) -> std::process::Command {
+    let mut command =
+        std::process::Command::new(env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws"));
+    command
+        .arg(format!("--provider-volume={}", volume.display()))
+        .arg("--metrics-addr=127.0.0.1:0")
+        .env("KUBECONFIG", kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env("NODE_NAME", node)
+        .env("AWS_ENDPOINT_URL", aws_endpoint)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_PROFILE");
+    command
+}

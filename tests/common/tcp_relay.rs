@@ -93,27 +93,23 @@ impl Relay {
 }
 
 async fn relay(client: TcpStream, server: TcpStream, shared: &Shared) {
-    let (mut cr, mut cw) = client.into_split();
-    let (mut sr, mut sw) = server.into_split();
-    let up = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        while let Ok(n) = cr.read(&mut buf).await {
-            if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-            shared.up.fetch_add(n as u64, Ordering::SeqCst);
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    tokio::join!(pipe(cr, sw, &shared.up), pipe(sr, cw, &shared.down));
+}
+
+/// Copies until either side closes, counting the bytes; then closes the writing side.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    count: &AtomicU64,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            break;
         }
-        let _ = sw.shutdown().await;
-    };
-    let down = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        while let Ok(n) = sr.read(&mut buf).await {
-            if n == 0 || cw.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-            shared.down.fetch_add(n as u64, Ordering::SeqCst);
-        }
-        let _ = cw.shutdown().await;
-    };
-    tokio::join!(up, down);
+        count.fetch_add(n as u64, Ordering::SeqCst);
+    }
+    let _ = to.shutdown().await;
 }
