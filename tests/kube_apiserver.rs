@@ -22,24 +22,35 @@ use kube::api::{Api, DeleteParams, PostParams};
 use provider::adapters::kube::KubeSettings;
 use provider::ports::{IdentityError, IdentityResolver};
 
-const GET_OK: (&str, &str, &str) = ("serviceaccounts", "get", "ok");
-
 impl Provider {
+    /// GETs of service accounts, whatever their outcome.
     fn gets(&self) -> u64 {
-        self.requests(GET_OK.0, GET_OK.1, GET_OK.2)
+        [
+            "ok",
+            "not_found",
+            "forbidden",
+            "server_error",
+            "client_error",
+            "throttled",
+            "transport_error",
+        ]
+        .iter()
+        .map(|outcome| self.requests("serviceaccounts", "get", outcome))
+        .sum()
     }
 
-    /// Until `sa` has `role` in memory, answered without a GET.
+    /// Until `sa` has `role`, answered without a single GET meanwhile: by the watch.
     async fn watched(&self, namespace: &str, sa: &str, role: &str) {
-        eventually(
-            &format!("{namespace}/{sa} has {role} by the watch"),
-            async || {
-                let before = self.gets();
-                let found = self.role(namespace, sa).await.ok().flatten();
-                found.as_deref() == Some(role) && self.gets() == before
-            },
-        )
+        let before = self.gets();
+        eventually(&format!("{namespace}/{sa} has {role}"), async || {
+            self.role(namespace, sa).await.ok().flatten().as_deref() == Some(role)
+        })
         .await;
+        assert_eq!(
+            self.gets(),
+            before,
+            "{namespace}/{sa} needed a GET: not from the watch"
+        );
     }
 }
 

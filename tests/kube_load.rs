@@ -424,6 +424,24 @@ async fn n_providers_cost_one_list_and_one_watch_each() {
         .map(|p| start_provider(dir.path(), &kubeconfig, &format!("node-{p}")))
         .collect();
     wait_synced(&running).await;
+    // "synced" is logged when the list is done, before the watch is opened.
+    let n = providers as f64;
+    let start = Instant::now();
+    loop {
+        let now = server_view(&plane).await;
+        let open = (
+            now.sa_watches_open - before.sa_watches_open,
+            now.node_watches_open - before.node_watches_open,
+        );
+        if open == (n, n) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "open watches {open:?}, expected {n} of each"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     settle(&relay).await;
     let started = server_view(&plane).await;
     let flows_after = flows(&plane.metrics().await);
@@ -445,7 +463,6 @@ async fn n_providers_cost_one_list_and_one_watch_each() {
         assert_eq!(own("nodes", "watch"), 1.0);
     }
     // And by the API server: N more open watches on each resource.
-    let n = providers as f64;
     assert_eq!(started.sa_watches_open - before.sa_watches_open, n);
     assert_eq!(started.node_watches_open - before.node_watches_open, n);
     assert_eq!(started.sa_gets, before.sa_gets);

@@ -1,6 +1,6 @@
 //! What a failed Kubernetes API call means for a user.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The kinds of failure a lookup reports differently.
 pub enum ApiFailure {
@@ -46,10 +46,13 @@ pub fn watch_forbidden(error: &kube::runtime::watcher::Error) -> Option<&str> {
 /// RBAC caches have synced (seen in `tests/kube_apiserver.rs`: one such refusal used to
 /// park the watch for ten minutes). The random stretch keeps a fleet of nodes from
 /// re-listing in step after such a restart. A refusal that lasts is a ClusterRole an
-/// operator may fix without restarting the provider. A watch that lists again starts over.
+/// operator may fix without restarting the provider. A watch that has run for a minute
+/// since its list starts over; one refused right after its list (a ClusterRole with list
+/// but not watch) keeps backing off, or it would re-list every few seconds.
 pub struct Refusals {
     next: Duration,
     in_a_row: u32,
+    listed: Option<Instant>,
 }
 
 /// The answer to one refusal.
@@ -62,23 +65,33 @@ pub struct Refused {
 
 const FIRST_WAIT: Duration = Duration::from_secs(2);
 const LAST_WAIT: Duration = Duration::from_secs(600);
+/// How long a watch must have run since its list for a refusal to start a new run.
+const PROVEN: Duration = Duration::from_secs(60);
 
 impl Default for Refusals {
     fn default() -> Self {
         Refusals {
             next: FIRST_WAIT,
             in_a_row: 0,
+            listed: None,
         }
     }
 }
 
 impl Refusals {
     pub fn refused(&mut self) -> Refused {
-        self.refused_with(rand::random::<f64>())
+        self.refused_at(Instant::now(), rand::random::<f64>())
     }
 
     /// `stretch` in [0, 1): how much of the extra half of the wait to add.
-    fn refused_with(&mut self, stretch: f64) -> Refused {
+    fn refused_at(&mut self, now: Instant, stretch: f64) -> Refused {
+        if self
+            .listed
+            .is_some_and(|at| now.saturating_duration_since(at) >= PROVEN)
+        {
+            *self = Refusals::default();
+        }
+        self.listed = None;
         let wait = self.next.mul_f64(1.0 + stretch.clamp(0.0, 1.0) / 2.0);
         self.next = (self.next * 2).min(LAST_WAIT);
         self.in_a_row += 1;
@@ -88,9 +101,9 @@ impl Refusals {
         }
     }
 
-    /// The watch listed everything: the next refusal starts a new run.
-    pub fn worked(&mut self) {
-        *self = Refusals::default();
+    /// The watch listed everything.
+    pub fn listed(&mut self) {
+        self.listed = Some(Instant::now());
     }
 }
 
@@ -101,9 +114,10 @@ mod tests {
     #[test]
     fn refusals_retry_soon_then_every_ten_minutes_and_warn_once() {
         let mut r = Refusals::default();
+        let now = Instant::now();
         let answers: Vec<(u64, bool)> = (0..11)
             .map(|_| {
-                let a = r.refused_with(0.0);
+                let a = r.refused_at(now, 0.0);
                 (a.wait.as_secs(), a.warn)
             })
             .collect();
@@ -114,18 +128,25 @@ mod tests {
     }
 
     #[test]
-    fn a_wait_is_stretched_by_at_most_half_and_a_working_watch_starts_over() {
+    fn a_wait_is_stretched_by_at_most_half() {
         let mut r = Refusals::default();
-        assert_eq!(r.refused_with(0.999).wait.as_millis(), 2999);
-        assert_eq!(r.refused_with(0.5).wait.as_secs(), 5);
-        r.worked();
-        assert_eq!(
-            r.refused_with(0.0),
-            Refused {
-                wait: Duration::from_secs(2),
-                warn: false
-            }
-        );
-        assert!(r.refused_with(0.0).warn);
+        let now = Instant::now();
+        assert_eq!(r.refused_at(now, 0.999).wait.as_millis(), 2999);
+        assert_eq!(r.refused_at(now, 0.5).wait.as_secs(), 5);
+    }
+
+    #[test]
+    fn only_a_watch_that_ran_a_minute_after_its_list_starts_over() {
+        let start = Instant::now();
+        let mut r = Refusals::default();
+        r.refused_at(start, 0.0);
+        // Listed, then refused at once (list but no watch): the backoff goes on.
+        r.listed = Some(start);
+        let again = r.refused_at(start + Duration::from_secs(3), 0.0);
+        assert_eq!((again.wait.as_secs(), again.warn), (4, true));
+        // Listed, then watched for a minute before a refusal: a new run.
+        r.listed = Some(start);
+        let fresh = r.refused_at(start + PROVEN, 0.0);
+        assert_eq!((fresh.wait.as_secs(), fresh.warn), (2, false));
     }
 }

@@ -215,7 +215,7 @@ async fn watch_node_until_forbidden(
                 tracing::debug!(node = %name, region = ?label, "node region");
                 *own.write().unwrap_or_else(|p| p.into_inner()) = Some(label);
             }
-            Ok(Event::InitDone) => refusals.worked(),
+            Ok(Event::InitDone) => refusals.listed(),
             Ok(_) => {}
             Err(e) => {
                 if let Some(message) = watch_forbidden(&e) {

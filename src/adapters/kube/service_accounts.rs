@@ -223,7 +223,7 @@ async fn watch_until_forbidden(
                     s.roles = map;
                 }
                 s.synced = true;
-                refusals.worked();
+                refusals.listed();
                 tracing::info!(annotated = s.roles.len(), "service accounts synced");
             }
             Ok(Event::Apply(sa)) => {
