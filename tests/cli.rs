@@ -239,14 +239,7 @@ async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
         false,
     );
     api.set_node("node-1", Some("eu-west-1"));
-    let seed = common::seed_config(&moto.url, "eu-west-1").await;
-    aws_sdk_secretsmanager::Client::new(&seed)
-        .create_secret()
-        .name("MySecret")
-        .secret_string("cluster-value")
-        .send()
-        .await
-        .unwrap();
+    common::create_secret(&moto.url, "eu-west-1", "MySecret", "cluster-value").await;
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");

@@ -104,14 +104,7 @@ async fn the_binary_mounts_with_a_real_service_accounts_role_and_token() {
     let accounts = namespace(&admin, "shop").await;
     create(&accounts, "web", Some(ROLE)).await;
     label_node(&admin, "node-e2e", "eu-west-1").await;
-    let seed = common::seed_config(&moto.url, "eu-west-1").await;
-    aws_sdk_secretsmanager::Client::new(&seed)
-        .create_secret()
-        .name("MySecret")
-        .secret_string("cluster-value")
-        .send()
-        .await
-        .unwrap();
+    common::create_secret(&moto.url, "eu-west-1", "MySecret", "cluster-value").await;
     let kubeconfig = plane.install_provider("-e2e", &plane.url(), |_| {}).await;
     let request = TokenRequest {
         spec: TokenRequestSpec {

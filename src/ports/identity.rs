@@ -31,6 +31,21 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// Who `pod` is, with nothing to sign with yet: resolvers add the role, token, keys.
+    pub fn of_pod(pod: &PodInfo, auth: AuthMode) -> Identity {
+        Identity {
+            auth,
+            namespace: pod.namespace.clone(),
+            service_account: pod.service_account.clone(),
+            pod_name: pod.name.clone(),
+            pod_uid: pod.uid.clone(),
+            role_arn: None,
+            token: None,
+            keys: None,
+            assume: None,
+        }
+    }
+
     /// Identities with equal keys hold the same permissions, so their credentials and
     /// answers may be shared: IRSA by role and service account, Pod Identity by pod
     /// (its session tags name the pod), static credentials by all their parts, and then
@@ -83,15 +98,8 @@ impl Identity {
         let keys = StaticKeys::from_secrets(secrets)
             .map_err(|e| IdentityError::SecretRef(e.to_string()))?;
         Ok(Identity {
-            auth: AuthMode::SecretRef,
-            namespace: pod.namespace.clone(),
-            service_account: pod.service_account.clone(),
-            pod_name: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
-            role_arn: None,
-            token: None,
             keys: Some(keys),
-            assume: None,
+            ..Identity::of_pod(pod, AuthMode::SecretRef)
         })
     }
 }

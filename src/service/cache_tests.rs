@@ -143,15 +143,8 @@ impl IdentityResolver for Roles {
     ) -> Result<Identity, IdentityError> {
         let role = self.0.lock().unwrap().get(&pod.service_account).cloned();
         Ok(Identity {
-            auth,
-            namespace: pod.namespace.clone(),
-            service_account: pod.service_account.clone(),
-            pod_name: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
             role_arn: role.or_else(|| Some("arn:aws:iam::111122223333:role/app".into())),
-            token: None,
-            keys: None,
-            assume: None,
+            ..Identity::of_pod(pod, auth)
         })
     }
 

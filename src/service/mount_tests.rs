@@ -35,19 +35,9 @@ fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {
 
 fn identity_mock() -> MockIdentityResolver {
     let mut identity = MockIdentityResolver::new();
-    identity.expect_identity().returning(|pod, auth, _| {
-        Ok(Identity {
-            auth,
-            namespace: pod.namespace.clone(),
-            service_account: pod.service_account.clone(),
-            pod_name: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
-            role_arn: None,
-            token: None,
-            keys: None,
-            assume: None,
-        })
-    });
+    identity
+        .expect_identity()
+        .returning(|pod, auth, _| Ok(Identity::of_pod(pod, auth)));
     identity.expect_node_region().returning(|_| Ok(None));
     identity
 }
@@ -230,19 +220,9 @@ async fn region_comes_from_attribute_then_provider_then_node() {
     let (sink, _) = capturing_sink();
     let mut identity = identity_mock();
     identity.checkpoint();
-    identity.expect_identity().returning(|pod, auth, _| {
-        Ok(Identity {
-            auth,
-            namespace: pod.namespace.clone(),
-            service_account: pod.service_account.clone(),
-            pod_name: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
-            role_arn: None,
-            token: None,
-            keys: None,
-            assume: None,
-        })
-    });
+    identity
+        .expect_identity()
+        .returning(|pod, auth, _| Ok(Identity::of_pod(pod, auth)));
     identity
         .expect_node_region()
         .times(1)
@@ -266,19 +246,9 @@ async fn region_comes_from_attribute_then_provider_then_node() {
     let (sink, _) = capturing_sink();
     let mut identity = identity_mock();
     identity.checkpoint();
-    identity.expect_identity().returning(|pod, auth, _| {
-        Ok(Identity {
-            auth,
-            namespace: pod.namespace.clone(),
-            service_account: pod.service_account.clone(),
-            pod_name: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
-            role_arn: None,
-            token: None,
-            keys: None,
-            assume: None,
-        })
-    });
+    identity
+        .expect_identity()
+        .returning(|pod, auth, _| Ok(Identity::of_pod(pod, auth)));
     identity.expect_node_region().never();
     service(identity, store, sink, Some("ap-south-1"))
         .mount(request(class, &[]))

@@ -34,15 +34,9 @@ impl IdentityResolver for Irsa {
         _: &Tokens,
     ) -> Result<Identity, IdentityError> {
         Ok(Identity {
-            auth,
-            namespace: pod.namespace.clone(),
-            service_account: pod.service_account.clone(),
-            pod_name: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
             role_arn: Some(ROLE.into()),
             token: Some(Token::new("header.payload.signature")),
-            keys: None,
-            assume: None,
+            ..Identity::of_pod(pod, auth)
         })
     }
     async fn node_region(&self, _: &PodInfo) -> Result<Option<Region>, IdentityError> {

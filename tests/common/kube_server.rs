@@ -38,7 +38,8 @@ pub fn free_port() -> u16 {
 }
 
 /// etcd and kube-apiserver, killed when dropped (and when the test process dies: the tool
-/// exits when its parent does). Its pki, data and logs are in `dir()`.
+/// exits when its parent does). Its pki, data and logs are in a directory under the
+/// target's tmp.
 pub struct ControlPlane {
     dir: tempfile::TempDir,
     bin: PathBuf,
@@ -99,10 +100,6 @@ impl ControlPlane {
         };
         plane.start_apiserver().await;
         Some(plane)
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     pub fn url(&self) -> String {

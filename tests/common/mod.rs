@@ -247,3 +247,14 @@ pub fn deployed_provider(
         .env_remove("AWS_PROFILE");
     command
 }
+
+/// A Secrets Manager secret in moto, as a test's starting point.
+pub async fn create_secret(moto_url: &str, region: &str, name: &str, value: &str) {
+    aws_sdk_secretsmanager::Client::new(&seed_config(moto_url, region).await)
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .expect("secret created in moto");
+}

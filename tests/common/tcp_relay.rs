@@ -14,8 +14,6 @@ struct Shared {
     cut: AtomicBool,
     /// Bytes from the server to the clients.
     down: AtomicU64,
-    /// Bytes from the clients to the server.
-    up: AtomicU64,
     connections: Mutex<Vec<AbortHandle>>,
 }
 
@@ -86,30 +84,29 @@ impl Relay {
     pub fn bytes_down(&self) -> u64 {
         self.shared.down.load(Ordering::SeqCst)
     }
-
-    pub fn bytes_up(&self) -> u64 {
-        self.shared.up.load(Ordering::SeqCst)
-    }
 }
 
 async fn relay(client: TcpStream, server: TcpStream, shared: &Shared) {
     let (cr, cw) = client.into_split();
     let (sr, sw) = server.into_split();
-    tokio::join!(pipe(cr, sw, &shared.up), pipe(sr, cw, &shared.down));
+    tokio::join!(pipe(cr, sw, None), pipe(sr, cw, Some(&shared.down)));
 }
 
-/// Copies until either side closes, counting the bytes; then closes the writing side.
+/// Copies until either side closes, counting the bytes if asked; then closes the
+/// writing side.
 async fn pipe(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    count: &AtomicU64,
+    count: Option<&AtomicU64>,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     while let Ok(n) = from.read(&mut buf).await {
         if n == 0 || to.write_all(&buf[..n]).await.is_err() {
             break;
         }
-        count.fetch_add(n as u64, Ordering::SeqCst);
+        if let Some(count) = count {
+            count.fetch_add(n as u64, Ordering::SeqCst);
+        }
     }
     let _ = to.shutdown().await;
 }

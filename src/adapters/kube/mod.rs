@@ -119,15 +119,9 @@ impl IdentityResolver for KubeIdentity {
             AuthMode::PodIdentity(_) | AuthMode::SecretRef => None,
         };
         Ok(Identity {
-            auth,
-            namespace: pod.namespace.clone(),
-            service_account: pod.service_account.clone(),
-            pod_name: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
             role_arn,
             token: Some(token),
-            keys: None,
-            assume: None,
+            ..Identity::of_pod(pod, auth)
         })
     }
 

@@ -22,15 +22,8 @@ impl IdentityResolver for NoClusterIdentity {
         tokens: &Tokens,
     ) -> Result<Identity, IdentityError> {
         Ok(Identity {
-            auth,
-            namespace: pod.namespace.clone(),
-            service_account: pod.service_account.clone(),
-            pod_name: pod.name.clone(),
-            pod_uid: pod.uid.clone(),
-            role_arn: None,
             token: tokens.get(auth.audience()).cloned(),
-            keys: None,
-            assume: None,
+            ..Identity::of_pod(pod, auth)
         })
     }
 
