@@ -88,18 +88,42 @@ fn objects(failover: bool) -> String {
 }
 
 fn request(pod: usize, target: &Path, failover: bool) -> MountRequest {
+    let regions: &[(&str, &str)] = if failover {
+        &[("region", "us-east-1"), ("failoverRegion", "us-west-2")]
+    } else {
+        &[]
+    };
+    bench_request(
+        &format!("app-{pod}"),
+        "app",
+        &objects(failover),
+        regions,
+        target,
+    )
+}
+
+/// The driver's request for pod `pod` (namespace `bench`, an IRSA token) mounting
+/// `objects`, with `extra` attributes of the class.
+fn bench_request(
+    pod: &str,
+    service_account: &str,
+    objects: &str,
+    extra: &[(&str, &str)],
+    target: &Path,
+) -> MountRequest {
     let tokens = r#"{"sts.amazonaws.com":{"token":"bench-token","expirationTimestamp":"2099-01-01T00:00:00Z"}}"#;
-    let mut attributes: HashMap<&str, String> = HashMap::new();
-    attributes.insert("objects", objects(failover));
-    attributes.insert("csi.storage.k8s.io/pod.name", format!("app-{pod}"));
-    attributes.insert("csi.storage.k8s.io/pod.namespace", "bench".into());
-    attributes.insert("csi.storage.k8s.io/pod.uid", format!("uid-{pod}"));
-    attributes.insert("csi.storage.k8s.io/serviceAccount.name", "app".into());
-    attributes.insert("csi.storage.k8s.io/serviceAccount.tokens", tokens.into());
-    if failover {
-        attributes.insert("region", "us-east-1".into());
-        attributes.insert("failoverRegion", "us-west-2".into());
-    }
+    let mut attributes: HashMap<&str, String> = HashMap::from([
+        ("objects", objects.to_string()),
+        ("csi.storage.k8s.io/pod.name", pod.to_string()),
+        ("csi.storage.k8s.io/pod.namespace", "bench".into()),
+        ("csi.storage.k8s.io/pod.uid", format!("uid-{pod}")),
+        (
+            "csi.storage.k8s.io/serviceAccount.name",
+            service_account.into(),
+        ),
+        ("csi.storage.k8s.io/serviceAccount.tokens", tokens.into()),
+    ]);
+    attributes.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     MountRequest {
         attributes: serde_json::to_string(&attributes).unwrap_or_default(),
         secrets: "{}".into(),

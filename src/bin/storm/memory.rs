@@ -11,7 +11,7 @@ use std::time::Duration;
 use provider::adapters::csi::proto::MountRequest;
 use provider::testkit::aws_stub;
 
-use super::{connect, fake_cluster, proc_status, start_provider_with, volume_dir};
+use super::{bench_request, connect, fake_cluster, proc_status, start_provider_with, volume_dir};
 
 const OBJECTS: usize = 256;
 const DRIVER_OBJECTS: usize = 60;
@@ -111,23 +111,14 @@ fn class(objects: usize) -> String {
 }
 
 fn request(pod: usize, target: &Path, objects: usize) -> MountRequest {
-    let tokens = r#"{"sts.amazonaws.com":{"token":"bench-token","expirationTimestamp":"2099-01-01T00:00:00Z"}}"#;
-    let attributes = serde_json::json!({
-        "objects": class(objects),
-        "region": "us-east-1",
-        "csi.storage.k8s.io/pod.name": format!("big-{pod}"),
-        "csi.storage.k8s.io/pod.namespace": "bench",
-        "csi.storage.k8s.io/pod.uid": format!("uid-big-{pod}"),
-        "csi.storage.k8s.io/serviceAccount.name": "app",
-        "csi.storage.k8s.io/serviceAccount.tokens": tokens,
-    });
-    MountRequest {
-        attributes: attributes.to_string(),
-        secrets: "{}".into(),
-        target_path: target.display().to_string(),
-        permission: "420".into(),
-        current_object_version: vec![],
-    }
+    let class = class(objects);
+    bench_request(
+        &format!("big-{pod}"),
+        "app",
+        &class,
+        &[("region", "us-east-1")],
+        target,
+    )
 }
 
 /// One mode: the first mount alone, then 8 at once; each line of the report.

@@ -14,7 +14,8 @@ use provider::adapters::csi::proto::MountRequest;
 use provider::testkit::aws_stub;
 
 use super::{
-    connect, cpu_seconds, fake_cluster, percentile, proc_status, start_provider_with, volume_dir,
+    bench_request, connect, cpu_seconds, fake_cluster, percentile, proc_status,
+    start_provider_with, volume_dir,
 };
 
 fn class(secrets: usize, parameters: usize) -> String {
@@ -38,23 +39,13 @@ fn named_class(prefix: &str, secrets: usize, parameters: usize) -> String {
 }
 
 fn request(pod: usize, target: &Path, objects: &str, sa: &str) -> MountRequest {
-    let tokens = r#"{"sts.amazonaws.com":{"token":"bench-token","expirationTimestamp":"2099-01-01T00:00:00Z"}}"#;
-    let attributes = serde_json::json!({
-        "objects": objects,
-        "region": "us-east-1",
-        "csi.storage.k8s.io/pod.name": format!("app-{pod}"),
-        "csi.storage.k8s.io/pod.namespace": "bench",
-        "csi.storage.k8s.io/pod.uid": format!("uid-{pod}"),
-        "csi.storage.k8s.io/serviceAccount.name": sa,
-        "csi.storage.k8s.io/serviceAccount.tokens": tokens,
-    });
-    MountRequest {
-        attributes: attributes.to_string(),
-        secrets: "{}".into(),
-        target_path: target.display().to_string(),
-        permission: "420".into(),
-        current_object_version: vec![],
-    }
+    bench_request(
+        &format!("app-{pod}"),
+        sa,
+        objects,
+        &[("region", "us-east-1")],
+        target,
+    )
 }
 
 struct Point {
