@@ -25,6 +25,7 @@ use crate::cli::class_file::parse_classes;
 use crate::cli::MountArgs;
 use crate::config::{Settings, StoreKind};
 use crate::domain::attributes::MountAttributes;
+use crate::domain::jmes::JmesLimits;
 use crate::domain::mode::FileMode;
 use crate::domain::objects::YamlLimits;
 use crate::domain::region::Region;
@@ -107,6 +108,8 @@ fn mount_settings(settings: &Settings) -> MountSettings {
             max_aliases: settings.max_yaml_aliases,
             max_objects: settings.max_objects,
             max_jmes_path_bytes: settings.max_jmes_path_bytes,
+            max_jmes_entries_per_object: settings.max_jmes_entries_per_object,
+            max_jmes_entries_per_mount: settings.max_jmes_entries_per_mount,
             ..YamlLimits::default()
         },
         max_secret_bytes: settings.max_secret_bytes,
@@ -114,6 +117,11 @@ fn mount_settings(settings: &Settings) -> MountSettings {
         memory_budget_bytes: settings.memory_budget_bytes,
         memory: MemoryWatch::default(),
         value_cache: settings.value_cache(),
+        jmes: JmesLimits {
+            max_steps: settings.max_jmes_path_steps,
+            max_bytes: settings.max_jmes_path_eval_bytes,
+        },
+        max_files: settings.max_files_per_mount,
     }
 }
 

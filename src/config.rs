@@ -78,6 +78,13 @@ pub struct Settings {
     pub max_objects: usize,
     pub max_yaml_aliases: usize,
     pub max_jmes_path_bytes: usize,
+    /// jmesPath evaluation: steps of one mount, bytes built by one evaluation.
+    pub max_jmes_path_steps: u64,
+    pub max_jmes_path_eval_bytes: usize,
+    pub max_jmes_entries_per_object: usize,
+    pub max_jmes_entries_per_mount: usize,
+    /// Files one mount writes, whatever makes them (objects, jmesPath, expandJson, select).
+    pub max_files_per_mount: usize,
     pub max_secret_bytes: usize,
     pub max_response_bytes: usize,
     pub max_concurrent_mounts: usize,
@@ -138,6 +145,11 @@ impl Default for Settings {
             max_objects: mount.yaml_limits.max_objects,
             max_yaml_aliases: mount.yaml_limits.max_aliases,
             max_jmes_path_bytes: mount.yaml_limits.max_jmes_path_bytes,
+            max_jmes_path_steps: mount.jmes.max_steps,
+            max_jmes_path_eval_bytes: mount.jmes.max_bytes,
+            max_jmes_entries_per_object: mount.yaml_limits.max_jmes_entries_per_object,
+            max_jmes_entries_per_mount: mount.yaml_limits.max_jmes_entries_per_mount,
+            max_files_per_mount: mount.max_files,
             max_secret_bytes: mount.max_secret_bytes,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             max_concurrent_mounts: DEFAULT_MAX_CONCURRENT_MOUNTS,
@@ -207,6 +219,20 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "max_concurrent_mounts and max_objects must be at least 1".into(),
             ));
+        }
+        if self.max_jmes_path_steps == 0
+            || self.max_jmes_path_eval_bytes == 0
+            || self.max_files_per_mount == 0
+        {
+            return Err(ConfigError::Invalid(
+                "max_jmes_path_steps, max_jmes_path_eval_bytes and max_files_per_mount must be at least 1".into(),
+            ));
+        }
+        if self.max_jmes_path_eval_bytes > self.memory_budget_bytes / 2 {
+            return Err(ConfigError::Invalid(format!(
+                "max_jmes_path_eval_bytes ({}) may be at most half of memory_budget_bytes ({}): a mount that extracts reserves it from the budget while it plans",
+                self.max_jmes_path_eval_bytes, self.memory_budget_bytes
+            )));
         }
         if self.worker_threads == 0 || self.max_blocking_threads == 0 {
             return Err(ConfigError::Invalid(

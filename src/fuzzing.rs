@@ -76,7 +76,14 @@ pub fn jmes_extract(data: &[u8]) {
     };
     if let Ok(parsed) = parse_objects(&yaml, &ctx) {
         if let Some(object) = parsed.objects.first() {
-            let _ = extract(&SecretValue::new(value.as_bytes().to_vec()), &object.jmes);
+            // The default allowance: the fuzzer finds any expression it does not bound.
+            let mut meter = crate::domain::jmes::Meter::unlimited_time();
+            let _ = extract(
+                &SecretValue::new(value.as_bytes().to_vec()),
+                &object.jmes,
+                &mut meter,
+                crate::domain::jmes::MAX_RESULT_BYTES,
+            );
         }
     }
 }

@@ -7,10 +7,11 @@ use proptest::prelude::*;
 use provider::adapters::local::StoreFile;
 use provider::domain::attributes::MountAttributes;
 use provider::domain::extract::extract;
+use provider::domain::jmes::JmesLimits;
 use provider::domain::mode::FileMode;
 use provider::domain::naming::{FileName, PathTranslation};
 use provider::domain::objects::{parse_objects, ClassContext, ObjectKind, ObjectRef, YamlLimits};
-use provider::domain::plan::{plan_mount, Fetched, PlanLimits, Selected};
+use provider::domain::plan::{plan_mount, Fetched, PlanLimits, Selected, DEFAULT_MAX_FILES};
 use provider::domain::secret::SecretValue;
 
 fn ctx(translation: PathTranslation) -> ClassContext<'static> {
@@ -91,7 +92,7 @@ proptest! {
             .map(|n| Selected { name: n.clone(), fetched: fetched[0].clone() })
             .collect();
         let selections = [(&parsed.selections[0], matches)];
-        let limits = PlanLimits { max_secret_bytes: 1 << 16, max_total_bytes: 1 << 20, translation: t };
+        let limits = PlanLimits { max_secret_bytes: 1 << 16, max_total_bytes: 1 << 20, max_files: DEFAULT_MAX_FILES, translation: t, jmes: JmesLimits::default() };
         if let Ok(plan) = plan_mount(&parsed.objects, &fetched, &selections, limits, &[]) {
             let paths: Vec<String> = plan.files.iter().map(|f| f.path.to_string()).collect();
             prop_assert_eq!(paths.len(), keys.len() + selected.len(), "no file dropped: {:?}", paths);
@@ -160,7 +161,7 @@ proptest! {
             yaml.push_str(&format!("    - {{path: '\"{key}\"', objectAlias: f-{key}}}\n"));
         }
         let objects = parse_objects(&yaml, &ctx(PathTranslation::default())).unwrap().objects;
-        let out = extract(&SecretValue::new(json.into_bytes()), &objects[0].jmes).unwrap();
+        let out = extract(&SecretValue::new(json.into_bytes()), &objects[0].jmes, &mut provider::domain::jmes::Meter::unlimited_time(), 1 << 16).unwrap();
         for (file, (_, value)) in out.iter().zip(values.iter()) {
             prop_assert_eq!(file.value.expose(), value.as_bytes());
         }

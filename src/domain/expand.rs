@@ -26,14 +26,27 @@ pub enum ExpandError {
         bounded(key)
     )]
     NonString { key: String, kind: &'static str },
+    #[error("expandJson: {keys} keys, more files than the mount has room for ({room})")]
+    TooManyKeys { keys: usize, room: usize },
 }
 
 /// One file per top-level key, in the order of the secret. Strings are written as their
-/// text; other values as compact JSON when the object allows it.
-pub fn expand(object: &ObjectSpec, value: &SecretValue) -> Result<Vec<OutputFile>, ExpandError> {
+/// text; other values as compact JSON when the object allows it. More keys than `room`
+/// (files the mount may still write) fail before any file is made.
+pub fn expand(
+    object: &ObjectSpec,
+    value: &SecretValue,
+    room: usize,
+) -> Result<Vec<OutputFile>, ExpandError> {
     let text = std::str::from_utf8(value.expose())
         .map_err(|_| ExpandError::Json(JsonTextError::NotAnObject))?;
     let members = members(text).map_err(ExpandError::Json)?;
+    if members.len() > room {
+        return Err(ExpandError::TooManyKeys {
+            keys: members.len(),
+            room,
+        });
+    }
     let mut files = Vec::with_capacity(members.len());
     for (key, raw) in members {
         let bad = |reason| ExpandError::BadKey {

@@ -3,6 +3,7 @@
 use serde_json::value::RawValue;
 
 use super::encoding::DecodeError;
+use super::jmes::{search, EvalError, Meter};
 use super::json_text::render_result;
 use super::mode::FileMode;
 use super::naming::FileName;
@@ -39,6 +40,27 @@ pub enum ExtractError {
         path: String,
         alias: String,
         kind: &'static str,
+    },
+    #[error(
+        "jmesPath `{}` (alias `{}`) stopped: {source}",
+        bounded(path),
+        bounded(alias)
+    )]
+    Budget {
+        path: String,
+        alias: String,
+        #[source]
+        source: super::jmes::BudgetError,
+    },
+    #[error(
+        "jmesPath `{}` (alias `{}`) produced more than {max} bytes (max_secret_bytes)",
+        bounded(path),
+        bounded(alias)
+    )]
+    TooLarge {
+        path: String,
+        alias: String,
+        max: usize,
     },
     #[error("jmesPath `{}` (alias `{}`): {source}", bounded(path), bounded(alias))]
     Decode {
@@ -77,69 +99,120 @@ impl NonString {
     }
 }
 
-/// Evaluates every entry against the secret. Messages never include the secret.
-pub fn extract(value: &SecretValue, entries: &[JmesEntry]) -> Result<Vec<Extracted>, ExtractError> {
+/// A JSON secret parsed once, for its entries to be evaluated one at a time (so that
+/// each extracted value is counted by the plan before the next one is made).
+pub struct Document<'a> {
+    raw: &'a RawValue,
+    data: jmespath::Rcvar,
+}
+
+impl<'a> Document<'a> {
+    /// Parses the secret through serde_json: its errors carry a position, never the text.
+    pub fn parse(value: &'a SecretValue) -> Result<Self, ExtractError> {
+        let text = std::str::from_utf8(value.expose()).map_err(|_| ExtractError::InvalidJson)?;
+        let raw: &RawValue = serde_json::from_str(text).map_err(|_| ExtractError::InvalidJson)?;
+        let json: serde_json::Value =
+            serde_json::from_str(text).map_err(|_| ExtractError::InvalidJson)?;
+        let data = jmespath::Variable::try_from(json).map_err(|_| ExtractError::InvalidJson)?;
+        Ok(Document {
+            raw,
+            data: jmespath::Rcvar::new(data),
+        })
+    }
+
+    /// One entry's file, charging `meter` (the mount's allowance); its value is at most
+    /// `max_value_bytes`, refused before it is copied or rendered past that.
+    pub fn extract(
+        &self,
+        entry: &JmesEntry,
+        meter: &mut Meter,
+        max_value_bytes: usize,
+    ) -> Result<Extracted, ExtractError> {
+        extract_one(entry, self.raw, &self.data, meter, max_value_bytes)
+    }
+}
+
+/// Evaluates every entry against the secret (tools and tests; the plan goes entry by
+/// entry through [`Document`]). Messages never include the secret.
+pub fn extract(
+    value: &SecretValue,
+    entries: &[JmesEntry],
+    meter: &mut Meter,
+    max_value_bytes: usize,
+) -> Result<Vec<Extracted>, ExtractError> {
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    // Parse through serde_json: its errors carry a position, never the text.
-    let text = std::str::from_utf8(value.expose()).map_err(|_| ExtractError::InvalidJson)?;
-    let document: &RawValue = serde_json::from_str(text).map_err(|_| ExtractError::InvalidJson)?;
-    let json: serde_json::Value =
-        serde_json::from_str(text).map_err(|_| ExtractError::InvalidJson)?;
-    let data = jmespath::Variable::try_from(json).map_err(|_| ExtractError::InvalidJson)?;
-    let data = jmespath::Rcvar::new(data);
+    let document = Document::parse(value)?;
     entries
         .iter()
-        .map(|entry| {
-            let failed = |reason: String| ExtractError::Failed {
-                path: entry.path.clone(),
-                alias: entry.alias.clone(),
-                reason,
-            };
-            let found = entry.expression.search(data.clone()).map_err(|e| {
-                failed(
-                    e.to_string()
-                        .lines()
-                        .next()
-                        .unwrap_or("evaluation error")
-                        .to_string(),
-                )
-            })?;
-            let text = match (&*found, entry.non_string) {
-                (jmespath::Variable::String(s), _) => s.clone(),
-                (jmespath::Variable::Null, _) => {
-                    return Err(ExtractError::NotFound {
-                        path: entry.path.clone(),
-                        alias: entry.alias.clone(),
-                    })
-                }
-                (other, NonString::Json) if !matches!(other, jmespath::Variable::Expref(_)) => {
-                    render_result(document, other)
-                }
-                (other, _) => {
-                    return Err(ExtractError::NotString {
-                        path: entry.path.clone(),
-                        alias: entry.alias.clone(),
-                        kind: kind_of(other),
-                    })
-                }
-            };
-            let value = entry
-                .encoding
-                .decode(&SecretValue::new(text.into_bytes()))
-                .map_err(|source| ExtractError::Decode {
-                    path: entry.path.clone(),
-                    alias: entry.alias.clone(),
-                    source,
-                })?;
-            Ok(Extracted {
-                file: entry.file.clone(),
-                mode: entry.mode,
-                value,
-            })
-        })
+        .map(|entry| document.extract(entry, meter, max_value_bytes))
         .collect()
+}
+
+fn extract_one(
+    entry: &JmesEntry,
+    document: &RawValue,
+    data: &jmespath::Rcvar,
+    meter: &mut Meter,
+    max_value_bytes: usize,
+) -> Result<Extracted, ExtractError> {
+    let (path, alias) = (entry.path.clone(), entry.alias.clone());
+    let found = match search(&entry.expression, data, meter) {
+        Ok(found) => found,
+        Err(EvalError::Budget(source)) => {
+            return Err(ExtractError::Budget {
+                path,
+                alias,
+                source,
+            })
+        }
+        Err(EvalError::Invalid(reason)) => {
+            return Err(ExtractError::Failed {
+                path,
+                alias,
+                reason,
+            })
+        }
+    };
+    let text = match (&*found, entry.non_string) {
+        (jmespath::Variable::String(s), _) if s.len() > max_value_bytes => {
+            return Err(ExtractError::TooLarge {
+                path,
+                alias,
+                max: max_value_bytes,
+            })
+        }
+        (jmespath::Variable::String(s), _) => s.clone(),
+        (jmespath::Variable::Null, _) => return Err(ExtractError::NotFound { path, alias }),
+        (other, NonString::Json) if !matches!(other, jmespath::Variable::Expref(_)) => {
+            render_result(document, other, max_value_bytes).ok_or(ExtractError::TooLarge {
+                path: path.clone(),
+                alias: alias.clone(),
+                max: max_value_bytes,
+            })?
+        }
+        (other, _) => {
+            return Err(ExtractError::NotString {
+                path,
+                alias,
+                kind: kind_of(other),
+            })
+        }
+    };
+    let value = entry
+        .encoding
+        .decode(&SecretValue::new(text.into_bytes()))
+        .map_err(|source| ExtractError::Decode {
+            path,
+            alias,
+            source,
+        })?;
+    Ok(Extracted {
+        file: entry.file.clone(),
+        mode: entry.mode,
+        value,
+    })
 }
 
 fn kind_of(v: &jmespath::Variable) -> &'static str {
@@ -162,7 +235,7 @@ mod tests {
         JmesEntry {
             path: path.to_string(),
             alias: alias.to_string(),
-            expression: crate::domain::jmes_runtime::compile(path).unwrap(),
+            expression: crate::domain::jmes::compile(path).unwrap(),
             file: FileName::from_object_name(alias, PathTranslation::default()).unwrap(),
             mode: FileMode::DEFAULT,
             encoding: crate::domain::encoding::Encoding::Utf8,
@@ -177,6 +250,10 @@ mod tests {
         }
     }
 
+    fn extract_all(v: &SecretValue, entries: &[JmesEntry]) -> Result<Vec<Extracted>, ExtractError> {
+        extract(v, entries, &mut Meter::unlimited_time(), 65536)
+    }
+
     fn secret(s: &str) -> SecretValue {
         SecretValue::new(s.as_bytes().to_vec())
     }
@@ -186,7 +263,7 @@ mod tests {
         let v = secret(
             r#"{"username":"u","a":{"b":{"c":"deep"}},"list":["first"],"hyphenated-key":"h"}"#,
         );
-        let out = extract(
+        let out = extract_all(
             &v,
             &[
                 entry("username", "user"),
@@ -203,21 +280,21 @@ mod tests {
 
     #[test]
     fn invalid_json_fails_without_the_value() {
-        let e = extract(&secret("hunter2 not json"), &[entry("a", "b")]).unwrap_err();
+        let e = extract_all(&secret("hunter2 not json"), &[entry("a", "b")]).unwrap_err();
         assert_eq!(e, ExtractError::InvalidJson);
         assert!(!e.to_string().contains("hunter2"));
     }
 
     #[test]
     fn missing_key_fails_naming_path_and_alias() {
-        let e = extract(&secret(r#"{"a":"x"}"#), &[entry("nope", "alias1")]).unwrap_err();
+        let e = extract_all(&secret(r#"{"a":"x"}"#), &[entry("nope", "alias1")]).unwrap_err();
         assert!(matches!(e, ExtractError::NotFound { .. }));
         assert!(e.to_string().contains("nope") && e.to_string().contains("alias1"));
     }
 
     #[test]
     fn non_string_result_fails() {
-        let e = extract(
+        let e = extract_all(
             &secret(r#"{"n":5,"o":{"k":"secretvalue"}}"#),
             &[entry("o", "x")],
         )
@@ -230,7 +307,7 @@ mod tests {
             }
         ));
         assert!(!e.to_string().contains("secretvalue"));
-        let e = extract(&secret(r#"{"n":5}"#), &[entry("n", "x")]).unwrap_err();
+        let e = extract_all(&secret(r#"{"n":5}"#), &[entry("n", "x")]).unwrap_err();
         assert!(matches!(
             e,
             ExtractError::NotString {
@@ -245,7 +322,7 @@ mod tests {
         let v = secret(
             r#"{"port": 5432, "ratio": 1.50, "on": true, "cfg": {"z": [1, 2.0], "a": "x"}, "n": null}"#,
         );
-        let out = extract(
+        let out = extract_all(
             &v,
             &[
                 json_entry("port", "p"),
@@ -267,12 +344,12 @@ mod tests {
                 b"x"
             ]
         );
-        let e = extract(&v, &[json_entry("n", "nul")]).unwrap_err();
+        let e = extract_all(&v, &[json_entry("n", "nul")]).unwrap_err();
         assert!(
             matches!(e, ExtractError::NotFound { .. }),
             "null still fails"
         );
-        let e = extract(&v, &[json_entry("missing", "m")]).unwrap_err();
+        let e = extract_all(&v, &[json_entry("missing", "m")]).unwrap_err();
         assert!(e.to_string().contains("missing") && e.to_string().contains("`m`"));
     }
 
@@ -284,13 +361,13 @@ mod tests {
             encoding: Encoding::Base64,
             ..entry("cert", "c")
         };
-        let out = extract(&v, &[decoded]).unwrap();
+        let out = extract_all(&v, &[decoded]).unwrap();
         assert_eq!(out[0].value.expose(), &[0, 1, 2, 255]);
         let bad = JmesEntry {
             encoding: Encoding::Base64,
             ..entry("bad", "b")
         };
-        let e = extract(&v, &[bad]).unwrap_err();
+        let e = extract_all(&v, &[bad]).unwrap_err();
         assert_eq!(
             e,
             ExtractError::Decode {
@@ -304,12 +381,13 @@ mod tests {
 
     #[test]
     fn functions_work() {
-        let out = extract(&secret(r#"{"l":["a","b"]}"#), &[entry("join(',', l)", "j")]).unwrap();
+        let out =
+            extract_all(&secret(r#"{"l":["a","b"]}"#), &[entry("join(',', l)", "j")]).unwrap();
         assert_eq!(out[0].value.expose(), b"a,b");
     }
 
     #[test]
     fn no_entries_does_not_require_json() {
-        assert!(extract(&secret("plain text"), &[]).unwrap().is_empty());
+        assert!(extract_all(&secret("plain text"), &[]).unwrap().is_empty());
     }
 }

@@ -105,11 +105,45 @@ pub fn kind_of(raw: &RawValue) -> &'static str {
 }
 
 /// The compact JSON text of a JMESPath result: the first part of `document` (in
-/// document order, outermost first) equal to it, else the result's own rendering.
-pub fn render_result(document: &RawValue, result: &jmespath::Variable) -> String {
-    find(document, result, 0)
-        .map(compact)
-        .unwrap_or_else(|| serde_json::to_string(result).unwrap_or_default())
+/// document order, outermost first) equal to it, else the result's own rendering; `None`
+/// when that text would be longer than `max_bytes` (a result JMESPath built from shared
+/// parts can be far larger than the secret: it is never written out past the bound).
+pub fn render_result(
+    document: &RawValue,
+    result: &jmespath::Variable,
+    max_bytes: usize,
+) -> Option<String> {
+    match find(document, result, 0) {
+        Some(part) => Some(compact(part)).filter(|text| text.len() <= max_bytes),
+        None => to_json_bounded(result, max_bytes),
+    }
+}
+
+/// `value` as compact JSON, or `None` as soon as the text passes `max_bytes`: the writer
+/// stops there, so a value that would serialize to gigabytes is never built.
+pub fn to_json_bounded(value: &jmespath::Variable, max_bytes: usize) -> Option<String> {
+    struct Bounded {
+        out: Vec<u8>,
+        max: usize,
+    }
+    impl std::io::Write for Bounded {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.out.len().saturating_add(buf.len()) > self.max {
+                return Err(std::io::Error::other("too large"));
+            }
+            self.out.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut writer = Bounded {
+        out: Vec::new(),
+        max: max_bytes,
+    };
+    serde_json::to_writer(&mut writer, value).ok()?;
+    String::from_utf8(writer.out).ok()
 }
 
 /// Deep enough for any secret (serde_json itself stops at 128 levels).
@@ -183,14 +217,23 @@ mod tests {
             let data = jmespath::Variable::from_json(doc.get()).unwrap();
             e.search(data).unwrap()
         };
-        assert_eq!(render_result(&doc, &eval("port")), "5432.0");
+        assert_eq!(render_result(&doc, &eval("port"), 1024).unwrap(), "5432.0");
         assert_eq!(
-            render_result(&doc, &eval("cfg")),
+            render_result(&doc, &eval("cfg"), 1024).unwrap(),
             r#"{"z":1,"a":[1.50,true]}"#
         );
-        assert_eq!(render_result(&doc, &eval("cfg.a")), "[1.50,true]");
-        assert_eq!(render_result(&doc, &eval("cfg.a[1]")), "true");
-        assert_eq!(render_result(&doc, &eval("n")), "12345678901234567890");
+        assert_eq!(
+            render_result(&doc, &eval("cfg.a"), 1024).unwrap(),
+            "[1.50,true]"
+        );
+        assert_eq!(
+            render_result(&doc, &eval("cfg.a[1]"), 1024).unwrap(),
+            "true"
+        );
+        assert_eq!(
+            render_result(&doc, &eval("n"), 1024).unwrap(),
+            "12345678901234567890"
+        );
     }
 
     #[test]
@@ -200,7 +243,15 @@ mod tests {
         let result = e
             .search(jmespath::Variable::from_json(doc.get()).unwrap())
             .unwrap();
-        assert_eq!(render_result(&doc, &result), r#"{"x":1,"y":2}"#);
+        assert_eq!(
+            render_result(&doc, &result, 1024).unwrap(),
+            r#"{"x":1,"y":2}"#
+        );
+        assert_eq!(
+            render_result(&doc, &result, 8),
+            None,
+            "longer than the bound"
+        );
     }
 
     #[test]

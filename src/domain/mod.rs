@@ -10,7 +10,7 @@ pub mod expand;
 pub mod extract;
 pub mod failover;
 pub mod freshness;
-pub mod jmes_runtime;
+pub mod jmes;
 pub mod json_text;
 pub mod mode;
 pub mod mount_secrets;

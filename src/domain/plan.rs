@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use super::encoding::DecodeError;
 use super::expand::{expand, ExpandError};
-use super::extract::{extract, ExtractError};
+use super::extract::{Document, ExtractError};
+use super::jmes::{BudgetError, Cancel, JmesLimits, Meter};
 use super::mode::FileMode;
 use super::naming::{FileName, FileNameError, PathTranslation};
 use super::objects::{ObjectSpec, SelectionSpec};
@@ -53,6 +54,8 @@ pub struct MountPlan {
     /// What the response reports: every file's version, plus those the pod had that
     /// this mount does not overwrite.
     pub versions: Vec<ObjectVersion>,
+    /// The files' contents and their per-file overhead: what they cost where written.
+    pub total_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,8 +75,16 @@ pub enum PlanError {
         size: usize,
         max: usize,
     },
-    #[error("the files of this mount total more than {max} bytes (memory_budget_bytes): raise it, or split the class")]
+    #[error("the files of this mount total more than {max} bytes (memory_budget_bytes, counting {FILE_OVERHEAD_BYTES} bytes per file): raise it, or split the class")]
     MountTooLarge { max: usize },
+    #[error("{object}: this mount would write more than {max} files (max_files_per_mount): raise it, or split the class")]
+    TooManyFiles { object: String, max: usize },
+    #[error("{object}: {source}")]
+    Cancelled {
+        object: String,
+        #[source]
+        source: BudgetError,
+    },
     #[error("{object}: {source}")]
     Extract {
         object: String,
@@ -111,10 +122,16 @@ pub enum PlanError {
     },
 }
 
+/// What one file costs the memory it is written to besides its contents: a tmpfs inode
+/// and dentry, charged to the writer's memory cgroup. Measured: 46,000 empty files left
+/// 62 MiB charged to the provider's cgroup, ~1.4 KiB each; rounded up.
+pub const FILE_OVERHEAD_BYTES: usize = 2048;
+
 /// Every object's file (its whole value) and its jmesPath files, each carrying the
 /// object's version. `fetched` is in object order. No file may be larger than
-/// `max_secret_bytes`, and all of them together not larger than `max_total_bytes`
-/// (checked as they are made, so a class cannot make the plan itself huge).
+/// `max_secret_bytes`, there may be no more than `max_files` of them, and all of them
+/// together (with [`FILE_OVERHEAD_BYTES`] each) not larger than `max_total_bytes`:
+/// each is counted before it is made, so a class cannot make the plan itself huge.
 pub fn plan_mount(
     objects: &[ObjectSpec],
     fetched: &[Fetched],
@@ -122,10 +139,25 @@ pub fn plan_mount(
     limits: PlanLimits,
     current: &[ObjectVersion],
 ) -> Result<MountPlan, PlanError> {
+    let mut meter = Meter::new(limits.jmes, Cancel::default());
+    plan_mount_metered(objects, fetched, selected, limits, current, &mut meter)
+}
+
+/// [`plan_mount`] with the mount's own meter (its cancel flag stops the plan too).
+pub fn plan_mount_metered(
+    objects: &[ObjectSpec],
+    fetched: &[Fetched],
+    selected: &[(&SelectionSpec, Vec<Selected>)],
+    limits: PlanLimits,
+    current: &[ObjectVersion],
+    meter: &mut Meter,
+) -> Result<MountPlan, PlanError> {
     let PlanLimits {
         max_secret_bytes,
         max_total_bytes,
+        max_files,
         translation,
+        jmes: _,
     } = limits;
     let mut total = 0usize;
     let mut files = Vec::new();
@@ -142,7 +174,9 @@ pub fn plan_mount(
         }
     }
     let mut add = |file: OutputFile, version: &str, owner: String| {
-        total = total.saturating_add(file.contents.len());
+        total = total
+            .saturating_add(file.contents.len())
+            .saturating_add(FILE_OVERHEAD_BYTES);
         if total > max_total_bytes {
             return Err(PlanError::MountTooLarge {
                 max: max_total_bytes,
@@ -157,7 +191,21 @@ pub fn plan_mount(
         owners.push(owner);
         Ok(())
     };
+    // Files still allowed: each source of files claims its count before making them.
+    let mut room = max_files;
+    let claim = |room: &mut usize, count: usize, object: String| {
+        *room = room.checked_sub(count).ok_or(PlanError::TooManyFiles {
+            object,
+            max: max_files,
+        })?;
+        Ok::<(), PlanError>(())
+    };
+    let cancelled = |object: String| move |source| PlanError::Cancelled { object, source };
     for (object, fetched) in objects.iter().zip(fetched) {
+        meter
+            .check_cancelled()
+            .map_err(cancelled(object.describe()))?;
+        claim(&mut room, object.jmes.len(), object.describe())?;
         let value = object
             .encoding
             .decode(&fetched.value)
@@ -165,24 +213,18 @@ pub fn plan_mount(
                 object: object.describe(),
                 source,
             })?;
-        let extracted = extract(&value, &object.jmes).map_err(|source| PlanError::Extract {
-            object: object.describe(),
-            source,
-        })?;
-        for (entry, e) in object.jmes.iter().zip(&extracted) {
-            if e.value.len() > max_secret_bytes {
-                return Err(PlanError::ExtractedTooLarge {
-                    object: object.describe(),
-                    alias: crate::domain::text::bounded(&entry.alias),
-                    size: e.value.len(),
-                    max: max_secret_bytes,
-                });
-            }
-        }
+        // The entries read the value after its own file took it (a copy `copies()` counts).
+        let for_entries = (!object.jmes.is_empty()).then(|| value.clone());
         let own = if object.expand {
-            expand(object, &value).map_err(|source| PlanError::Expand {
-                object: object.describe(),
-                source,
+            expand(object, &value, room).map_err(|source| match source {
+                ExpandError::TooManyKeys { .. } => PlanError::TooManyFiles {
+                    object: object.describe(),
+                    max: max_files,
+                },
+                source => PlanError::Expand {
+                    object: object.describe(),
+                    source,
+                },
             })?
         } else {
             vec![OutputFile {
@@ -191,16 +233,36 @@ pub fn plan_mount(
                 contents: value,
             }]
         };
-        let parts = extracted.into_iter().map(|e| OutputFile {
-            path: e.file,
-            mode: e.mode,
-            contents: e.value,
-        });
-        for file in own.into_iter().chain(parts) {
+        claim(&mut room, own.len(), object.describe())?;
+        for file in own {
+            add(file, &fetched.version, object.describe())?;
+        }
+        let Some(value) = for_entries else {
+            continue;
+        };
+        let extract_error = |source| PlanError::Extract {
+            object: object.describe(),
+            source,
+        };
+        // One entry at a time: each value is counted before the next is made.
+        let document = Document::parse(&value).map_err(extract_error)?;
+        for entry in &object.jmes {
+            let e = document
+                .extract(entry, meter, max_secret_bytes)
+                .map_err(extract_error)?;
+            let file = OutputFile {
+                path: e.file,
+                mode: e.mode,
+                contents: e.value,
+            };
             add(file, &fetched.version, object.describe())?;
         }
     }
     for (selection, matches) in selected {
+        meter
+            .check_cancelled()
+            .map_err(cancelled(selection.describe()))?;
+        claim(&mut room, matches.len(), selection.describe())?;
         for m in matches {
             let path = FileName::from_object_name(&m.name, translation).map_err(|source| {
                 PlanError::SelectedName {
@@ -243,6 +305,7 @@ pub fn plan_mount(
         files,
         summary,
         versions: response_versions(&written, current),
+        total_bytes: total,
     })
 }
 
@@ -252,8 +315,16 @@ pub fn plan_mount(
 pub struct PlanLimits {
     pub max_secret_bytes: usize,
     pub max_total_bytes: usize,
+    /// Files of one mount, whatever makes them (objects, jmesPath, expandJson, matches).
+    pub max_files: usize,
     pub translation: PathTranslation,
+    /// The jmesPath allowance of the mount.
+    pub jmes: JmesLimits,
 }
+
+/// Files of one mount by default: far above real classes (256 objects with a few
+/// jmesPath entries each), far below what hurts (46,000 files left 62 MiB in tmpfs).
+pub const DEFAULT_MAX_FILES: usize = 4096;
 
 /// Files whose names are known only after the fetch (expanded keys, selected objects)
 /// may meet each other or a listed object's file: the same path twice, or a file where
@@ -312,7 +383,9 @@ mod tests {
         PlanLimits {
             max_secret_bytes,
             max_total_bytes,
+            max_files: DEFAULT_MAX_FILES,
             translation: PathTranslation::default(),
+            jmes: JmesLimits::default(),
         }
     }
 
@@ -404,10 +477,19 @@ mod tests {
         let entries: Vec<String> = (0..2000)
             .map(|i| format!("{{path: a, objectAlias: f{i}}}"))
             .collect();
-        let specs = objects(&format!(
+        let many = ClassContext {
+            limits: YamlLimits {
+                max_jmes_entries_per_object: 2000,
+                max_jmes_entries_per_mount: 2000,
+                ..YamlLimits::default()
+            },
+            ..ctx()
+        };
+        let yaml = format!(
             "- {{objectName: s, objectType: secretsmanager, jmesPath: [{}]}}\n",
             entries.join(", ")
-        ));
+        );
+        let specs = parse_objects(&yaml, &many).unwrap().objects;
         let value = format!(r#"{{"a":"{}"}}"#, "x".repeat(60_000));
         let err = plan_mount(
             &specs,
@@ -454,6 +536,69 @@ mod tests {
         );
         assert!(plan.files.iter().all(|f| f.mode.bits() == 0o400));
         assert!(plan.summary.iter().all(|f| f.version == "v1"));
+    }
+
+    #[test]
+    fn files_are_counted_before_they_are_made_and_empty_ones_are_not_free() {
+        // 7,700 empty-valued keys: 0 bytes of contents, yet 7,700 inodes where written.
+        let keys: Vec<String> = (0..7700).map(|i| format!(r#""k{i}":"""#)).collect();
+        let value = format!("{{{}}}", keys.join(","));
+        let specs = objects("- {objectName: s, objectType: secretsmanager, expandJson: true}\n");
+        let err = plan_mount(
+            &specs,
+            &[fetched(&value, "v")],
+            &[],
+            limits(1 << 20, 1 << 30),
+            &[],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, PlanError::TooManyFiles { max: 4096, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("max_files_per_mount"), "{err}");
+        let few: Vec<String> = (0..100).map(|i| format!(r#""k{i}":"""#)).collect();
+        let value = format!("{{{}}}", few.join(","));
+        let plan = plan_mount(
+            &specs,
+            &[fetched(&value, "v")],
+            &[],
+            limits(1 << 20, 1 << 30),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(plan.total_bytes, 100 * FILE_OVERHEAD_BYTES);
+        let err = plan_mount(
+            &specs,
+            &[fetched(&value, "v")],
+            &[],
+            limits(1 << 20, 99 * FILE_OVERHEAD_BYTES),
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(err, PlanError::MountTooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_hostile_expression_fails_its_object_naming_the_limit() {
+        let stage = format!("[{}][]", vec!["@"; 16].join(","));
+        let path = format!("a | {}", vec![stage; 8].join(" | "));
+        let specs = objects(&format!(
+            "- {{objectName: s, objectType: secretsmanager, jmesPath: [{{path: '{path}', objectAlias: x}}]}}\n"
+        ));
+        let err = plan_mount(
+            &specs,
+            &[fetched(r#"{"a":"x"}"#, "v")],
+            &[],
+            limits(1024, 1 << 20),
+            &[],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("object \"s\" (#1)") && text.contains("max_jmes_path_"),
+            "{text}"
+        );
     }
 
     #[test]

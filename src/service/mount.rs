@@ -8,13 +8,17 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::domain::attributes::{AuthMode, MountAttributes};
+use crate::domain::extract::ExtractError;
 use crate::domain::freshness::Freshness;
+use crate::domain::jmes::{Cancel, JmesLimits, Meter};
 use crate::domain::mode::FileMode;
 use crate::domain::mount_secrets::MountSecrets;
 use crate::domain::objects::{
     parse_objects, ClassContext, Encoding, ObjectKind, UnknownKey, YamlLimits,
 };
-use crate::domain::plan::{plan_mount, FileSummary, PlanError, PlanLimits};
+use crate::domain::plan::{
+    plan_mount_metered, FileSummary, PlanError, PlanLimits, DEFAULT_MAX_FILES, FILE_OVERHEAD_BYTES,
+};
 use crate::domain::region::{Region, Regions};
 use crate::domain::target::TargetPath;
 use crate::domain::text::capped;
@@ -136,6 +140,10 @@ pub struct MountSettings {
     /// The node-wide value cache (off by default) when the service makes its own; its
     /// bytes come out of the budget.
     pub value_cache: ValueCacheSettings,
+    /// What one mount's jmesPath evaluations may spend.
+    pub jmes: JmesLimits,
+    /// Files one mount may write, whatever makes them.
+    pub max_files: usize,
 }
 
 /// Matches of one selection reserved before it is fetched (see `mount_parsed`).
@@ -178,6 +186,8 @@ impl Default for MountSettings {
             memory_budget_bytes: 16 * 1024 * 1024,
             memory: MemoryWatch::default(),
             value_cache: ValueCacheSettings::default(),
+            jmes: JmesLimits::default(),
+            max_files: DEFAULT_MAX_FILES,
         }
     }
 }
@@ -453,35 +463,70 @@ impl MountService {
                 PlanError::TooLarge { object, size, max }.to_string(),
             ));
         }
+        // Planning builds the files (their overhead counted too) and, when the class
+        // extracts anything, the values one jmesPath evaluation builds along the way.
+        let known_files = objects
+            .iter()
+            .map(|o| 1 + o.jmes.len())
+            .chain(selected.iter().map(Vec::len))
+            .fold(0usize, usize::saturating_add);
+        let evaluating = if objects.iter().any(|o| !o.jmes.is_empty()) {
+            self.settings.jmes.max_bytes
+        } else {
+            0
+        };
+        let planning = needed
+            .saturating_add(known_files.saturating_mul(FILE_OVERHEAD_BYTES))
+            .saturating_add(evaluating);
         let held = self
             .budget
-            .resize(held, needed, gate.deadline())
+            .resize(held, planning, gate.deadline())
             .await
             .map_err(|e| MountError::Limit(e.to_string()))?;
         let max_total = self.budget.total_bytes();
         let limits = PlanLimits {
             max_secret_bytes: max,
             max_total_bytes: max_total,
+            max_files: self.settings.max_files,
             translation: attributes.translation,
+            jmes: self.settings.jmes,
         };
-        let selected: Vec<_> = selections.iter().zip(selected).collect();
-        let plan =
-            plan_mount(&objects, &fetched, &selected, limits, &current_versions).map_err(|e| {
-                match e {
-                    PlanError::TooLarge { .. }
-                    | PlanError::ExtractedTooLarge { .. }
-                    | PlanError::MountTooLarge { .. } => MountError::Limit(e.to_string()),
-                    PlanError::Extract { object, source } => MountError::Extract {
-                        object,
-                        error: source,
-                    },
-                    other => MountError::Values(other),
-                }
-            })?;
+        let counted = objects.len() + selected.iter().map(Vec::len).sum::<usize>();
+        let plan = plan_off_the_runtime(
+            objects,
+            fetched,
+            selections,
+            selected,
+            limits,
+            current_versions,
+        )
+        .await
+        .map_err(|e| match e {
+            PlanError::TooLarge { .. }
+            | PlanError::ExtractedTooLarge { .. }
+            | PlanError::MountTooLarge { .. }
+            | PlanError::TooManyFiles { .. }
+            | PlanError::Extract {
+                source: ExtractError::Budget { .. } | ExtractError::TooLarge { .. },
+                ..
+            } => MountError::Limit(e.to_string()),
+            PlanError::Extract { object, source } => MountError::Extract {
+                object,
+                error: source,
+            },
+            other => MountError::Values(other),
+        })?;
+        // The files' bytes stay held while they are written (or handed to the driver).
+        let held = self
+            .budget
+            .resize(held, plan.total_bytes, gate.deadline())
+            .await
+            .map_err(|e| MountError::Limit(e.to_string()))?;
         tracing::debug!(files = plan.files.len(), "planned");
         let files = plan.files;
-        let payload: usize = files.iter().map(|f| f.contents.len()).sum();
-        let _writing = self.check_memory(payload as u64)?;
+        // What the files will leave charged to this process's memory cgroup (tmpfs pages
+        // and inodes are charged to their writer).
+        let _writing = self.check_memory(plan.total_bytes as u64)?;
         let files = match self.sink.publish(&target, files, &gate).await? {
             Published::Written => None,
             Published::ForDriver(files) => Some(files),
@@ -489,11 +534,38 @@ impl MountService {
         Ok(MountOutcome {
             versions: plan.versions,
             files,
-            objects: objects.len() + selected.iter().map(|(_, m)| m.len()).sum::<usize>(),
+            objects: counted,
             summary: plan.summary,
             unknown_keys: parsed.unknown_keys,
             held,
         })
+    }
+}
+
+/// Plans the mount on a blocking thread, so that a slow class never holds a runtime
+/// worker (other mounts, timers and the shutdown signal run there). The evaluation
+/// stops at its allowance, and sooner when this future is dropped (the mount's
+/// deadline, the provider's shutdown): dropping it sets the cancel flag the
+/// evaluation checks.
+async fn plan_off_the_runtime(
+    objects: Vec<crate::domain::objects::ObjectSpec>,
+    fetched: Vec<crate::domain::plan::Fetched>,
+    selections: Vec<crate::domain::objects::SelectionSpec>,
+    selected: Vec<Vec<crate::domain::plan::Selected>>,
+    limits: PlanLimits,
+    current: Vec<ObjectVersion>,
+) -> Result<crate::domain::plan::MountPlan, PlanError> {
+    let cancel = Cancel::default();
+    let _stop_when_dropped = cancel.on_drop();
+    let work = tokio::task::spawn_blocking(move || {
+        let mut meter = Meter::new(limits.jmes, cancel);
+        let selected: Vec<_> = selections.iter().zip(selected).collect();
+        plan_mount_metered(&objects, &fetched, &selected, limits, &current, &mut meter)
+    });
+    match work.await {
+        Ok(plan) => plan,
+        // A panic in planning fails this mount alone (the task is never aborted).
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

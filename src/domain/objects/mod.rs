@@ -237,6 +237,9 @@ pub struct YamlLimits {
     pub max_objects: usize,
     /// Length of one jmesPath expression.
     pub max_jmes_path_bytes: usize,
+    /// jmesPath entries of one object, and of the whole class.
+    pub max_jmes_entries_per_object: usize,
+    pub max_jmes_entries_per_mount: usize,
 }
 
 impl Default for YamlLimits {
@@ -248,6 +251,10 @@ impl Default for YamlLimits {
             max_alias_events: 10_000,
             max_objects: 256,
             max_jmes_path_bytes: 1024,
+            // Real classes extract a few keys per secret; each entry is compiled, then
+            // evaluated and written as a file, so its count is bounded before any of it.
+            max_jmes_entries_per_object: 256,
+            max_jmes_entries_per_mount: 1024,
         }
     }
 }
@@ -286,6 +293,20 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<ParsedObjects
                 "the class lists {} objects, more than the limit of {}",
                 raw.len(),
                 ctx.limits.max_objects
+            ),
+        ));
+    }
+    let entries = raw
+        .iter()
+        .flatten()
+        .map(|o| o.jmes_path.as_ref().map_or(0, Vec::len))
+        .fold(0usize, usize::saturating_add);
+    if entries > ctx.limits.max_jmes_entries_per_mount {
+        return Err(whole(
+            Rule::TooLarge,
+            format!(
+                "the class has {entries} jmesPath entries, more than max_jmes_entries_per_mount ({})",
+                ctx.limits.max_jmes_entries_per_mount
             ),
         ));
     }

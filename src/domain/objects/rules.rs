@@ -325,6 +325,18 @@ impl ObjectChecker<'_, '_> {
         parent_non_string: NonString,
     ) -> Option<Vec<JmesEntry>> {
         let before = self.errors.len();
+        let max = self.ctx.limits.max_jmes_entries_per_object;
+        if raw.len() > max {
+            self.fail(
+                name,
+                Rule::TooLarge,
+                format!(
+                    "{} jmesPath entries, more than max_jmes_entries_per_object ({max})",
+                    raw.len()
+                ),
+            );
+            return None;
+        }
         let mut entries = Vec::new();
         for (i, entry) in raw.into_iter().enumerate() {
             let n = i + 1;
@@ -349,7 +361,7 @@ impl ObjectChecker<'_, '_> {
                 );
                 continue;
             }
-            let expression = match crate::domain::jmes_runtime::compile(&path) {
+            let expression = match crate::domain::jmes::compile(&path) {
                 Ok(e) => Some(e),
                 Err(e) => {
                     let reason = e.to_string();

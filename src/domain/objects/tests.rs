@@ -599,3 +599,42 @@ fn an_unknown_key_given_twice_is_ignored_like_any_other() {
     );
     assert!(errors.to_string().contains("`objectName`"), "{errors}");
 }
+
+#[test]
+fn jmes_entries_are_bounded_per_object_and_per_mount_before_they_compile() {
+    let entries = |n: usize| {
+        (0..n)
+            .map(|i| format!("{{path: a, objectAlias: f{i}}}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let one = format!(
+        "- {{objectName: s, objectType: secretsmanager, jmesPath: [{}]}}\n",
+        entries(257)
+    );
+    let err = fails_with(&one, Rule::TooLarge);
+    assert!(
+        err.to_string()
+            .contains("max_jmes_entries_per_object (256)"),
+        "{err}"
+    );
+    let many: String = (0..5)
+        .map(|o| {
+            format!(
+                "- {{objectName: s{o}, objectType: secretsmanager, jmesPath: [{}]}}\n",
+                entries(250)
+            )
+        })
+        .collect();
+    let err = fails_with(&many, Rule::TooLarge);
+    assert!(
+        err.to_string()
+            .contains("max_jmes_entries_per_mount (1024)"),
+        "{err}"
+    );
+    assert!(parse(&format!(
+        "- {{objectName: s, objectType: secretsmanager, jmesPath: [{}]}}\n",
+        entries(256)
+    ))
+    .is_ok());
+}

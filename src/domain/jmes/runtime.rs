@@ -1,21 +1,21 @@
-//! The JMESPath runtime for class expressions: the standard functions, except that the
-//! two which can turn a small value into a huge one (`join`, `to_string`, which flatten
-//! the shared lists an expression like `[@,@,@,@]` builds) refuse to produce more than
+//! The JMESPath runtime that compiles class expressions and holds the functions the
+//! metered walk ([`super::eval`]) calls: the standard ones, except that the two which
+//! can turn a small value into a huge one (`join`, `to_string`, which flatten the shared
+//! lists an expression like `[@,@,@,@]` builds) refuse to produce more than
 //! [`MAX_RESULT_BYTES`]. Without this, a 360-byte path over `{"a":"x"}` makes 4 GiB.
 
-use std::io::Write;
 use std::sync::LazyLock;
 
 use jmespath::functions::Function;
 
-use super::objects::ObjectKind;
+use crate::domain::objects::ObjectKind;
 use jmespath::{Context, ErrorReason, Expression, JmespathError, Rcvar, Runtime, Variable};
 
 /// Largest string one `join` or `to_string` may build: Secrets Manager's own maximum
 /// value, since an extracted value larger than the secret it comes from is no value.
 pub const MAX_RESULT_BYTES: usize = ObjectKind::SecretsManager.max_value_bytes();
 
-static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+pub(super) static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     let mut runtime = Runtime::new();
     runtime.register_builtin_functions();
     runtime.register_function("join", Box::new(BoundedJoin));
@@ -73,23 +73,6 @@ impl Function for BoundedJoin {
 
 struct BoundedToString;
 
-/// Stops writing at the bound, so a value that would serialize to gigabytes is never built.
-struct Bounded(Vec<u8>);
-
-impl Write for Bounded {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if self.0.len() + buf.len() > MAX_RESULT_BYTES {
-            return Err(std::io::Error::other("too large"));
-        }
-        self.0.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 impl Function for BoundedToString {
     fn evaluate(&self, args: &[Rcvar], ctx: &mut Context<'_>) -> Result<Rcvar, JmespathError> {
         let [value] = args else {
@@ -98,9 +81,8 @@ impl Function for BoundedToString {
         if value.is_string() {
             return Ok(value.clone());
         }
-        let mut out = Bounded(Vec::new());
-        serde_json::to_writer(&mut out, &**value).map_err(|_| too_large(ctx, "to_string"))?;
-        let text = String::from_utf8(out.0).map_err(|_| too_large(ctx, "to_string"))?;
+        let text = crate::domain::json_text::to_json_bounded(value, MAX_RESULT_BYTES)
+            .ok_or_else(|| too_large(ctx, "to_string"))?;
         Ok(Rcvar::new(Variable::String(text)))
     }
 }

@@ -1,0 +1,313 @@
+//! Our own walk of the `jmespath` crate's parsed expression (its AST is public), with
+//! the semantics of the crate's interpreter and a [`Meter`] charged before each value
+//! is built. The crate's interpreter has no such hook: `[@,@,…]` lists share their
+//! elements, so a short expression builds a list of 16⁸ pointers, or compares two of
+//! them element by element, before anything could look at its size.
+
+use std::sync::LazyLock;
+
+use jmespath::ast::{Ast, Comparator, KeyValuePair};
+use jmespath::{Rcvar, Variable};
+
+use super::functions;
+use super::meter::{BudgetError, Meter};
+
+/// Bytes one value costs besides its contents: the `Variable` and the shared counts.
+pub(super) const VALUE_BYTES: usize = std::mem::size_of::<Variable>() + 16;
+/// One element of a list (a shared pointer).
+pub(super) const ELEMENT_BYTES: usize = std::mem::size_of::<Rcvar>();
+/// One entry of an object besides its key's text (the map's node share and the pointer).
+pub(super) const ENTRY_BYTES: usize = 48;
+/// One node of an expression copied into an `&expr` value.
+const AST_NODE_BYTES: usize = std::mem::size_of::<Ast>() + 16;
+
+/// Why an expression has no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvalError {
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
+    /// The expression does not apply to this data (a function given the wrong type,
+    /// a zero slice step, an unknown function): JMESPath's own words.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+static NULL: LazyLock<Rcvar> = LazyLock::new(|| Rcvar::new(Variable::Null));
+static TRUE: LazyLock<Rcvar> = LazyLock::new(|| Rcvar::new(Variable::Bool(true)));
+static FALSE: LazyLock<Rcvar> = LazyLock::new(|| Rcvar::new(Variable::Bool(false)));
+
+pub(super) fn null() -> Rcvar {
+    NULL.clone()
+}
+
+pub(super) fn boolean(b: bool) -> Rcvar {
+    if b {
+        TRUE.clone()
+    } else {
+        FALSE.clone()
+    }
+}
+
+/// Charges a new list of `n` elements, before it is built.
+pub(super) fn charge_list(meter: &mut Meter, n: usize) -> Result<(), BudgetError> {
+    meter.steps(n as u64)?;
+    meter.bytes(VALUE_BYTES.saturating_add(n.saturating_mul(ELEMENT_BYTES)))
+}
+
+/// Evaluates `node` against `data` within the meter's allowance.
+pub fn eval(node: &Ast, data: &Rcvar, meter: &mut Meter) -> Result<Rcvar, EvalError> {
+    meter.steps(1)?;
+    match node {
+        Ast::Identity { .. } => Ok(data.clone()),
+        Ast::Literal { value, .. } => Ok(value.clone()),
+        Ast::Field { name, .. } => Ok(match &**data {
+            Variable::Object(map) => map.get(name).cloned().unwrap_or_else(null),
+            _ => null(),
+        }),
+        Ast::Index { idx, .. } => Ok(index(data, *idx)),
+        Ast::Subexpr { lhs, rhs, .. } => {
+            let left = eval(lhs, data, meter)?;
+            eval(rhs, &left, meter)
+        }
+        Ast::Or { lhs, rhs, .. } => {
+            let left = eval(lhs, data, meter)?;
+            if left.is_truthy() {
+                Ok(left)
+            } else {
+                eval(rhs, data, meter)
+            }
+        }
+        Ast::And { lhs, rhs, .. } => {
+            let left = eval(lhs, data, meter)?;
+            if left.is_truthy() {
+                eval(rhs, data, meter)
+            } else {
+                Ok(left)
+            }
+        }
+        Ast::Not { node, .. } => Ok(boolean(!eval(node, data, meter)?.is_truthy())),
+        Ast::Condition {
+            predicate, then, ..
+        } => {
+            if eval(predicate, data, meter)?.is_truthy() {
+                eval(then, data, meter)
+            } else {
+                Ok(null())
+            }
+        }
+        Ast::Comparison {
+            comparator,
+            lhs,
+            rhs,
+            ..
+        } => {
+            let left = eval(lhs, data, meter)?;
+            let right = eval(rhs, data, meter)?;
+            compare(comparator, &left, &right, meter)
+        }
+        Ast::ObjectValues { node, .. } => match &*eval(node, data, meter)? {
+            Variable::Object(map) => {
+                charge_list(meter, map.len())?;
+                Ok(Rcvar::new(Variable::Array(map.values().cloned().collect())))
+            }
+            _ => Ok(null()),
+        },
+        Ast::Projection { lhs, rhs, .. } => {
+            let left = eval(lhs, data, meter)?;
+            let Some(elements) = left.as_array() else {
+                return Ok(null());
+            };
+            charge_list(meter, elements.len())?;
+            let mut collected = Vec::with_capacity(elements.len());
+            for element in elements {
+                let found = eval(rhs, element, meter)?;
+                if !found.is_null() {
+                    collected.push(found);
+                }
+            }
+            Ok(Rcvar::new(Variable::Array(collected)))
+        }
+        Ast::Flatten { node, .. } => {
+            let subject = eval(node, data, meter)?;
+            let Some(elements) = subject.as_array() else {
+                return Ok(null());
+            };
+            meter.steps(elements.len() as u64)?;
+            let total = elements
+                .iter()
+                .map(|e| e.as_array().map_or(1, Vec::len))
+                .fold(0usize, usize::saturating_add);
+            charge_list(meter, total)?;
+            let mut collected = Vec::with_capacity(total);
+            for element in elements {
+                match element.as_array() {
+                    Some(inner) => collected.extend(inner.iter().cloned()),
+                    None => collected.push(element.clone()),
+                }
+            }
+            Ok(Rcvar::new(Variable::Array(collected)))
+        }
+        Ast::MultiList { elements, .. } => {
+            if data.is_null() {
+                return Ok(null());
+            }
+            charge_list(meter, elements.len())?;
+            let mut collected = Vec::with_capacity(elements.len());
+            for element in elements {
+                collected.push(eval(element, data, meter)?);
+            }
+            Ok(Rcvar::new(Variable::Array(collected)))
+        }
+        Ast::MultiHash { elements, .. } => {
+            if data.is_null() {
+                return Ok(null());
+            }
+            multi_hash(elements, data, meter)
+        }
+        Ast::Function { name, args, offset } => {
+            let mut values = Vec::with_capacity(args.len());
+            for arg in args {
+                values.push(eval(arg, data, meter)?);
+            }
+            functions::call(name, *offset, &values, meter)
+        }
+        Ast::Expref { ast, .. } => {
+            let nodes = count_nodes(ast, meter)?;
+            meter.bytes(VALUE_BYTES.saturating_add(nodes.saturating_mul(AST_NODE_BYTES)))?;
+            Ok(Rcvar::new(Variable::Expref((**ast).clone())))
+        }
+        Ast::Slice {
+            start, stop, step, ..
+        } => {
+            if *step == 0 {
+                return Err(EvalError::Invalid("a slice's step cannot be 0".to_string()));
+            }
+            let Some(elements) = data.as_array() else {
+                return Ok(null());
+            };
+            charge_list(meter, elements.len())?;
+            match data.slice(*start, *stop, *step) {
+                Some(sliced) => Ok(Rcvar::new(Variable::Array(sliced))),
+                None => Ok(null()),
+            }
+        }
+    }
+}
+
+fn index(data: &Rcvar, idx: i32) -> Rcvar {
+    let Variable::Array(elements) = &**data else {
+        return null();
+    };
+    // As the crate does: -1 is the last element, and so is -0 (which parses as 0).
+    let at = if idx >= 0 {
+        usize::try_from(idx).ok()
+    } else {
+        let back = usize::try_from(idx.unsigned_abs()).unwrap_or(usize::MAX);
+        elements.len().checked_sub(back)
+    };
+    at.and_then(|i| elements.get(i).cloned())
+        .unwrap_or_else(null)
+}
+
+fn multi_hash(
+    elements: &[KeyValuePair],
+    data: &Rcvar,
+    meter: &mut Meter,
+) -> Result<Rcvar, EvalError> {
+    let keys: usize = elements
+        .iter()
+        .map(|kv| kv.key.len().saturating_add(ENTRY_BYTES))
+        .fold(0, usize::saturating_add);
+    meter.bytes(VALUE_BYTES.saturating_add(keys))?;
+    let mut collected = std::collections::BTreeMap::new();
+    for kv in elements {
+        let value = eval(&kv.value, data, meter)?;
+        collected.insert(kv.key.clone(), value);
+    }
+    Ok(Rcvar::new(Variable::Object(collected)))
+}
+
+/// Nodes of an expression, one step each (copying it costs as much).
+fn count_nodes(node: &Ast, meter: &mut Meter) -> Result<usize, BudgetError> {
+    meter.steps(1)?;
+    let children: Vec<&Ast> = match node {
+        Ast::Comparison { lhs, rhs, .. }
+        | Ast::Subexpr { lhs, rhs, .. }
+        | Ast::Projection { lhs, rhs, .. }
+        | Ast::And { lhs, rhs, .. }
+        | Ast::Or { lhs, rhs, .. } => vec![lhs, rhs],
+        Ast::Condition {
+            predicate, then, ..
+        } => vec![predicate, then],
+        Ast::Expref { ast: node, .. }
+        | Ast::Flatten { node, .. }
+        | Ast::Not { node, .. }
+        | Ast::ObjectValues { node, .. } => vec![node],
+        Ast::Function { args, .. } | Ast::MultiList { elements: args, .. } => args.iter().collect(),
+        Ast::MultiHash { elements, .. } => elements.iter().map(|kv| &kv.value).collect(),
+        Ast::Identity { .. }
+        | Ast::Field { .. }
+        | Ast::Index { .. }
+        | Ast::Literal { .. }
+        | Ast::Slice { .. } => Vec::new(),
+    };
+    let mut total = 1usize;
+    for child in children {
+        total = total.saturating_add(count_nodes(child, meter)?);
+    }
+    Ok(total)
+}
+
+fn compare(
+    comparator: &Comparator,
+    left: &Rcvar,
+    right: &Rcvar,
+    meter: &mut Meter,
+) -> Result<Rcvar, EvalError> {
+    Ok(match comparator {
+        Comparator::Equal => boolean(equal(left, right, meter)?),
+        Comparator::NotEqual => boolean(!equal(left, right, meter)?),
+        // Ordering is defined on numbers only (one step: no walk); else null.
+        ordering => left.compare(ordering, right).map_or_else(null, boolean),
+    })
+}
+
+/// Deep equality as the crate defines it (numbers within a relative epsilon), one step
+/// per pair of values compared. The same shared value is equal to itself at once.
+pub(super) fn equal(a: &Rcvar, b: &Rcvar, meter: &mut Meter) -> Result<bool, BudgetError> {
+    meter.steps(1)?;
+    if Rcvar::ptr_eq(a, b) {
+        return Ok(true);
+    }
+    Ok(match (&**a, &**b) {
+        (Variable::Array(x), Variable::Array(y)) => {
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            for (p, q) in x.iter().zip(y) {
+                if !equal(p, q, meter)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        (Variable::Object(x), Variable::Object(y)) => {
+            if x.len() != y.len() {
+                return Ok(false);
+            }
+            for ((kp, p), (kq, q)) in x.iter().zip(y) {
+                meter.steps((kp.len() / 64) as u64)?;
+                if kp != kq || !equal(p, q, meter)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        (Variable::String(x), Variable::String(y)) => {
+            meter.steps((x.len().min(y.len()) / 64) as u64)?;
+            x == y
+        }
+        // Scalars and expressions (bounded by the class's own text): the crate's rule.
+        (x, y) => x == y,
+    })
+}
