@@ -13,7 +13,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use crate::adapters::metrics::Metrics;
 use crate::domain::objects::{ObjectRef, Selection};
 use crate::domain::region::Region;
-use crate::ports::{Fetched, Identity, SecretStore, Selected, StoreError};
+use crate::ports::{Fetched, Identity, MatchAccount, SecretStore, Selected, StoreError};
 
 type Answer = Result<Fetched, StoreError>;
 type Key = (String, Region, ObjectRef);
@@ -139,8 +139,11 @@ impl SecretStore for Coalescing {
         identity: &Identity,
         selection: &Selection,
         limit: usize,
+        account: Arc<dyn MatchAccount>,
     ) -> Result<Vec<Selected>, StoreError> {
-        self.inner.select(region, identity, selection, limit).await
+        self.inner
+            .select(region, identity, selection, limit, account)
+            .await
     }
 }
 

@@ -11,4 +11,4 @@ pub use clock::{Clock, SystemClock};
 pub use identity::{Identity, IdentityError, IdentityResolver};
 pub use memory::{MemoryGauge, MemoryUse};
 pub use sink::{MountSink, OutputFile, PublishGate, Published, SinkError};
-pub use store::{Fetched, SecretStore, Selected, StoreError};
+pub use store::{Fetched, MatchAccount, SecretStore, Selected, StoreError, Uncounted};

@@ -85,7 +85,9 @@ pub trait SecretStore: Send + Sync {
 
     /// The objects `selection` chooses, with their values, in the store's order. Stops
     /// after `limit + 1` matches (the caller refuses more than `limit`), so a selection
-    /// that matches thousands costs a few pages, not all of them. One error for the
+    /// that matches thousands costs a few pages, not all of them. MUST pass each match's
+    /// value size to `account` before keeping it, and fail with the account's error
+    /// when it refuses (the caller's memory budget is then taken). One error for the
     /// whole selection, classified as for `fetch`: a per-object failure (a secret the
     /// identity may not read) fails it, naming that object.
     async fn select(
@@ -94,11 +96,27 @@ pub trait SecretStore: Send + Sync {
         identity: &Identity,
         selection: &Selection,
         limit: usize,
+        account: Arc<dyn MatchAccount>,
     ) -> Result<Vec<Selected>, StoreError> {
-        let _ = (region, identity, limit);
+        let _ = (region, identity, limit, account);
         Err(StoreError::new(
             ErrorClass::Client(ClientKind::Invalid),
             format!("this store cannot select objects ({selection})"),
         ))
+    }
+}
+
+/// What a selection's matches may hold in memory, counted as they arrive.
+pub trait MatchAccount: Send + Sync {
+    /// Counts a match of `bytes` before it is kept. The error is the selection's.
+    fn take(&self, bytes: usize) -> Result<(), StoreError>;
+}
+
+/// Counts nothing: for tools and tests that hold no budget.
+pub struct Uncounted;
+
+impl MatchAccount for Uncounted {
+    fn take(&self, _bytes: usize) -> Result<(), StoreError> {
+        Ok(())
     }
 }

@@ -96,6 +96,19 @@ impl MemoryBudget {
 }
 
 impl MemoryBudget {
+    /// `bytes` of the budget if they are free right now, without waiting.
+    pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        let needed = units(bytes).min(self.total_units);
+        if needed == 0 {
+            return Some(Reservation { permit: None });
+        }
+        let count = u32::try_from(needed).ok()?;
+        let permit = self.permits.clone().try_acquire_many_owned(count).ok()?;
+        Some(Reservation {
+            permit: Some(permit),
+        })
+    }
+
     /// `held` made to hold `bytes`: trimmed when it holds more; when it holds less, given
     /// back and reserved anew, so a mount never waits while holding part of the budget.
     pub async fn resize(
@@ -114,7 +127,89 @@ impl MemoryBudget {
     }
 }
 
+/// What one selection's matches may hold while they arrive: the share the mount
+/// reserved for it up front, then more of the budget as each page comes in, taken only
+/// when it is free at once. Never waiting here is what keeps two mounts that each hold
+/// part of the budget from waiting for each other; a selection that finds the budget
+/// taken fails (its mount reports the budget), and its pages so far are dropped.
+#[derive(Debug)]
+pub struct Allowance {
+    budget: MemoryBudget,
+    state: std::sync::Mutex<AllowanceState>,
+}
+
+#[derive(Debug)]
+struct AllowanceState {
+    /// Bytes still free in what is held (the up-front share and what was added).
+    free: usize,
+    added: Vec<Reservation>,
+    refused: bool,
+}
+
+impl Allowance {
+    pub fn new(budget: MemoryBudget, prepaid: usize) -> Self {
+        Allowance {
+            budget,
+            state: std::sync::Mutex::new(AllowanceState {
+                free: prepaid,
+                added: Vec::new(),
+                refused: false,
+            }),
+        }
+    }
+
+    /// Counts `bytes` about to be kept; `Err` when they fit neither what is held nor
+    /// what the budget has free right now.
+    pub fn take(&self, bytes: usize) -> Result<(), BudgetError> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(left) = state.free.checked_sub(bytes) {
+            state.free = left;
+            return Ok(());
+        }
+        let missing = bytes - state.free;
+        // Whole units: what the rounding adds is free for the next match.
+        let adding = units(missing) * UNIT;
+        match self.budget.try_reserve(adding) {
+            Some(more) => {
+                state.added.push(more);
+                state.free = adding - missing;
+                Ok(())
+            }
+            None => {
+                state.refused = true;
+                Err(BudgetError::Busy {
+                    needed: bytes,
+                    total: self.budget.total_bytes(),
+                })
+            }
+        }
+    }
+
+    /// Whether a `take` was refused (the selection then failed for the budget).
+    pub fn was_refused(&self) -> bool {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).refused
+    }
+
+    /// What was added beyond the up-front share, moved into the mount's reservation
+    /// (so the matches stay counted until the mount resizes for what it keeps).
+    pub fn add_to(&self, held: &mut Reservation) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for added in state.added.drain(..) {
+            held.absorb(added);
+        }
+    }
+}
+
 impl Reservation {
+    /// Holds `other` too (both come from the same budget).
+    pub fn absorb(&mut self, mut other: Reservation) {
+        match (self.permit.as_mut(), other.permit.take()) {
+            (Some(mine), Some(theirs)) => mine.merge(theirs),
+            (None, theirs) => self.permit = theirs,
+            (Some(_), None) => {}
+        }
+    }
+
     /// Gives back everything above `bytes`.
     pub fn trim_to(&mut self, bytes: usize) {
         let keep = units(bytes);
@@ -178,6 +273,22 @@ mod tests {
         assert!(Instant::now() < deadline, "gave up before the deadline");
         // What fits still gets through while the big one is held.
         assert!(budget.reserve(100 * 1024, Some(deadline)).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_selection_takes_its_share_then_what_is_free_and_never_waits() {
+        let budget = MemoryBudget::new(1024 * 1024);
+        let allowance = Allowance::new(budget.clone(), 100 * 1024);
+        allowance.take(60 * 1024).unwrap();
+        allowance.take(40 * 1024).unwrap();
+        assert_eq!(budget.available_bytes(), 1024 * 1024, "within its share");
+        allowance.take(500 * 1024).unwrap();
+        assert_eq!(budget.available_bytes(), 524 * 1024);
+        let other = budget.try_reserve(500 * 1024).unwrap();
+        assert!(allowance.take(100 * 1024).is_err(), "refused at once");
+        assert!(allowance.was_refused());
+        drop((other, allowance));
+        assert_eq!(budget.available_bytes(), 1024 * 1024, "all given back");
     }
 
     #[tokio::test]

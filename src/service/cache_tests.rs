@@ -98,6 +98,7 @@ impl SecretStore for FakeStore {
         identity: &Identity,
         selection: &Selection,
         _: usize,
+        _: std::sync::Arc<dyn crate::ports::MatchAccount>,
     ) -> Result<Vec<Selected>, StoreError> {
         let Selection::ParameterPath { path, .. } = selection else {
             unreachable!("tests select by path")

@@ -3,13 +3,16 @@
 //! bounds its own calls), then one decision per object over the regions' outcomes. A
 //! cached value past its TTL stands in only when no region answered and none refused.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::domain::failover::{decide, Decision, ErrorClass, Outcome};
 use crate::domain::freshness::{Freshness, OnFailure};
 use crate::domain::objects::{ObjectRef, ObjectSpec, SelectionSpec};
 use crate::domain::region::{Region, Regions};
-use crate::ports::{Fetched, Identity, SecretStore, Selected, StoreError};
+use crate::ports::{Fetched, Identity, MatchAccount, SecretStore, Selected, StoreError};
+
+use super::budget::Allowance;
 
 use super::deadline::stand_in_cutoff;
 use super::error::MountError;
@@ -93,16 +96,34 @@ impl Fetch<'_> {
     /// Every selection's matches, in selection order: from the primary region, or from
     /// the failover region when the primary fails with a server or transport error.
     /// More than `limit` matches fail the mount.
+    /// Every selection, each drawing on its own allowance (in `specs` order) as its
+    /// matches arrive.
     pub(super) async fn selections(
         &self,
         regions: &Regions,
         specs: &[SelectionSpec],
         limit: usize,
+        allowances: &[Arc<Allowance>],
     ) -> Result<Vec<Vec<Selected>>, MountError> {
         let principal = self.identity.sharing_key();
-        let runs = specs
-            .iter()
-            .map(|spec| self.selection(&principal, regions, spec, limit));
+        let principal = principal.as_str();
+        let runs = specs.iter().zip(allowances).map(|(spec, allowance)| {
+            let account: Arc<dyn MatchAccount> = Arc::new(Counted {
+                allowance: allowance.clone(),
+                copies: copies(spec),
+            });
+            async move {
+                let found = self
+                    .selection(principal, regions, spec, limit, account)
+                    .await;
+                match found {
+                    Err(MountError::Fetch { error, .. }) if allowance.was_refused() => {
+                        Err(MountError::Limit(format!("{}: {error}", spec.describe())))
+                    }
+                    other => other,
+                }
+            }
+        });
         futures::future::join_all(runs).await.into_iter().collect()
     }
 
@@ -115,6 +136,7 @@ impl Fetch<'_> {
         regions: &Regions,
         spec: &SelectionSpec,
         limit: usize,
+        account: Arc<dyn MatchAccount>,
     ) -> Result<Vec<Selected>, MountError> {
         let key = |region: &Region| CacheKey {
             principal: principal.to_string(),
@@ -137,7 +159,7 @@ impl Fetch<'_> {
         let cut = stand_in.is_some();
         let mut region = &regions.primary;
         let mut answer = self
-            .select_in(principal, region, &key(region), spec, limit, cut)
+            .select_in(region, &key(region), spec, limit, cut, account.clone())
             .await;
         if let (Err(e), Some(failover)) = (&answer, &regions.failover) {
             if !e.class.is_client() {
@@ -145,7 +167,7 @@ impl Fetch<'_> {
                 answer = match failover_fresh {
                     Some(found) => Ok(found.to_vec()),
                     None => {
-                        self.select_in(principal, region, &key(region), spec, limit, cut)
+                        self.select_in(region, &key(region), spec, limit, cut, account.clone())
                             .await
                     }
                 };
@@ -181,16 +203,16 @@ impl Fetch<'_> {
     /// the limit, and the selection forgotten when the store refuses it.
     async fn select_in(
         &self,
-        principal: &str,
         region: &Region,
         key: &CacheKey,
         spec: &SelectionSpec,
         limit: usize,
         stand_in: bool,
+        account: Arc<dyn MatchAccount>,
     ) -> Result<Vec<Selected>, StoreError> {
         let call = self
             .store
-            .select(region, self.identity, &spec.selection, limit);
+            .select(region, self.identity, &spec.selection, limit, account);
         let answer = match self.deadline.filter(|_| stand_in) {
             None => call.await,
             Some(deadline) => {
@@ -201,12 +223,13 @@ impl Fetch<'_> {
             }
         };
         match &answer {
-            Ok(found) if found.len() <= limit => self.cache.store(
+            // No copy for a cache that is off.
+            Ok(found) if found.len() <= limit && self.cache.is_on() => self.cache.store(
                 key.clone(),
                 Cached::Many(std::sync::Arc::new(found.clone())),
             ),
             Err(e) if Freshness::on_failure(e.class) == OnFailure::Forget => {
-                self.cache.forget_selection(principal, &spec.selection)
+                self.cache.forget_selection(&key.principal, &spec.selection)
             }
             _ => {}
         }
@@ -371,5 +394,27 @@ impl Fetch<'_> {
                 })
             }
         }
+    }
+}
+
+/// Copies of a match's value a mount may hold: the value, and its decoded form.
+pub(super) fn copies(spec: &SelectionSpec) -> usize {
+    1 + usize::from(spec.encoding != crate::domain::objects::Encoding::Utf8)
+}
+
+/// A selection's allowance as the store sees it: each match's bytes, times its copies.
+struct Counted {
+    allowance: Arc<Allowance>,
+    copies: usize,
+}
+
+impl MatchAccount for Counted {
+    fn take(&self, bytes: usize) -> Result<(), StoreError> {
+        self.allowance
+            .take(bytes.saturating_mul(self.copies))
+            // Server-class: nothing is wrong with the request; a cached answer may stand in.
+            .map_err(|e| {
+                StoreError::new(crate::domain::failover::ErrorClass::Server, e.to_string())
+            })
     }
 }

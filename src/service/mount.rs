@@ -13,9 +13,7 @@ use crate::domain::freshness::Freshness;
 use crate::domain::jmes::{Cancel, JmesLimits, Meter};
 use crate::domain::mode::FileMode;
 use crate::domain::mount_secrets::MountSecrets;
-use crate::domain::objects::{
-    parse_objects, ClassContext, Encoding, ObjectKind, UnknownKey, YamlLimits,
-};
+use crate::domain::objects::{parse_objects, ClassContext, ObjectKind, UnknownKey, YamlLimits};
 use crate::domain::plan::{
     plan_mount_metered, FileSummary, PlanError, PlanLimits, DEFAULT_MAX_FILES, FILE_OVERHEAD_BYTES,
 };
@@ -29,9 +27,9 @@ use crate::ports::{
     Published, SecretStore, SystemClock,
 };
 
-use super::budget::{MemoryBudget, Reservation};
+use super::budget::{Allowance, MemoryBudget, Reservation};
 use super::error::MountError;
-use super::fetch::Fetch;
+use super::fetch::{copies, Fetch};
 use super::value_cache::{ValueCache, ValueCacheSettings};
 
 /// A mount as the driver sends it, before any parsing. Transports turn it into a
@@ -393,17 +391,19 @@ impl MountService {
             .fold(0, usize::saturating_add);
         // A selection may match up to max_objects objects; reserving all of them at the
         // store's maximum would make every Secrets Manager selection run alone, so the
-        // first SELECTION_RESERVED_MATCHES are reserved, and the rest once they are in.
+        // first SELECTION_RESERVED_MATCHES are reserved, and the rest are counted as
+        // they arrive (each selection's Allowance).
         let select_limit = self.settings.yaml_limits.max_objects;
-        let worst = selections
+        let shares: Vec<usize> = selections
             .iter()
             .map(|s| {
                 max.min(s.selection.kind().max_value_bytes())
-                    .saturating_mul(1 + usize::from(s.encoding != Encoding::Utf8))
+                    .saturating_mul(copies(s))
                     .saturating_mul(select_limit.min(SELECTION_RESERVED_MATCHES))
             })
-            .fold(worst, usize::saturating_add);
-        let held = self
+            .collect();
+        let worst = shares.iter().copied().fold(worst, usize::saturating_add);
+        let mut held = self
             .budget
             .reserve(worst, gate.deadline())
             .await
@@ -425,11 +425,19 @@ impl MountService {
             freshness: Freshness::for_class(self.cache.bounds(), attributes.cache_ttl),
             deadline: gate.deadline(),
         };
+        let allowances: Vec<Arc<Allowance>> = shares
+            .iter()
+            .map(|&share| Arc::new(Allowance::new(self.budget.clone(), share)))
+            .collect();
         let (fetched, selected) = futures::future::join(
             fetch.all(&regions, &objects),
-            fetch.selections(&regions, &selections, select_limit),
+            fetch.selections(&regions, &selections, select_limit, &allowances),
         )
         .await;
+        // Matches beyond the shares stay counted until the resize below.
+        for allowance in allowances {
+            allowance.add_to(&mut held);
+        }
         let (fetched, selected) = (fetched?, selected?);
 
         let needed: usize = objects
@@ -441,7 +449,7 @@ impl MountService {
             .iter()
             .zip(&selected)
             .flat_map(|(s, found)| {
-                let copies = 1 + usize::from(s.encoding != Encoding::Utf8);
+                let copies = copies(s);
                 found
                     .iter()
                     .map(move |m| m.fetched.value.len().saturating_mul(copies))

@@ -14,6 +14,13 @@ pub struct Classified {
     pub code: Option<String>,
 }
 
+impl Classified {
+    /// An error of ours, not AWS's (no error code).
+    pub fn plain(error: StoreError) -> Self {
+        Classified { error, code: None }
+    }
+}
+
 /// `what` says which call on which object, e.g. `GetSecretValue MySecret`. The SDK's
 /// error stays the cause.
 pub fn from_sdk<E>(what: &str, err: SdkError<E, HttpResponse>) -> Classified

@@ -14,7 +14,7 @@ use crate::domain::objects::Selection;
 use crate::domain::region::Region;
 use crate::domain::secret::SecretValue;
 use crate::domain::text::bounded;
-use crate::ports::{Fetched, Selected, StoreError};
+use crate::ports::{Fetched, MatchAccount, Selected, StoreError};
 
 /// Most results per page each API allows.
 const PARAMETERS_PER_PAGE: i32 = 10;
@@ -69,11 +69,12 @@ impl AwsStore {
         signing: &Signing,
         selection: &Selection,
         limit: usize,
+        account: &dyn MatchAccount,
     ) -> Result<Vec<Selected>, Classified> {
         let clients = self.clients(region, signing);
         match selection {
             Selection::ParameterPath { path, recursive } => {
-                self.by_path(&clients.ssm, region, path, *recursive, limit)
+                self.by_path(&clients.ssm, region, path, *recursive, limit, account)
                     .await
             }
             Selection::Secrets {
@@ -94,7 +95,7 @@ impl AwsStore {
                 .into_iter()
                 .flatten()
                 .collect();
-                self.by_filters(&clients.secrets, region, filters, selection, limit)
+                self.by_filters(&clients.secrets, region, filters, selection, limit, account)
                     .await
             }
         }
@@ -107,6 +108,7 @@ impl AwsStore {
         path: &str,
         recursive: bool,
         limit: usize,
+        account: &dyn MatchAccount,
     ) -> Result<Vec<Selected>, Classified> {
         let what = format!("GetParametersByPath {} in {region}", bounded(path));
         let mut pages = Pages::new(limit, PARAMETERS_PER_PAGE, &what);
@@ -133,6 +135,9 @@ impl AwsStore {
             );
             let page = sent?;
             for p in page.parameters() {
+                // Counted before it is copied out of the page.
+                let size = p.value().map_or(0, str::len);
+                account.take(size).map_err(Classified::plain)?;
                 found.push(Selected {
                     name: p.name().unwrap_or_default().to_string(),
                     fetched: Fetched {
@@ -156,6 +161,7 @@ impl AwsStore {
         filters: Vec<Filter>,
         selection: &Selection,
         limit: usize,
+        account: &dyn MatchAccount,
     ) -> Result<Vec<Selected>, Classified> {
         let what = format!("BatchGetSecretValue {selection} in {region}");
         let mut pages = Pages::new(limit, SECRETS_PER_PAGE, &what);
@@ -198,6 +204,12 @@ impl AwsStore {
                 });
             }
             for s in page.secret_values() {
+                let size = s
+                    .secret_string()
+                    .map(str::len)
+                    .or(s.secret_binary().map(|b| b.as_ref().len()))
+                    .unwrap_or(0);
+                account.take(size).map_err(Classified::plain)?;
                 let value = match (s.secret_string(), s.secret_binary()) {
                     (Some(text), _) => SecretValue::new(text.as_bytes().to_vec()),
                     (None, Some(b)) => SecretValue::new(b.as_ref().to_vec()),

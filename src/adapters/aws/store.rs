@@ -18,7 +18,7 @@ use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::domain::objects::{ObjectKind, ObjectRef, Selection};
 use crate::domain::region::Region;
 use crate::domain::secret::SecretValue;
-use crate::ports::{Fetched, Identity, SecretStore, Selected, StoreError};
+use crate::ports::{Fetched, Identity, MatchAccount, SecretStore, Selected, StoreError};
 
 type Answer = Result<Fetched, StoreError>;
 
@@ -360,11 +360,15 @@ impl SecretStore for AwsStore {
         identity: &Identity,
         selection: &Selection,
         limit: usize,
+        account: Arc<dyn MatchAccount>,
     ) -> Result<Vec<Selected>, StoreError> {
         let mut retried = false;
         loop {
             let signing = self.credentials.resolve(identity, region).await?;
-            match self.select_with(region, &signing, selection, limit).await {
+            match self
+                .select_with(region, &signing, selection, limit, &*account)
+                .await
+            {
                 Ok(found) => return Ok(found),
                 Err(e) if stale(&e) && !retried && matches!(signing, Signing::Pod(_)) => {
                     self.credentials.invalidate(identity).await;

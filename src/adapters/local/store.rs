@@ -11,7 +11,7 @@ use super::format::StoreFile;
 use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::domain::objects::{ObjectKind, ObjectRef, Selection};
 use crate::domain::region::Region;
-use crate::ports::{Fetched, Identity, SecretStore, Selected, StoreError};
+use crate::ports::{Fetched, Identity, MatchAccount, SecretStore, Selected, StoreError};
 
 pub struct LocalStore {
     path: PathBuf,
@@ -88,6 +88,7 @@ impl SecretStore for LocalStore {
         _identity: &Identity,
         selection: &Selection,
         limit: usize,
+        account: Arc<dyn MatchAccount>,
     ) -> Result<Vec<Selected>, StoreError> {
         let file = self.load()?;
         let (kind, names): (ObjectKind, Vec<&String>) = match selection {
@@ -136,11 +137,12 @@ impl SecretStore for LocalStore {
                     version: None,
                     label: None,
                 };
-                file.lookup(region.as_str(), &object)
-                    .map(|fetched| Selected {
-                        name: name.clone(),
-                        fetched,
-                    })
+                let fetched = file.lookup(region.as_str(), &object)?;
+                account.take(fetched.value.len())?;
+                Ok(Selected {
+                    name: name.clone(),
+                    fetched,
+                })
             })
             .collect()
     }
@@ -150,6 +152,7 @@ impl SecretStore for LocalStore {
 mod tests {
     use super::*;
     use crate::domain::attributes::AuthMode;
+    use crate::ports::Uncounted;
 
     fn identity() -> Identity {
         Identity {
@@ -209,10 +212,24 @@ mod tests {
             recursive,
         };
         let flat = store
-            .select(&region, &identity(), &by_path(false), 10)
+            .select(
+                &region,
+                &identity(),
+                &by_path(false),
+                10,
+                Arc::new(Uncounted),
+            )
             .await;
         assert_eq!(names(flat.unwrap()), ["/app/x"]);
-        let deep = store.select(&region, &identity(), &by_path(true), 10).await;
+        let deep = store
+            .select(
+                &region,
+                &identity(),
+                &by_path(true),
+                10,
+                Arc::new(Uncounted),
+            )
+            .await;
         assert_eq!(names(deep.unwrap()), ["/app/deep/y", "/app/x"]);
         let prefix = Selection::Secrets {
             name_prefix: Some("app/".into()),
@@ -220,7 +237,7 @@ mod tests {
             tag_value: None,
         };
         let found = store
-            .select(&region, &identity(), &prefix, 10)
+            .select(&region, &identity(), &prefix, 10, Arc::new(Uncounted))
             .await
             .unwrap();
         assert_eq!(found[0].fetched.value.expose(), b"a");
@@ -230,7 +247,7 @@ mod tests {
             tag_value: None,
         };
         assert!(store
-            .select(&region, &identity(), &tagged, 10)
+            .select(&region, &identity(), &tagged, 10, Arc::new(Uncounted))
             .await
             .is_err());
     }
