@@ -197,7 +197,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Validate(_)) => Ok(ExitCode::SUCCESS),
         None => {
-            runtime.block_on(provider::app::serve(settings, shutdown_signal()))?;
+            let served = runtime.block_on(provider::app::serve(settings, shutdown_signal()));
+            // serve() already waited the grace period (mount timeout + 5 s); blocking work
+            // still running (a plan is cancelled when its mount is dropped, a file write
+            // stuck in the kernel is not) must not hold the process beyond it.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            served?;
             Ok(ExitCode::SUCCESS)
         }
     }

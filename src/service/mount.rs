@@ -116,8 +116,8 @@ pub struct MountOutcome {
     /// Keys of the class that name no field (ignored, as the existing provider does).
     pub unknown_keys: Vec<UnknownKey>,
     /// The memory budget this mount's values hold, given back when the outcome is
-    /// dropped (in driver-writes mode once the response is built; the encoded response,
-    /// at most max_response_bytes per mount, is outside the budget).
+    /// dropped (in driver-writes mode it is twice the files, and the transport keeps it
+    /// until the encoded response has been sent).
     pub held: Reservation,
 }
 
@@ -524,10 +524,17 @@ impl MountService {
             },
             other => MountError::Values(other),
         })?;
-        // The files' bytes stay held while they are written (or handed to the driver).
+        // The files' bytes stay held while they are written. Files handed to the driver
+        // are held twice, until the response has left: the message the transport builds
+        // from them and the bytes it encodes that into.
+        let keep = if self.sink.writes_files() {
+            plan.total_bytes
+        } else {
+            plan.total_bytes.saturating_mul(2)
+        };
         let held = self
             .budget
-            .resize(held, plan.total_bytes, gate.deadline())
+            .resize(held, keep, gate.deadline())
             .await
             .map_err(|e| MountError::Limit(e.to_string()))?;
         tracing::debug!(files = plan.files.len(), "planned");

@@ -1,5 +1,6 @@
 //! The CSI driver's provider protocol (v1alpha1) over a unix socket, with tonic.
 
+mod held;
 pub mod reporting;
 pub mod server;
 pub mod socket;

@@ -224,9 +224,14 @@ impl CsiDriverProvider for CsiProvider {
                 return Err(status_of(&e));
             }
         };
-        Ok(Response::new(MountResponse {
-            object_version: outcome
-                .versions
+        let MountOutcome {
+            versions,
+            files,
+            held,
+            ..
+        } = outcome;
+        let mut response = Response::new(MountResponse {
+            object_version: versions
                 .into_iter()
                 .map(|v| proto::ObjectVersion {
                     id: v.id,
@@ -234,8 +239,7 @@ impl CsiDriverProvider for CsiProvider {
                 })
                 .collect(),
             error: None,
-            files: outcome
-                .files
+            files: files
                 .unwrap_or_default()
                 .into_iter()
                 .map(|f| proto::File {
@@ -244,7 +248,12 @@ impl CsiDriverProvider for CsiProvider {
                     contents: f.contents.expose().to_vec(),
                 })
                 .collect(),
-        }))
+        });
+        // The values stay counted until the encoded response has left (see `held`).
+        response
+            .extensions_mut()
+            .insert(super::held::HeldUntilSent::new(held));
+        Ok(response)
     }
 }
 
@@ -261,6 +270,9 @@ pub async fn serve(
         .set_serving::<CsiDriverProviderServer<CsiProvider>>()
         .await;
     tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            super::held::hold_until_sent,
+        ))
         .add_service(health_service)
         .add_service(CsiDriverProviderServer::new(provider))
         .serve_with_incoming_shutdown(unix_incoming(listener), shutdown)
