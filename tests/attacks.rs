@@ -17,10 +17,14 @@ const HEAD_START: Duration = Duration::from_millis(500);
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(30);
 /// A value of (nearly) Secrets Manager's maximum, 64 KiB.
 const BIG: usize = 65_000;
+/// The secrets the hostile classes read, named so that an error naming them is unmistakable.
+const SMALL: &str = "small-json";
+const WIDE: &str = "wide-json";
+const EMPTY_KEYS: &str = "empty-keys";
 const JMES_BUDGET: &[&str] = &["max_jmes_path_steps", "max_jmes_path_eval_bytes"];
 
-fn tiny() -> [(String, String); 1] {
-    [("tiny".into(), r#"{"a":"x"}"#.into())]
+fn small() -> [(String, String); 1] {
+    [(SMALL.into(), r#"{"a":"x"}"#.into())]
 }
 
 /// `[@,@,…16 times…]`, flattened (`[]` after it) or not.
@@ -43,10 +47,31 @@ fn one_path(object: &str, extra: &str, path: &str) -> String {
     format!("- {{objectName: {object}, objectType: secretsmanager{extra}, jmesPath: [{{path: '{path}', objectAlias: out}}]}}\n")
 }
 
-/// `[(@|S…), (@|S…)] | [0] == [1]`: two separately built (shared) lists of 16⁹ compared.
-fn comparison() -> String {
+/// A list of 16⁸ `"x"` built from `{"a":"x"}` by a ~300-byte expression.
+fn amplified_list() -> String {
+    one_path(SMALL, "", &format!("a | {}", stages(8, true)))
+}
+
+/// The same shape left shared (16 × 8 values), serialised by `nonString: json`.
+fn amplified_json() -> String {
+    let path = format!("a | {}", stages(8, false));
+    one_path(SMALL, ", nonString: json", &path)
+}
+
+/// `[(@|S…), (@|S…)] | [0] == [1]`: two separately built (shared) lists of 16⁹
+/// compared, element by element.
+fn compared_lists() -> String {
     let side = format!("(@ | {})", stages(9, false));
-    format!("[{side}, {side}] | [0] == [1]")
+    let path = format!("[{side}, {side}] | [0] == [1]");
+    one_path(SMALL, ", nonString: json", &path)
+}
+
+/// 2,000 jmesPath entries, each the whole 64 KiB value of WIDE.
+fn many_entries() -> String {
+    let entries: String = (0..2000)
+        .map(|i| format!("    - {{path: k, objectAlias: f{i}}}\n"))
+        .collect();
+    format!("- objectName: {WIDE}\n  objectType: secretsmanager\n  jmesPath:\n{entries}")
 }
 
 /// 1. A list of 16⁸ built from `{"a":"x"}` by a ~300-byte expression; and the same
@@ -56,20 +81,17 @@ async fn jmes_path_amplification_fails_alone_within_its_budget() {
     let Some(mut node) = Node::start("amplify", true, Backend::Moto, &[]).await else {
         return;
     };
-    node.seed(tiny()).await;
-    let flat = one_path("tiny", "", &format!("a | {}", stages(8, true)));
-    let json = one_path(
-        "tiny",
-        ", nonString: json",
-        &format!("a | {}", stages(8, false)),
-    );
-    let sent = vec![node.send(&flat, "flat"), node.send(&json, "json")];
+    node.seed(small()).await;
+    let sent = vec![
+        node.send(&amplified_list(), "flat"),
+        node.send(&amplified_json(), "json"),
+    ];
     tokio::time::sleep(HEAD_START).await;
     node.benign("meanwhile").await;
     let answers = node.answers(sent, MOUNT_TIMEOUT).await;
     node.check_survived();
     for answer in &answers {
-        node.check_fails_naming(answer, "tiny", JMES_BUDGET);
+        node.check_fails_naming(answer, SMALL, JMES_BUDGET);
     }
     node.benign("after").await;
     node.finish();
@@ -83,14 +105,13 @@ async fn jmes_path_cpu_fails_alone_within_its_steps() {
     let Some(mut node) = Node::start("cpu", false, Backend::Moto, &flags).await else {
         return;
     };
-    node.seed(tiny()).await;
-    let class = one_path("tiny", ", nonString: json", &comparison());
-    let sent = vec![node.send(&class, "cpu")];
+    node.seed(small()).await;
+    let sent = vec![node.send(&compared_lists(), "cpu")];
     tokio::time::sleep(HEAD_START).await;
     node.benign("meanwhile").await;
     let answers = node.answers(sent, Duration::from_secs(10)).await;
     node.check_survived();
-    node.check_fails_naming(&answers[0], "tiny", &["max_jmes_path_steps"]);
+    node.check_fails_naming(&answers[0], SMALL, &["max_jmes_path_steps"]);
     node.benign("after").await;
     node.finish();
 }
@@ -103,9 +124,8 @@ async fn sigterm_during_a_jmes_path_cpu_attack_ends_within_the_mount_timeout_and
     let Some(mut node) = Node::start("sigterm", false, Backend::Moto, &flags).await else {
         return;
     };
-    node.seed(tiny()).await;
-    let class = one_path("tiny", ", nonString: json", &comparison());
-    let _hostile = node.send(&class, "cpu");
+    node.seed(small()).await;
+    let _hostile = node.send(&compared_lists(), "cpu");
     tokio::time::sleep(Duration::from_secs(1)).await;
     node.provider.terminate();
     let bound = mount_timeout + Duration::from_secs(5);
@@ -123,18 +143,14 @@ async fn two_thousand_jmes_path_entries_fail_alone() {
         return;
     };
     let value = format!(r#"{{"k":"{}"}}"#, "v".repeat(BIG));
-    node.seed([("wide".to_string(), value)]).await;
-    let entries: String = (0..2000)
-        .map(|i| format!("    - {{path: k, objectAlias: f{i}}}\n"))
-        .collect();
-    let class = format!("- objectName: wide\n  objectType: secretsmanager\n  jmesPath:\n{entries}");
-    let sent = vec![node.send(&class, "entries")];
+    node.seed([(WIDE.to_string(), value)]).await;
+    let sent = vec![node.send(&many_entries(), "entries")];
     tokio::time::sleep(HEAD_START).await;
     node.benign("meanwhile").await;
     let answers = node.answers(sent, MOUNT_TIMEOUT).await;
     node.check_survived();
     let limits = ["max_jmes_entries_per_object", "max_jmes_entries_per_mount"];
-    node.check_fails_naming(&answers[0], "wide", &limits);
+    node.check_fails_naming(&answers[0], WIDE, &limits);
     node.benign("after").await;
     node.finish();
 }
@@ -172,16 +188,16 @@ async fn expand_json_attack(label: &str, aliases: usize) {
     let Some(mut node) = Node::start(label, true, Backend::Moto, &[]).await else {
         return;
     };
-    node.seed([("keys".to_string(), empty_keys())]).await;
+    node.seed([(EMPTY_KEYS.to_string(), empty_keys())]).await;
     let class: String = (0..aliases)
-        .map(|i| format!("- {{objectName: keys, objectType: secretsmanager, objectAlias: w{i}, expandJson: true}}\n"))
+        .map(|i| format!("- {{objectName: {EMPTY_KEYS}, objectType: secretsmanager, objectAlias: w{i}, expandJson: true}}\n"))
         .collect();
     let sent = vec![node.send(&class, "expand")];
     tokio::time::sleep(HEAD_START).await;
     node.benign("meanwhile").await;
     let answers = node.answers(sent, MOUNT_TIMEOUT).await;
     node.check_survived();
-    node.check_fails_naming(&answers[0], "keys", &["max_files_per_mount"]);
+    node.check_fails_naming(&answers[0], EMPTY_KEYS, &["max_files_per_mount"]);
     node.benign("after").await;
     node.finish();
 }

@@ -187,7 +187,13 @@ impl Node {
     pub fn send(&self, objects: &str, name: &str) -> tokio::task::JoinHandle<Answer> {
         let request = self.request(objects, name);
         let mut client = self.client.clone();
-        tokio::spawn(async move { client.mount(request).await.map(|r| r.into_inner()) })
+        let name = name.to_string();
+        tokio::spawn(async move {
+            let sent = std::time::Instant::now();
+            let answer = client.mount(request).await.map(|r| r.into_inner());
+            eprintln!("mount {name} answered after {:?}", sent.elapsed());
+            answer
+        })
     }
 
     /// The answers of `sent`, each waited for at most `deadline` + 5 s (no answer by
