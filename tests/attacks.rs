@@ -90,8 +90,9 @@ async fn jmes_path_amplification_fails_alone_within_its_budget() {
     node.benign("meanwhile").await;
     let answers = node.answers(sent, MOUNT_TIMEOUT).await;
     node.check_survived();
-    for answer in &answers {
+    for (answer, target) in answers.iter().zip(["flat", "json"]) {
         node.check_fails_naming(answer, SMALL, JMES_BUDGET);
+        node.check_left_nothing(target);
     }
     node.benign("after").await;
     node.finish();
@@ -151,6 +152,7 @@ async fn two_thousand_jmes_path_entries_fail_alone() {
     node.check_survived();
     let limits = ["max_jmes_entries_per_object", "max_jmes_entries_per_mount"];
     node.check_fails_naming(&answers[0], WIDE, &limits);
+    node.check_left_nothing("entries");
     node.benign("after").await;
     node.finish();
 }
@@ -198,6 +200,7 @@ async fn expand_json_attack(label: &str, aliases: usize) {
     let answers = node.answers(sent, MOUNT_TIMEOUT).await;
     node.check_survived();
     node.check_fails_naming(&answers[0], EMPTY_KEYS, &["max_files_per_mount"]);
+    node.check_left_nothing("expand");
     node.benign("after").await;
     node.finish();
 }

@@ -288,6 +288,17 @@ impl Node {
         }
     }
 
+    /// The target `name` of a failed mount holds nothing: no file a pod would see, and
+    /// no tmpfs page left charged to the provider.
+    pub fn check_left_nothing(&mut self, name: &str) {
+        let entries = std::fs::read_dir(self.target(name)).map_or(0, |d| d.count());
+        if entries > 0 {
+            self.problem(format!(
+                "the mount {name} left {entries} entries in its target"
+            ));
+        }
+    }
+
     /// Each answer a success or a refusal for memory (RESOURCE_EXHAUSTED).
     pub fn check_succeeded_or_refused(&mut self, answers: &[Answer]) {
         let refused = answers.iter().filter(|a| a.is_err()).count();
