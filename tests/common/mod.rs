@@ -5,7 +5,9 @@
 pub mod fake_agent;
 #[allow(unused_imports)]
 pub use provider::testkit::fake_apiserver;
+pub mod attack_node;
 pub mod aws_env;
+pub mod cgroup;
 pub mod fault_proxy;
 pub mod kube_fixtures;
 pub mod kube_server;
