@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// Permits are KiB: a u32 count of bytes would cap the budget at 4 GiB.
 const UNIT: usize = 1024;
@@ -23,12 +23,24 @@ const GIVE_UP_BEFORE_DEADLINE: Duration = Duration::from_millis(500);
 pub struct MemoryBudget {
     permits: Arc<Semaphore>,
     total_units: usize,
+    /// Woken whenever part of the budget is given back.
+    freed: Arc<Notify>,
 }
 
 /// Part of the budget, held until dropped.
 #[derive(Debug)]
 pub struct Reservation {
     permit: Option<OwnedSemaphorePermit>,
+    freed: Option<Arc<Notify>>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            drop(permit);
+            self.wake_waiters();
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +59,7 @@ impl MemoryBudget {
         MemoryBudget {
             permits: Arc::new(Semaphore::new(total_units)),
             total_units,
+            freed: Arc::new(Notify::new()),
         }
     }
 
@@ -59,39 +72,43 @@ impl MemoryBudget {
         self.permits.available_permits() * UNIT
     }
 
-    /// Waits for `bytes`, until shortly before `deadline` when there is one.
+    /// Waits for `bytes`, until shortly before `deadline` when there is one. Not first
+    /// come, first served: whoever fits when some of the budget comes back goes ahead,
+    /// so a small mount is not queued behind large ones that wait for most of the budget
+    /// (a benign mount answers meanwhile; a large one that never fits fails at its
+    /// deadline, alone).
     pub async fn reserve(
         &self,
         bytes: usize,
         deadline: Option<Instant>,
     ) -> Result<Reservation, BudgetError> {
-        let needed = units(bytes).min(self.total_units);
-        let (needed_bytes, total) = (bytes, self.total_bytes());
-        if needed == 0 {
-            return Ok(Reservation { permit: None });
-        }
-        // `needed` is at most `total_units`, itself at most MAX_PERMITS (< u32::MAX).
-        let count = u32::try_from(needed).unwrap_or(u32::MAX);
-        let waiting = self.permits.clone().acquire_many_owned(count);
         let busy = BudgetError::Busy {
-            needed: needed_bytes,
-            total,
+            needed: bytes,
+            total: self.total_bytes(),
         };
-        let permit = match deadline {
-            None => waiting.await.map_err(|_| busy)?,
+        let waiting = async {
+            loop {
+                // Registered before trying, so a release in between is not missed.
+                let freed = self.freed.notified();
+                tokio::pin!(freed);
+                freed.as_mut().enable();
+                if let Some(held) = self.try_reserve(bytes) {
+                    return held;
+                }
+                freed.await;
+            }
+        };
+        match deadline {
+            None => Ok(waiting.await),
             Some(deadline) => {
                 let give_up = deadline
                     .checked_sub(GIVE_UP_BEFORE_DEADLINE)
                     .unwrap_or(deadline);
                 tokio::time::timeout_at(tokio::time::Instant::from_std(give_up), waiting)
                     .await
-                    .map_err(|_| busy.clone())?
-                    .map_err(|_| busy)?
+                    .map_err(|_| busy)
             }
-        };
-        Ok(Reservation {
-            permit: Some(permit),
-        })
+        }
     }
 }
 
@@ -100,30 +117,40 @@ impl MemoryBudget {
     pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
         let needed = units(bytes).min(self.total_units);
         if needed == 0 {
-            return Some(Reservation { permit: None });
+            return Some(Reservation {
+                permit: None,
+                freed: None,
+            });
         }
+        // `needed` is at most `total_units`, itself at most MAX_PERMITS (< u32::MAX).
         let count = u32::try_from(needed).ok()?;
         let permit = self.permits.clone().try_acquire_many_owned(count).ok()?;
         Some(Reservation {
             permit: Some(permit),
+            freed: Some(self.freed.clone()),
         })
     }
 
-    /// `held` made to hold `bytes`: trimmed when it holds more; when it holds less, given
-    /// back and reserved anew, so a mount never waits while holding part of the budget.
-    pub async fn resize(
-        &self,
-        mut held: Reservation,
-        bytes: usize,
-        deadline: Option<Instant>,
-    ) -> Result<Reservation, BudgetError> {
+    /// `held` made to hold `bytes`: trimmed when it holds more; when it holds less, the
+    /// rest is taken from what is free right now, or the mount fails. Never by giving
+    /// back and waiting: the mount still has its values in memory, so what it held
+    /// must stay counted (24 mounts that gave back and queued again held 100 MiB that
+    /// the budget no longer saw). Mounts wait only before they fetch, holding nothing.
+    pub fn resize(&self, held: &mut Reservation, bytes: usize) -> Result<(), BudgetError> {
         let have = held.permit.as_ref().map_or(0, |p| p.num_permits());
-        if units(bytes).min(self.total_units) <= have {
+        let want = units(bytes).min(self.total_units);
+        if want <= have {
             held.trim_to(bytes);
-            return Ok(held);
+            return Ok(());
         }
-        drop(held);
-        self.reserve(bytes, deadline).await
+        let more = self
+            .try_reserve((want - have) * UNIT)
+            .ok_or(BudgetError::Busy {
+                needed: bytes,
+                total: self.total_bytes(),
+            })?;
+        held.absorb(more);
+        Ok(())
     }
 }
 
@@ -202,11 +229,20 @@ impl Allowance {
 
 impl Reservation {
     /// Holds `other` too (both come from the same budget).
-    pub fn absorb(&mut self, mut other: Reservation) {
+    pub(crate) fn absorb(&mut self, mut other: Reservation) {
+        if self.freed.is_none() {
+            self.freed = other.freed.clone();
+        }
         match (self.permit.as_mut(), other.permit.take()) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, theirs) => self.permit = theirs,
             (Some(_), None) => {}
+        }
+    }
+
+    fn wake_waiters(&self) {
+        if let Some(freed) = &self.freed {
+            freed.notify_waiters();
         }
     }
 
@@ -217,6 +253,7 @@ impl Reservation {
             let held = permit.num_permits();
             if keep < held {
                 drop(permit.split(held - keep));
+                self.wake_waiters();
             }
         }
     }
@@ -238,14 +275,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_reservation_grows_by_reserving_anew_and_shrinks_by_trimming() {
+    async fn a_reservation_grows_from_what_is_free_and_shrinks_by_trimming() {
         let budget = MemoryBudget::new(1024 * 1024);
-        let held = budget.reserve(100 * 1024, None).await.unwrap();
-        let held = budget.resize(held, 300 * 1024, None).await.unwrap();
+        let mut held = budget.reserve(100 * 1024, None).await.unwrap();
+        budget.resize(&mut held, 300 * 1024).unwrap();
         assert_eq!(budget.available_bytes(), 724 * 1024);
-        let held = budget.resize(held, 50 * 1024, None).await.unwrap();
+        budget.resize(&mut held, 50 * 1024).unwrap();
         assert_eq!(budget.available_bytes(), 974 * 1024);
-        drop(held);
+        // Growing past what is free fails at once, and what was held stays held.
+        let other = budget.reserve(900 * 1024, None).await.unwrap();
+        assert!(budget.resize(&mut held, 200 * 1024).is_err());
+        assert_eq!(budget.available_bytes(), 74 * 1024);
+        drop((held, other));
         assert_eq!(budget.available_bytes(), 1024 * 1024);
     }
 
@@ -289,6 +330,21 @@ mod tests {
         assert!(allowance.was_refused());
         drop((other, allowance));
         assert_eq!(budget.available_bytes(), 1024 * 1024, "all given back");
+    }
+
+    #[tokio::test]
+    async fn a_small_mount_is_not_queued_behind_a_large_one() {
+        let budget = MemoryBudget::new(1024 * 1024);
+        let first = budget.reserve(600 * 1024, None).await.unwrap();
+        let b = budget.clone();
+        let large = tokio::spawn(async move { b.reserve(900 * 1024, None).await.map(|_| ()) });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let small = budget.reserve(100 * 1024, Some(deadline)).await;
+        assert!(small.is_ok(), "what fits goes ahead");
+        assert!(!large.is_finished());
+        drop((first, small));
+        large.await.unwrap().unwrap();
     }
 
     #[tokio::test]

@@ -403,6 +403,27 @@ impl MountService {
             })
             .collect();
         let worst = shares.iter().copied().fold(worst, usize::saturating_add);
+        // And what planning adds: each file's overhead, one evaluation's allowance; and
+        // for files handed to the driver, the response that carries them (see `keep`).
+        let known_files = objects
+            .iter()
+            .map(|o| 1 + o.jmes.len())
+            .fold(0usize, usize::saturating_add)
+            .saturating_add(
+                selections
+                    .len()
+                    .saturating_mul(select_limit.min(SELECTION_RESERVED_MATCHES)),
+            );
+        let evaluating = if objects.iter().any(|o| !o.jmes.is_empty()) {
+            self.settings.jmes.max_bytes
+        } else {
+            0
+        };
+        let response_copies = if self.sink.writes_files() { 1 } else { 2 };
+        let worst = worst
+            .saturating_add(known_files.saturating_mul(FILE_OVERHEAD_BYTES))
+            .saturating_mul(response_copies)
+            .saturating_add(evaluating);
         let mut held = self
             .budget
             .reserve(worst, gate.deadline())
@@ -478,18 +499,11 @@ impl MountService {
             .map(|o| 1 + o.jmes.len())
             .chain(selected.iter().map(Vec::len))
             .fold(0usize, usize::saturating_add);
-        let evaluating = if objects.iter().any(|o| !o.jmes.is_empty()) {
-            self.settings.jmes.max_bytes
-        } else {
-            0
-        };
         let planning = needed
             .saturating_add(known_files.saturating_mul(FILE_OVERHEAD_BYTES))
             .saturating_add(evaluating);
-        let held = self
-            .budget
-            .resize(held, planning, gate.deadline())
-            .await
+        self.budget
+            .resize(&mut held, planning)
             .map_err(|e| MountError::Limit(e.to_string()))?;
         let max_total = self.budget.total_bytes();
         let limits = PlanLimits {
@@ -527,15 +541,9 @@ impl MountService {
         // The files' bytes stay held while they are written. Files handed to the driver
         // are held twice, until the response has left: the message the transport builds
         // from them and the bytes it encodes that into.
-        let keep = if self.sink.writes_files() {
-            plan.total_bytes
-        } else {
-            plan.total_bytes.saturating_mul(2)
-        };
-        let held = self
-            .budget
-            .resize(held, keep, gate.deadline())
-            .await
+        let keep = plan.total_bytes.saturating_mul(response_copies);
+        self.budget
+            .resize(&mut held, keep)
             .map_err(|e| MountError::Limit(e.to_string()))?;
         tracing::debug!(files = plan.files.len(), "planned");
         let files = plan.files;

@@ -12,7 +12,7 @@ use super::mode::FileMode;
 use super::naming::{FileName, PathTranslation};
 use super::region::Region;
 use super::text::bounded;
-use raw::deserialize;
+use raw::{deserialize, RawObject};
 use rules::{Checked, ObjectChecker};
 use unique::check_uniqueness;
 
@@ -296,16 +296,32 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<ParsedObjects
             ),
         ));
     }
+    let per_object = |o: &RawObject| o.jmes_path.as_ref().map_or(0, Vec::len);
     let entries = raw
         .iter()
         .flatten()
-        .map(|o| o.jmes_path.as_ref().map_or(0, Vec::len))
+        .map(per_object)
         .fold(0usize, usize::saturating_add);
     if entries > ctx.limits.max_jmes_entries_per_mount {
+        // Named by the object with the most, which is where a user looks first.
+        let most = raw
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| o.as_ref().map(|o| (i, o)))
+            .max_by_key(|(_, o)| per_object(o))
+            .map(|(i, o)| {
+                format!(
+                    "; object \"{}\" (#{}) has {}",
+                    bounded(o.object_name.as_deref().unwrap_or("")),
+                    i + 1,
+                    per_object(o)
+                )
+            })
+            .unwrap_or_default();
         return Err(whole(
             Rule::TooLarge,
             format!(
-                "the class has {entries} jmesPath entries, more than max_jmes_entries_per_mount ({})",
+                "the class has {entries} jmesPath entries, more than max_jmes_entries_per_mount ({}){most}",
                 ctx.limits.max_jmes_entries_per_mount
             ),
         ));
