@@ -207,16 +207,21 @@ async fn with_error_codes_for_remounts_a_bad_attribute_on_a_remount_gets_a_code(
             ("assumeRoleDuration", "forever"),
         ],
     ];
-    // Before the first mount, attribute errors keep their status and message.
+    // Before the first mount, attribute errors keep their status, every one named.
     let status = client
-        .mount(mount_request(OBJECTS, &target, 0o644, bad[0]))
+        .mount(mount_request(
+            OBJECTS,
+            &target,
+            0o644,
+            &[("cacheTTL", "soon"), ("usePodIdentity", "yes")],
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
+    let message = status.message();
     assert!(
-        status.message().contains("cacheTTL"),
-        "{}",
-        status.message()
+        message.contains("cacheTTL") && message.contains("usePodIdentity"),
+        "{message}"
     );
     client
         .mount(mount_request(OBJECTS, &target, 0o644, &[]))

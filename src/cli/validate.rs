@@ -70,7 +70,12 @@ pub fn validate_class(class: &ClassManifest, region: Option<&Region>, strict: bo
     }
     let attributes = match MountAttributes::from_map(&class.parameters) {
         Ok(a) => a,
-        Err(e) => return failed(e.to_string()),
+        Err(errors) => {
+            return ClassReport {
+                errors: errors.0.iter().map(ToString::to_string).collect(),
+                warnings: Vec::new(),
+            }
+        }
     };
     let primary = attributes.region.as_ref().or(region);
     if let Some(primary) = primary {
@@ -184,6 +189,22 @@ mod tests {
         )
         .errors[0]
             .contains("cacheTTL"));
+    }
+
+    #[test]
+    fn every_bad_attribute_is_listed() {
+        let errors = validate_class(
+            &class(&[
+                ("cacheTTL", "5 minutes"),
+                ("usePodIdentity", "maybe"),
+                ("objects", "- {objectName: a, objectType: secretsmanager}"),
+            ]),
+            None,
+            false,
+        )
+        .errors;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("usePodIdentity") && errors[1].contains("cacheTTL"));
     }
 
     #[test]
