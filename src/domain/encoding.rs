@@ -31,6 +31,7 @@ pub enum DecodeError {
         "the value is not valid base64 (standard alphabet with = padding; line breaks are ignored)"
     )]
     Base64,
+    /// The value decodes as URL-safe base64 (`-` and `_` instead of `+` and `/`).
     #[error(
         "the value is URL-safe base64 (- or _): only the standard alphabet (+ and /) is accepted"
     )]
@@ -71,7 +72,7 @@ impl Encoding {
                 base64::engine::general_purpose::STANDARD
                     .decode(&*text)
                     .map_err(|_| {
-                        if text.iter().any(|b| *b == b'-' || *b == b'_') {
+                        if is_url_safe_base64(&text) {
                             DecodeError::Base64UrlSafe
                         } else {
                             DecodeError::Base64
@@ -82,6 +83,24 @@ impl Encoding {
         };
         Ok(SecretValue::new(decoded))
     }
+}
+
+/// Whether `text` (whitespace removed) is base64 in the URL-safe alphabet, padded or
+/// not: only then does the error say so. A stray `-` in text that is not base64 at all
+/// is just not base64.
+fn is_url_safe_base64(text: &[u8]) -> bool {
+    use base64::engine::{general_purpose::GeneralPurposeConfig, DecodePaddingMode};
+    const URL_SAFE_ANY_PADDING: base64::engine::GeneralPurpose =
+        base64::engine::GeneralPurpose::new(
+            &base64::alphabet::URL_SAFE,
+            GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        );
+    // The decoded bytes are the secret's: wiped when dropped.
+    text.iter().any(|b| *b == b'-' || *b == b'_')
+        && URL_SAFE_ANY_PADDING
+            .decode(text)
+            .map(Zeroizing::new)
+            .is_ok()
 }
 
 #[cfg(test)]
@@ -132,6 +151,20 @@ mod tests {
             Encoding::Base64.decode(&value("-_-_")),
             Err(DecodeError::Base64UrlSafe)
         );
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xfb, 0xff]);
+        assert_eq!(
+            Encoding::Base64.decode(&value(&url_safe)),
+            Err(DecodeError::Base64UrlSafe),
+            "unpadded URL-safe base64 ({url_safe})"
+        );
+        // Text that is no base64 at all, whatever its dashes.
+        for text in ["not-base64!", "user_name", "2026-12-04", "a-b"] {
+            assert_eq!(
+                Encoding::Base64.decode(&value(text)),
+                Err(DecodeError::Base64),
+                "{text}"
+            );
+        }
         assert!(!DecodeError::Base64.to_string().contains("not base64!"));
     }
 
