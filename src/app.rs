@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 
+use crate::adapters::accept::Backoff;
 use crate::adapters::aws::credentials::pod_identity::AgentSettings;
 use crate::adapters::aws::sdk::{self, SdkSettings};
 use crate::adapters::aws::AwsStore;
@@ -21,6 +23,7 @@ use crate::adapters::kube::{self as kube_adapter, KubeIdentity, KubeSettings};
 use crate::adapters::local::{LocalStore, NoClusterIdentity};
 use crate::adapters::metrics::Metrics;
 use crate::adapters::ops_http::{self, Readiness};
+use crate::adapters::ops_listen;
 use crate::cli::class_file::parse_classes;
 use crate::cli::MountArgs;
 use crate::config::{Settings, StoreKind};
@@ -179,20 +182,36 @@ pub async fn serve(
     let readiness = Arc::new(Readiness::default());
     let (stop_ops, ops_stopped) = tokio::sync::oneshot::channel::<()>();
     let ops = if !settings.metrics_addr.is_empty() {
-        let listener = tokio::net::TcpListener::bind(&settings.metrics_addr)
+        // An address that does not resolve is a mistake in the configuration: refused
+        // now. A port that does not bind (held by another process) never keeps the
+        // socket from serving: it is bound in the background.
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&settings.metrics_addr)
             .await
-            .with_context(|| format!("binding --metrics-addr {}", settings.metrics_addr))?;
+            .with_context(|| format!("--metrics-addr {}", settings.metrics_addr))?
+            .collect();
+        if addrs.is_empty() {
+            bail!("--metrics-addr {} names no address", settings.metrics_addr);
+        }
         let limits = ops_http::Limits::for_this_process();
-        tracing::info!(addr = %listener.local_addr()?, max_connections = limits.max_connections, "operations endpoint: /metrics /healthz /readyz");
-        Some(tokio::spawn(ops_http::serve(
-            listener,
-            limits,
-            metrics.clone(),
-            readiness.clone(),
-            async {
-                let _ = ops_stopped.await;
-            },
-        )))
+        let (metrics, readiness) = (metrics.clone(), readiness.clone());
+        let mut stopped = ops_stopped;
+        Some(tokio::spawn(async move {
+            let backoff = Backoff::between(ops_listen::FIRST_RETRY, ops_listen::MAX_RETRY);
+            let bound = ops_listen::bind_retrying(&addrs, backoff, async {
+                let _ = (&mut stopped).await;
+            })
+            .await;
+            let Some(listener) = bound else { return };
+            let addr = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            tracing::info!(%addr, max_connections = limits.max_connections, "operations endpoint: /metrics /healthz /readyz");
+            ops_http::serve(listener, limits, metrics, readiness, async {
+                let _ = stopped.await;
+            })
+            .await;
+        }))
     } else {
         None
     };

@@ -186,6 +186,63 @@ async fn with_error_codes_for_remounts_a_first_mount_gets_a_status_and_a_remount
 }
 
 #[tokio::test]
+async fn with_error_codes_for_remounts_a_bad_attribute_on_a_remount_gets_a_code() {
+    use provider::adapters::csi::ErrorReporting;
+    use provider::adapters::metrics::Metrics;
+    let running = common::start_with(
+        false,
+        |s| Arc::new(s),
+        ErrorReporting::Remounts,
+        Arc::new(Metrics::new()),
+    )
+    .await;
+    let target = running.dir.path().join("pod-volume");
+    std::fs::create_dir(&target).unwrap();
+    let mut client = running.client().await;
+    let bad: [&[(&str, &str)]; 3] = [
+        &[("cacheTTL", "soon")],
+        &[("usePodIdentity", "yes")],
+        &[
+            ("assumeRoleArn", "arn:aws:iam::210987654321:role/reader"),
+            ("assumeRoleDuration", "forever"),
+        ],
+    ];
+    // Before the first mount, attribute errors keep their status, every one named.
+    let status = client
+        .mount(mount_request(
+            OBJECTS,
+            &target,
+            0o644,
+            &[("cacheTTL", "soon"), ("usePodIdentity", "yes")],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let message = status.message();
+    assert!(
+        message.contains("cacheTTL") && message.contains("usePodIdentity"),
+        "{message}"
+    );
+    client
+        .mount(mount_request(OBJECTS, &target, 0o644, &[]))
+        .await
+        .unwrap();
+    for extra in bad {
+        let answer = client
+            .mount(mount_request(OBJECTS, &target, 0o644, extra))
+            .await
+            .unwrap_or_else(|s| panic!("{extra:?}: a status instead of a code: {s:?}"))
+            .into_inner();
+        assert_eq!(
+            answer.error.map(|e| e.code).as_deref(),
+            Some("InvalidSecretProviderClass"),
+            "{extra:?}"
+        );
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn fifty_concurrent_mounts_with_different_permissions_do_not_interfere() {
     let running = start(false, |s| Arc::new(s)).await;
     let client = running.client().await;

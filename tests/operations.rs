@@ -276,3 +276,71 @@ async fn with_error_codes_each_failure_class_yields_its_code_and_logs_hold_no_se
     assert_eq!(mounts[5]["fields"]["outcome"], "ok");
     assert_eq!(mounts[5]["fields"]["pod"], "web-0");
 }
+
+/// Another process holds the metrics port: the socket serves mounts all the same, and the
+/// endpoint comes up in the background once the port is free.
+#[tokio::test]
+async fn a_held_metrics_port_never_keeps_the_socket_from_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store.yaml");
+    std::fs::write(&store, STORE).unwrap();
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let ops = held.local_addr().unwrap();
+    let volume = dir.path().join("providers");
+    let log = dir.path().join("provider.log");
+    let child = Command::new(BIN)
+        .arg(format!("--provider-volume={}", volume.display()))
+        .arg(format!("--metrics-addr={ops}"))
+        .args(["--store", "local", "--local-store"])
+        .arg(&store)
+        .args(["--log-format", "json"])
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let p = Provider {
+        child,
+        socket: volume.join("aws.sock"),
+        ops: format!("http://{ops}"),
+        dir,
+    };
+    common::wait_for_socket(&p.socket).await;
+
+    let mut client = common::connect(&p.socket).await;
+    let t = target(p.dir.path(), "pod");
+    client
+        .mount(common::mount_request(
+            "- {objectName: MySecret, objectType: secretsmanager}",
+            &t,
+            0o644,
+            &[],
+        ))
+        .await
+        .expect("a mount while the metrics port is held");
+    assert_eq!(
+        std::fs::read_to_string(t.join("MySecret")).unwrap(),
+        "value-hunter2"
+    );
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("cannot bind the operations endpoint"),
+        "{logged}"
+    );
+
+    drop(held);
+    // Retries come 1 s, 2 s, 4 s ... apart: generous, as the check is that it binds.
+    let started = std::time::Instant::now();
+    loop {
+        let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let url = format!("{}/healthz", p.ops).parse().unwrap();
+        if let Ok(response) = client.get(url).await {
+            assert_eq!(response.status().as_u16(), 200);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "/healthz never became reachable after the port was released"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(get(&format!("{}/readyz", p.ops)).await.0, 200);
+}

@@ -16,28 +16,39 @@ const FIRST_DELAY: Duration = Duration::from_millis(5);
 /// Longest wait: once descriptors are free again, accepting resumes within a second.
 const MAX_DELAY: Duration = Duration::from_secs(1);
 
-/// The waits after consecutive failed accepts.
+/// The waits after consecutive failed attempts (accepts, by default).
 #[derive(Debug, Clone)]
 pub struct Backoff {
     next: Duration,
+    first: Duration,
+    max: Duration,
 }
 
 impl Default for Backoff {
     fn default() -> Self {
-        Backoff { next: FIRST_DELAY }
+        Backoff::between(FIRST_DELAY, MAX_DELAY)
     }
 }
 
 impl Backoff {
-    /// The wait before the next attempt: 5 ms, 10 ms, … at most 1 s.
+    /// Waits of `first`, doubling up to `max`.
+    pub fn between(first: Duration, max: Duration) -> Self {
+        Backoff {
+            next: first,
+            first,
+            max,
+        }
+    }
+
+    /// The wait before the next attempt: 5 ms, 10 ms, … at most 1 s by default.
     pub fn next_delay(&mut self) -> Duration {
         let delay = self.next;
-        self.next = (delay * 2).min(MAX_DELAY);
+        self.next = (delay * 2).min(self.max);
         delay
     }
 
     pub fn reset(&mut self) {
-        self.next = FIRST_DELAY;
+        self.next = self.first;
     }
 }
 

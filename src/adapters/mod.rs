@@ -11,3 +11,4 @@ pub mod kube;
 pub mod local;
 pub mod metrics;
 pub mod ops_http;
+pub mod ops_listen;

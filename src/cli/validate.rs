@@ -5,7 +5,8 @@ use std::path::Path;
 use super::class_file::{parse_classes, ClassManifest};
 use crate::domain::attributes::MountAttributes;
 use crate::domain::mode::FileMode;
-use crate::domain::objects::{parse_objects, ClassContext, ClassErrors, YamlLimits};
+use crate::domain::naming::PathTranslation;
+use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
 use crate::domain::region::{Region, Regions};
 
 /// What checking some files found.
@@ -68,42 +69,70 @@ pub fn validate_class(class: &ClassManifest, region: Option<&Region>, strict: bo
     if class.provider != "aws" {
         return failed(format!("spec.provider is `{}`, not `aws`", class.provider));
     }
-    let attributes = match MountAttributes::from_map(&class.parameters) {
-        Ok(a) => a,
-        Err(e) => return failed(e.to_string()),
-    };
-    let primary = attributes.region.as_ref().or(region);
-    if let Some(primary) = primary {
-        if let Err(e) = Regions::new(primary.clone(), attributes.failover_region.clone()) {
-            return failed(e.to_string());
+    let mut report = ClassReport::default();
+    let checked = match MountAttributes::from_map(&class.parameters) {
+        Ok(a) => {
+            let primary = a.region.or_else(|| region.cloned());
+            if let Some(primary) = &primary {
+                if let Err(e) = Regions::new(primary.clone(), a.failover_region.clone()) {
+                    return failed(e.to_string());
+                }
+            }
+            Some((a.objects, a.translation, primary, a.failover_region))
         }
-    }
+        Err(errors) => {
+            report
+                .errors
+                .extend(errors.0.iter().map(ToString::to_string));
+            objects_despite_attributes(class, region)
+        }
+    };
+    // The objects are checked even when some attributes are wrong, so that one run
+    // lists every error of the class.
+    let Some((objects, translation, primary, failover)) = checked else {
+        return report;
+    };
     let ctx = ClassContext {
-        translation: attributes.translation,
+        translation,
         default_mode: FileMode::DEFAULT,
-        primary_region: primary,
-        failover_region: attributes.failover_region.as_ref(),
+        primary_region: primary.as_ref(),
+        failover_region: failover.as_ref(),
         limits: YamlLimits::default(),
         strict,
     };
-    match parse_objects(&attributes.objects, &ctx) {
-        Ok(parsed) => ClassReport {
-            errors: Vec::new(),
-            warnings: parsed
-                .unknown_keys
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-        },
-        Err(errors) => failed_all(&errors),
+    match parse_objects(&objects, &ctx) {
+        Ok(parsed) => report
+            .warnings
+            .extend(parsed.unknown_keys.iter().map(ToString::to_string)),
+        Err(errors) => report
+            .errors
+            .extend(errors.0.iter().map(ToString::to_string)),
     }
+    report
 }
 
-fn failed_all(errors: &ClassErrors) -> ClassReport {
-    ClassReport {
-        errors: errors.0.iter().map(ToString::to_string).collect(),
-        warnings: Vec::new(),
-    }
+/// What the objects need of the attributes, from a class whose attributes have
+/// errors: `None` when the path translation itself is wrong (file names would be
+/// guessed). A region attribute that is wrong leaves the ARN-region rule unchecked.
+fn objects_despite_attributes(
+    class: &ClassManifest,
+    region: Option<&Region>,
+) -> Option<(String, PathTranslation, Option<Region>, Option<Region>)> {
+    let get = |k: &str| {
+        class
+            .parameters
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let translation = PathTranslation::parse(get("pathTranslation")).ok()?;
+    let primary = match get("region") {
+        Some(text) => Region::parse(text).ok(),
+        None => region.cloned(),
+    };
+    let failover = get("failoverRegion").and_then(|text| Region::parse(text).ok());
+    let objects = get("objects").unwrap_or_default().to_string();
+    Some((objects, translation, primary, failover))
 }
 
 #[cfg(test)]
@@ -184,6 +213,48 @@ mod tests {
         )
         .errors[0]
             .contains("cacheTTL"));
+    }
+
+    #[test]
+    fn every_bad_attribute_is_listed() {
+        let errors = validate_class(
+            &class(&[
+                ("cacheTTL", "5 minutes"),
+                ("usePodIdentity", "maybe"),
+                ("objects", "- {objectName: a, objectType: secretsmanager}"),
+            ]),
+            None,
+            false,
+        )
+        .errors;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("usePodIdentity") && errors[1].contains("cacheTTL"));
+    }
+
+    #[test]
+    fn objects_are_checked_even_when_attributes_are_wrong() {
+        let errors = validate_class(
+            &class(&[
+                ("cacheTTL", "5 minutes"),
+                ("objects", "- {objectName: a, objectType: ssm}"),
+            ]),
+            None,
+            false,
+        )
+        .errors;
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].contains("cacheTTL") && errors[1].contains("ssmparameter"));
+        // Not when file names depend on a translation that is wrong itself.
+        let errors = validate_class(
+            &class(&[
+                ("pathTranslation", "ab"),
+                ("objects", "- {objectName: a, objectType: ssm}"),
+            ]),
+            None,
+            false,
+        )
+        .errors;
+        assert_eq!(errors.len(), 1, "{errors:?}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use super::text::bounded;
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -131,36 +132,95 @@ struct RawToken {
     token: String,
 }
 
+/// Every error found in one mount's attributes, reported together (as a class's object
+/// errors are) so that one edit can fix them all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct AttributeErrors(pub Vec<AttributeError>);
+
+impl fmt::Display for AttributeErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<AttributeError> for AttributeErrors {
+    fn from(error: AttributeError) -> Self {
+        AttributeErrors(vec![error])
+    }
+}
+
+/// Collects errors while parsing goes on: a failed attribute yields `None` and the
+/// parse carries on to the next one.
+#[derive(Default)]
+struct Errors(Vec<AttributeError>);
+
+impl Errors {
+    fn keep<T, E: Into<AttributeError>>(&mut self, result: Result<T, E>) -> Option<T> {
+        result.map_err(|e| self.0.push(e.into())).ok()
+    }
+
+    fn refuse<T>(&mut self, error: AttributeError) -> Option<T> {
+        self.0.push(error);
+        None
+    }
+}
+
 impl MountAttributes {
-    pub fn parse(json: &str) -> Result<MountAttributes, AttributeError> {
+    pub fn parse(json: &str) -> Result<MountAttributes, AttributeErrors> {
         let map: HashMap<String, String> =
             serde_json::from_str(json).map_err(|e| AttributeError::NotJson(json_error(&e)))?;
         Self::from_map(&map)
     }
 
-    pub fn from_map(map: &HashMap<String, String>) -> Result<MountAttributes, AttributeError> {
+    /// Checks every attribute, and reports every one that is wrong.
+    pub fn from_map(map: &HashMap<String, String>) -> Result<MountAttributes, AttributeErrors> {
         let get = |k: &str| map.get(k).map(String::as_str).filter(|v| !v.is_empty());
-        let region = get("region")
-            .map(Region::parse)
-            .transpose()
-            .map_err(AttributeError::Region)?;
-        let failover_region = get("failoverRegion")
-            .map(Region::parse)
-            .transpose()
-            .map_err(AttributeError::FailoverRegion)?;
-        let translation = PathTranslation::parse(map.get("pathTranslation").map(String::as_str))?;
+        let mut errors = Errors::default();
+        let region = errors
+            .keep(
+                get("region")
+                    .map(Region::parse)
+                    .transpose()
+                    .map_err(AttributeError::Region),
+            )
+            .flatten();
+        let failover_region = errors
+            .keep(
+                get("failoverRegion")
+                    .map(Region::parse)
+                    .transpose()
+                    .map_err(AttributeError::FailoverRegion),
+            )
+            .flatten();
+        let translation = errors
+            .keep(PathTranslation::parse(
+                map.get("pathTranslation").map(String::as_str),
+            ))
+            .unwrap_or_default();
+        // A usePodIdentity that does not parse is reported, and counts as unset for
+        // the checks that depend on it.
         let use_pod_identity = match get("usePodIdentity") {
             None => false,
-            Some(v) => {
-                parse_go_bool(v).ok_or_else(|| AttributeError::UsePodIdentity(v.to_string()))?
-            }
+            Some(v) => errors
+                .keep(parse_go_bool(v).ok_or_else(|| AttributeError::UsePodIdentity(v.to_string())))
+                .unwrap_or(false),
         };
         let auth = match (get("authentication"), use_pod_identity) {
-            (Some("nodePublishSecretRef"), false) => AuthMode::SecretRef,
-            (Some("nodePublishSecretRef"), true) => return Err(AttributeError::TwoAuthentications),
-            (Some(other), _) => return Err(AttributeError::Authentication(other.to_string())),
-            (None, true) => AuthMode::PodIdentity(parse_address_type(get("preferredAddressType"))?),
-            (None, false) => AuthMode::Irsa,
+            (Some("nodePublishSecretRef"), false) => Some(AuthMode::SecretRef),
+            (Some("nodePublishSecretRef"), true) => {
+                errors.refuse(AttributeError::TwoAuthentications)
+            }
+            (Some(other), _) => errors.refuse(AttributeError::Authentication(other.to_string())),
+            (None, true) => errors
+                .keep(parse_address_type(get("preferredAddressType")))
+                .map(AuthMode::PodIdentity),
+            (None, false) => Some(AuthMode::Irsa),
         };
         let pod = PodInfo {
             namespace: get(POD_NAMESPACE).unwrap_or_default().to_string(),
@@ -170,42 +230,62 @@ impl MountAttributes {
         };
         let tokens = match get(TOKENS) {
             None => Tokens::default(),
-            Some(json) => parse_tokens(json)?,
+            Some(json) => errors.keep(parse_tokens(json)).unwrap_or_default(),
         };
-        let assume = match (
-            get("assumeRoleArn"),
-            get("assumeRoleExternalId"),
-            get("assumeRoleDuration"),
-        ) {
-            (None, None, None) => None,
-            (None, _, _) => return Err(AssumeRoleError::WithoutRole.into()),
-            (Some(arn), external_id, duration) => {
-                let duration = match duration {
-                    None => None,
-                    Some(text) => Some((
-                        parse_go_duration(text)
-                            .ok_or_else(|| AssumeRoleError::Duration(text.to_string()))?,
-                        text,
-                    )),
-                };
-                Some(AssumeRole::parse(arn, external_id, duration)?)
-            }
-        };
-        let cache_ttl = get("cacheTTL")
-            .map(|v| parse_go_duration(v).ok_or_else(|| AttributeError::CacheTtl(v.to_string())))
-            .transpose()?;
-        Ok(MountAttributes {
-            objects: map.get("objects").cloned().unwrap_or_default(),
-            region,
-            failover_region,
-            translation,
-            auth,
-            pod,
-            tokens,
-            class: bounded(get("secretProviderClass").unwrap_or_default()),
-            assume,
-            cache_ttl,
-        })
+        let assume = errors
+            .keep(parse_assume(
+                get("assumeRoleArn"),
+                get("assumeRoleExternalId"),
+                get("assumeRoleDuration"),
+            ))
+            .flatten();
+        let cache_ttl = errors
+            .keep(
+                get("cacheTTL")
+                    .map(|v| {
+                        parse_go_duration(v).ok_or_else(|| AttributeError::CacheTtl(v.to_string()))
+                    })
+                    .transpose(),
+            )
+            .flatten();
+        match auth {
+            Some(auth) if errors.0.is_empty() => Ok(MountAttributes {
+                objects: map.get("objects").cloned().unwrap_or_default(),
+                region,
+                failover_region,
+                translation,
+                auth,
+                pod,
+                tokens,
+                class: bounded(get("secretProviderClass").unwrap_or_default()),
+                assume,
+                cache_ttl,
+            }),
+            // A missing auth always left its error behind.
+            _ => Err(AttributeErrors(errors.0)),
+        }
+    }
+}
+
+fn parse_assume(
+    arn: Option<&str>,
+    external_id: Option<&str>,
+    duration: Option<&str>,
+) -> Result<Option<AssumeRole>, AssumeRoleError> {
+    match (arn, external_id, duration) {
+        (None, None, None) => Ok(None),
+        (None, _, _) => Err(AssumeRoleError::WithoutRole),
+        (Some(arn), external_id, duration) => {
+            let duration = match duration {
+                None => None,
+                Some(text) => Some((
+                    parse_go_duration(text)
+                        .ok_or_else(|| AssumeRoleError::Duration(text.to_string()))?,
+                    text,
+                )),
+            };
+            AssumeRole::parse(arn, external_id, duration).map(Some)
+        }
     }
 }
 
@@ -252,217 +332,5 @@ fn parse_address_type(text: Option<&str>) -> Result<AddressPreference, Attribute
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn attrs(pairs: &[(&str, &str)]) -> Result<MountAttributes, AttributeError> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        MountAttributes::parse(&serde_json::to_string(&map).unwrap())
-    }
-
-    #[test]
-    fn reads_pod_regions_and_objects() {
-        let a = attrs(&[
-            ("objects", "- objectName: x"),
-            ("region", "us-east-1"),
-            ("failoverRegion", "us-west-2"),
-            (POD_NAME, "web-0"),
-            (POD_NAMESPACE, "shop"),
-            (SERVICE_ACCOUNT, "web"),
-            ("secretProviderClass", "ignored"),
-        ])
-        .unwrap();
-        assert_eq!(a.objects, "- objectName: x");
-        assert_eq!(a.region.unwrap().as_str(), "us-east-1");
-        assert_eq!(a.failover_region.unwrap().as_str(), "us-west-2");
-        assert_eq!(a.pod.namespace, "shop");
-        assert_eq!(a.pod.service_account, "web");
-        assert_eq!(a.auth, AuthMode::Irsa);
-        assert_eq!(a.translation, PathTranslation::Replace('_'));
-    }
-
-    #[test]
-    fn authentication_by_the_volumes_secret_is_opt_in_and_exclusive() {
-        assert_eq!(attrs(&[]).unwrap().auth, AuthMode::Irsa);
-        assert_eq!(
-            attrs(&[("authentication", "nodePublishSecretRef")])
-                .unwrap()
-                .auth,
-            AuthMode::SecretRef
-        );
-        assert_eq!(
-            attrs(&[("authentication", "secret")]).unwrap_err(),
-            AttributeError::Authentication("secret".into())
-        );
-        assert_eq!(
-            attrs(&[
-                ("authentication", "nodePublishSecretRef"),
-                ("usePodIdentity", "true")
-            ])
-            .unwrap_err(),
-            AttributeError::TwoAuthentications
-        );
-    }
-
-    #[test]
-    fn a_role_to_assume_is_checked_with_its_external_id_and_duration() {
-        assert_eq!(attrs(&[]).unwrap().assume, None);
-        let a = attrs(&[
-            ("assumeRoleArn", "arn:aws:iam::210987654321:role/reader"),
-            ("assumeRoleExternalId", "team-a"),
-            ("assumeRoleDuration", "30m"),
-        ])
-        .unwrap()
-        .assume
-        .unwrap();
-        assert_eq!(a.duration, Duration::from_secs(1800));
-        assert!(matches!(
-            attrs(&[("assumeRoleArn", "reader")]),
-            Err(AttributeError::AssumeRole(AssumeRoleError::Arn(_)))
-        ));
-        assert!(matches!(
-            attrs(&[("assumeRoleExternalId", "team-a")]),
-            Err(AttributeError::AssumeRole(AssumeRoleError::WithoutRole))
-        ));
-        assert!(matches!(
-            attrs(&[
-                ("assumeRoleArn", "arn:aws:iam::210987654321:role/reader"),
-                ("assumeRoleDuration", "soon")
-            ]),
-            Err(AttributeError::AssumeRole(AssumeRoleError::Duration(_)))
-        ));
-    }
-
-    #[test]
-    fn cache_ttl_is_a_go_duration_and_absent_by_default() {
-        assert_eq!(attrs(&[]).unwrap().cache_ttl, None);
-        assert_eq!(
-            attrs(&[("cacheTTL", "1m30s")]).unwrap().cache_ttl,
-            Some(Duration::from_secs(90))
-        );
-        assert_eq!(
-            attrs(&[("cacheTTL", "0s")]).unwrap().cache_ttl,
-            Some(Duration::ZERO)
-        );
-        for bad in ["5", "-1s", "soon"] {
-            assert_eq!(
-                attrs(&[("cacheTTL", bad)]).unwrap_err(),
-                AttributeError::CacheTtl(bad.into())
-            );
-        }
-    }
-
-    #[test]
-    fn attributes_must_be_a_json_object_of_strings() {
-        assert!(matches!(
-            MountAttributes::parse("[]"),
-            Err(AttributeError::NotJson(_))
-        ));
-        assert!(matches!(
-            MountAttributes::parse(r#"{"a": 1}"#),
-            Err(AttributeError::NotJson(_))
-        ));
-        assert!(matches!(
-            MountAttributes::parse("{"),
-            Err(AttributeError::NotJson(_))
-        ));
-    }
-
-    #[test]
-    fn failover_region_is_checked_against_the_primary_by_regions_not_here() {
-        // The primary may come from AWS_REGION or the node: `Regions::new` is the one
-        // place that compares them.
-        let a = attrs(&[("region", "us-east-1"), ("failoverRegion", "us-east-1")]).unwrap();
-        let (primary, failover) = (a.region.unwrap(), a.failover_region);
-        assert!(crate::domain::region::Regions::new(primary, failover).is_err());
-    }
-
-    #[test]
-    fn bad_region_names_are_refused() {
-        assert!(matches!(
-            attrs(&[("region", "US EAST")]),
-            Err(AttributeError::Region(_))
-        ));
-    }
-
-    #[test]
-    fn use_pod_identity_takes_go_booleans_only() {
-        for t in ["1", "t", "T", "TRUE", "true", "True"] {
-            let a = attrs(&[("usePodIdentity", t)]).unwrap();
-            assert_eq!(
-                a.auth,
-                AuthMode::PodIdentity(AddressPreference::Auto),
-                "{t}"
-            );
-        }
-        for f in ["0", "f", "F", "FALSE", "false", "False"] {
-            assert_eq!(
-                attrs(&[("usePodIdentity", f)]).unwrap().auth,
-                AuthMode::Irsa,
-                "{f}"
-            );
-        }
-        for bad in ["yes", "tRUE", "2"] {
-            assert!(matches!(
-                attrs(&[("usePodIdentity", bad)]),
-                Err(AttributeError::UsePodIdentity(_))
-            ));
-        }
-    }
-
-    #[test]
-    fn preferred_address_type_any_case() {
-        let a = attrs(&[("usePodIdentity", "true"), ("preferredAddressType", "IPv6")]).unwrap();
-        assert_eq!(a.auth, AuthMode::PodIdentity(AddressPreference::Ipv6));
-        let a = attrs(&[("usePodIdentity", "true"), ("preferredAddressType", "AUTO")]).unwrap();
-        assert_eq!(a.auth, AuthMode::PodIdentity(AddressPreference::Auto));
-        assert!(attrs(&[("usePodIdentity", "true"), ("preferredAddressType", "v6")]).is_err());
-    }
-
-    #[test]
-    fn path_translation_is_checked() {
-        assert!(matches!(
-            attrs(&[("pathTranslation", "ab")]),
-            Err(AttributeError::Translation(_))
-        ));
-        assert_eq!(
-            attrs(&[("pathTranslation", "false")]).unwrap().translation,
-            PathTranslation::Off
-        );
-    }
-
-    #[test]
-    fn tokens_by_audience() {
-        let tokens = r#"{"sts.amazonaws.com":{"token":"abc","expirationTimestamp":"2026-01-01T00:00:00Z"},"pods.eks.amazonaws.com":{"token":""}}"#;
-        let a = attrs(&[(TOKENS, tokens)]).unwrap();
-        assert_eq!(a.tokens.get(IRSA_AUDIENCE).unwrap().expose(), "abc");
-        assert!(
-            a.tokens.get(POD_IDENTITY_AUDIENCE).is_none(),
-            "an empty token counts as missing"
-        );
-        assert!(matches!(
-            attrs(&[(TOKENS, "nope")]),
-            Err(AttributeError::Tokens(_))
-        ));
-    }
-
-    #[test]
-    fn a_token_in_the_wrong_shape_is_not_echoed() {
-        let e = attrs(&[(TOKENS, r#"{"sts.amazonaws.com":"eyJsecret-token"}"#)]).unwrap_err();
-        assert!(!e.to_string().contains("eyJ"), "{e}");
-        assert!(e.to_string().contains("unexpected value type"), "{e}");
-    }
-
-    #[test]
-    fn token_parse_errors_do_not_echo_the_token() {
-        let e = attrs(&[(
-            TOKENS,
-            r#"{"sts.amazonaws.com":{"token":"sekrit-token-value"#,
-        )])
-        .unwrap_err();
-        assert!(!e.to_string().contains("sekrit"), "{e}");
-    }
-}
+#[path = "attributes_tests.rs"]
+mod tests;

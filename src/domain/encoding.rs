@@ -1,6 +1,7 @@
 //! `objectEncoding`: values stored as text that stand for bytes (certificates and
 //! keystores kept as base64 or hex), decoded before they are written. The field name
-//! and its values follow the Azure provider's.
+//! and its values follow the Azure provider's; the values are case-sensitive, as the
+//! existing provider's `objectType` is.
 
 use base64::Engine;
 use zeroize::Zeroizing;
@@ -23,6 +24,8 @@ pub enum Encoding {
 pub enum EncodingError {
     #[error("objectEncoding `{}` must be utf-8, base64 or hex", bounded(.0))]
     Unknown(String),
+    #[error("objectEncoding `{}`: values are case-sensitive, write `{}`", bounded(.0), .1)]
+    Case(String, &'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +34,7 @@ pub enum DecodeError {
         "the value is not valid base64 (standard alphabet with = padding; line breaks are ignored)"
     )]
     Base64,
+    /// The value decodes as URL-safe base64 (`-` and `_` instead of `+` and `/`).
     #[error(
         "the value is URL-safe base64 (- or _): only the standard alphabet (+ and /) is accepted"
     )]
@@ -42,12 +46,19 @@ pub enum DecodeError {
 }
 
 impl Encoding {
+    /// `utf-8` (or `utf8`), `base64` or `hex`, exactly; another case of one of them is
+    /// refused with the spelling to use.
     pub fn parse(text: &str) -> Result<Encoding, EncodingError> {
-        match text.to_ascii_lowercase().as_str() {
-            "utf-8" | "utf8" => Ok(Encoding::Utf8),
-            "base64" => Ok(Encoding::Base64),
-            "hex" => Ok(Encoding::Hex),
-            _ => Err(EncodingError::Unknown(text.to_string())),
+        let exact = |text: &str| match text {
+            "utf-8" | "utf8" => Some((Encoding::Utf8, "utf-8")),
+            "base64" => Some((Encoding::Base64, "base64")),
+            "hex" => Some((Encoding::Hex, "hex")),
+            _ => None,
+        };
+        match (exact(text), exact(&text.to_ascii_lowercase())) {
+            (Some((encoding, _)), _) => Ok(encoding),
+            (None, Some((_, spelling))) => Err(EncodingError::Case(text.to_string(), spelling)),
+            (None, None) => Err(EncodingError::Unknown(text.to_string())),
         }
     }
 
@@ -71,7 +82,7 @@ impl Encoding {
                 base64::engine::general_purpose::STANDARD
                     .decode(&*text)
                     .map_err(|_| {
-                        if text.iter().any(|b| *b == b'-' || *b == b'_') {
+                        if is_url_safe_base64(&text) {
                             DecodeError::Base64UrlSafe
                         } else {
                             DecodeError::Base64
@@ -84,6 +95,24 @@ impl Encoding {
     }
 }
 
+/// Whether `text` (whitespace removed) is base64 in the URL-safe alphabet, padded or
+/// not: only then does the error say so. A stray `-` in text that is not base64 at all
+/// is just not base64.
+fn is_url_safe_base64(text: &[u8]) -> bool {
+    use base64::engine::{general_purpose::GeneralPurposeConfig, DecodePaddingMode};
+    const URL_SAFE_ANY_PADDING: base64::engine::GeneralPurpose =
+        base64::engine::GeneralPurpose::new(
+            &base64::alphabet::URL_SAFE,
+            GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        );
+    // The decoded bytes are the secret's: wiped when dropped.
+    text.iter().any(|b| *b == b'-' || *b == b'_')
+        && URL_SAFE_ANY_PADDING
+            .decode(text)
+            .map(Zeroizing::new)
+            .is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,11 +122,27 @@ mod tests {
     }
 
     #[test]
-    fn names_as_azure_spells_them_in_any_case() {
+    fn names_as_azure_spells_them_case_sensitive() {
         assert_eq!(Encoding::parse("base64"), Ok(Encoding::Base64));
-        assert_eq!(Encoding::parse("HEX"), Ok(Encoding::Hex));
+        assert_eq!(Encoding::parse("hex"), Ok(Encoding::Hex));
         assert_eq!(Encoding::parse("utf-8"), Ok(Encoding::Utf8));
-        assert!(Encoding::parse("base32").is_err());
+        assert_eq!(Encoding::parse("utf8"), Ok(Encoding::Utf8));
+        assert_eq!(
+            Encoding::parse("BASE64"),
+            Err(EncodingError::Case("BASE64".into(), "base64"))
+        );
+        assert_eq!(
+            Encoding::parse("UTF8"),
+            Err(EncodingError::Case("UTF8".into(), "utf-8"))
+        );
+        assert!(Encoding::parse("HEX")
+            .unwrap_err()
+            .to_string()
+            .contains("case-sensitive, write `hex`"));
+        assert_eq!(
+            Encoding::parse("base32"),
+            Err(EncodingError::Unknown("base32".into()))
+        );
     }
 
     #[test]
@@ -132,6 +177,20 @@ mod tests {
             Encoding::Base64.decode(&value("-_-_")),
             Err(DecodeError::Base64UrlSafe)
         );
+        let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0xfb, 0xff]);
+        assert_eq!(
+            Encoding::Base64.decode(&value(&url_safe)),
+            Err(DecodeError::Base64UrlSafe),
+            "unpadded URL-safe base64 ({url_safe})"
+        );
+        // Text that is no base64 at all, whatever its dashes.
+        for text in ["not-base64!", "user_name", "2026-12-04", "a-b"] {
+            assert_eq!(
+                Encoding::Base64.decode(&value(text)),
+                Err(DecodeError::Base64),
+                "{text}"
+            );
+        }
         assert!(!DecodeError::Base64.to_string().contains("not base64!"));
     }
 

@@ -90,8 +90,9 @@ pub enum NonString {
 }
 
 impl NonString {
+    /// `error` or `json`, case-sensitive like every value of a class.
     pub fn parse(text: &str) -> Option<NonString> {
-        match text.to_ascii_lowercase().as_str() {
+        match text {
             "error" => Some(NonString::Refuse),
             "json" => Some(NonString::Json),
             _ => None,

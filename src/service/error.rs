@@ -1,6 +1,6 @@
 //! Why a mount failed. Converted to a gRPC status once, in the CSI adapter.
 
-use crate::domain::attributes::AttributeError;
+use crate::domain::attributes::AttributeErrors;
 use crate::domain::extract::ExtractError;
 use crate::domain::mode::ModeError;
 use crate::domain::objects::ClassErrors;
@@ -12,7 +12,7 @@ use crate::ports::{IdentityError, SinkError, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error("invalid mount request: {0}")]
-    Attributes(#[from] AttributeError),
+    Attributes(#[from] AttributeErrors),
     #[error("invalid mount request: {0}")]
     Permission(#[from] ModeError),
     #[error("invalid SecretProviderClass: {0}")]

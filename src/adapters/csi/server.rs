@@ -15,6 +15,7 @@ use super::status::{error_code, status_of};
 use crate::adapters::accept::unix_incoming;
 use crate::adapters::metrics::{CodeLabels, Metrics};
 use crate::domain::objects::Rule;
+use crate::domain::target::TargetPath;
 use crate::domain::text::capped;
 use crate::domain::versions::ObjectVersion;
 use std::panic::AssertUnwindSafe;
@@ -171,14 +172,13 @@ impl CsiDriverProvider for CsiProvider {
                 .collect(),
         };
         let started = Instant::now();
-        let mut target = None;
+        // The target on its own: a remount whose attributes fail to parse is still a
+        // remount, and must be reported as one.
+        let target = TargetPath::parse(&request.target_path, self.kubelet_dir.as_deref()).ok();
         let result = {
             let _in_flight = InFlight::enter(&self.metrics);
             match request.parse(self.kubelet_dir.as_deref()) {
-                Ok(request) => {
-                    target = Some(request.target.clone());
-                    self.run(request).await
-                }
+                Ok(request) => self.run(request).await,
                 Err(e) => {
                     // The service logs every mount it runs; this one never reached it.
                     let error = capped(e.to_string(), MAX_LOGGED_ERROR_BYTES);

@@ -131,7 +131,14 @@ impl ObjectChecker<'_, '_> {
         match NonString::parse(text) {
             Some(n) => Some(n),
             None => {
-                let message = format!("nonString `{}` must be `error` or `json`", bounded(text));
+                let message = match NonString::parse(&text.to_ascii_lowercase()) {
+                    Some(_) => format!(
+                        "nonString `{}`: values are case-sensitive, write `{}`",
+                        bounded(text),
+                        text.to_ascii_lowercase()
+                    ),
+                    None => format!("nonString `{}` must be `error` or `json`", bounded(text)),
+                };
                 let message = match within {
                     Some(w) => format!("{w}: {message}"),
                     None => message,

@@ -39,7 +39,7 @@ fn none_of_the_new_fields_changes_a_class_that_does_not_use_them() {
 #[test]
 fn object_encoding_on_the_object_and_on_an_entry() {
     let p = parsed(
-        "- objectName: tls\n  objectType: secretsmanager\n  objectEncoding: base64\n  jmesPath:\n    - {path: key, objectAlias: key, objectEncoding: HEX}\n",
+        "- objectName: tls\n  objectType: secretsmanager\n  objectEncoding: base64\n  jmesPath:\n    - {path: key, objectAlias: key, objectEncoding: hex}\n",
     )
     .unwrap();
     assert_eq!(p.objects[0].encoding, Encoding::Base64);
@@ -54,6 +54,28 @@ fn object_encoding_on_the_object_and_on_an_entry() {
         Rule::ObjectEncoding,
     );
     assert!(e.to_string().contains("jmesPath entry 1"), "{e}");
+}
+
+#[test]
+fn object_encoding_and_non_string_values_are_case_sensitive() {
+    let e = fails_with(
+        "- {objectName: tls, objectType: secretsmanager, objectEncoding: BASE64}\n",
+        Rule::ObjectEncoding,
+    );
+    assert!(
+        e.to_string().contains("case-sensitive, write `base64`"),
+        "{e}"
+    );
+    let e = fails_with(
+        "- {objectName: cfg, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: a, nonString: JSON}]}\n",
+        Rule::NonString,
+    );
+    assert!(e.to_string().contains("jmesPath entry 1"), "{e}");
+    assert!(
+        e.to_string().contains("case-sensitive, write `json`"),
+        "{e}"
+    );
+    assert!(NonString::parse("Error").is_none());
 }
 
 #[test]
