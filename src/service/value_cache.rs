@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 
 use crate::domain::freshness::{CacheBounds, Freshness, Use};
+use crate::domain::object_id::same_object;
 use crate::domain::objects::{ObjectKind, ObjectRef, Selection};
 use crate::domain::region::Region;
 use crate::ports::{Clock, Fetched, Selected};
@@ -305,8 +306,10 @@ impl ValueCache {
         }
     }
 
-    /// Forgets every entry of `principal` for the object `kind`/`name`, in every region
-    /// and for every version or label: the store said it is gone or not theirs.
+    /// Forgets every entry of `principal` for the object `kind`/`name`, in every region,
+    /// for every version or label and under every spelling of it (name, full or partial
+    /// ARN), and every cached selection of `principal` that matched it: the store said
+    /// it is gone or not theirs, and no other spelling may keep serving it.
     pub fn forget_object(&self, principal: &str, kind: ObjectKind, name: &str) {
         if !self.is_on() {
             return;
@@ -315,10 +318,7 @@ impl ValueCache {
         let keys: Vec<CacheKey> = held
             .lru
             .iter()
-            .filter(|(k, _)| {
-                k.principal == principal
-                    && matches!(&k.subject, Subject::Object(o) if o.kind == kind && o.name == name)
-            })
+            .filter(|(k, e)| k.principal == principal && holds(k, e, kind, name))
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
@@ -396,6 +396,18 @@ impl ValueCache {
         for key in old {
             self.remove(held, &key, &self.counters.evicted_expired);
         }
+    }
+}
+
+/// True when the entry `key`/`entry` holds the object `kind`/`name`: the object under
+/// any spelling, or a selection that matched it.
+fn holds(key: &CacheKey, entry: &Entry, kind: ObjectKind, name: &str) -> bool {
+    match (&key.subject, &entry.value) {
+        (Subject::Object(o), _) => o.kind == kind && same_object(kind, &o.name, name),
+        (Subject::Selection(s), Answer::Many(found)) => {
+            s.kind() == kind && found.iter().any(|m| same_object(kind, &m.name, name))
+        }
+        (Subject::Selection(_), Answer::One(_)) => false,
     }
 }
 
