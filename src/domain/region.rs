@@ -75,6 +75,11 @@ const LISTED: &[&str] = &[
     "us-gov-west-1",
 ];
 
+/// True for the name of a region AWS lists today.
+pub fn is_listed(name: &str) -> bool {
+    LISTED.contains(&name)
+}
+
 /// True when `text` has the form of a region of a partition: a partition's prefix,
 /// one word of lower-case letters or digits, and a number of at most three digits.
 fn well_formed(text: &str) -> bool {
@@ -111,7 +116,7 @@ impl Region {
     /// True for the regions AWS lists today; false for a well-formed name it does not
     /// (a newer region, or a made-up one).
     pub fn is_listed(&self) -> bool {
-        LISTED.contains(&self.0.as_str())
+        is_listed(&self.0)
     }
 }
 
