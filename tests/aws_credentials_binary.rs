@@ -53,13 +53,23 @@ async fn provider(api: &FakeApi, moto: &str, log: &str, format: &str, capture: b
     }
 }
 
-/// A mount of `MySecret` signed with the volume's key `key_id` and secret `secret`.
-async fn mount(client: &mut common::Client, target: &Path, key_id: &str, secret: &str) {
+/// A mount of `MySecret` in `region`, signed with the volume's key `key_id` and secret
+/// `secret`.
+async fn mount_in(
+    client: &mut common::Client,
+    target: &Path,
+    region: &str,
+    key_id: &str,
+    secret: &str,
+) {
     let mut request = common::mount_request(
         "- {objectName: MySecret, objectType: secretsmanager}",
         target,
         0o644,
-        &[("authentication", "nodePublishSecretRef")],
+        &[
+            ("authentication", "nodePublishSecretRef"),
+            ("region", region),
+        ],
     );
     request.secrets = serde_json::json!({
         "aws_access_key_id": key_id,
@@ -67,6 +77,10 @@ async fn mount(client: &mut common::Client, target: &Path, key_id: &str, secret:
     })
     .to_string();
     client.mount(request).await.unwrap();
+}
+
+async fn mount(client: &mut common::Client, target: &Path, key_id: &str, secret: &str) {
+    mount_in(client, target, "us-east-1", key_id, secret).await;
 }
 
 /// Open files, threads and resident memory (KiB) of `pid`.
@@ -85,14 +99,20 @@ fn usage(pid: u32) -> (usize, u64, u64) {
     (fds, field("Threads:"), field("VmRSS:"))
 }
 
-/// A few hundred mounts, each with a credential set never seen before (as when every
-/// pod brings its own keys, or keys rotate): the provider builds no new connection pool
-/// per set, so open files and threads stay where they were after the first 50.
-/// `FRESH_CREDENTIAL_MOUNTS` raises the count for a measurement (the README's figures).
-#[tokio::test]
-async fn fresh_credential_sets_keep_open_files_and_threads_flat() {
-    // moto closes every connection after its answer, which would hide a connection pool
-    // per client; the benchmark's AWS stub keeps them open, as AWS does.
+/// The count `variable` asks for, else `default`.
+fn count(variable: &str, default: usize) -> usize {
+    std::env::var(variable)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `total` mounts through the provider binary, mount `i` in the region and with the
+/// credential set `each(i)` gives, against the benchmark's AWS stub (moto closes every
+/// connection after its answer, which would hide a connection pool per client; the stub
+/// keeps them open, as AWS does). Asserts that open files and threads stay within a few
+/// of where they were after the first 50 mounts; prints the figures.
+async fn churn(what: &str, total: usize, each: impl Fn(usize) -> (String, String)) {
     let stub = provider::testkit::aws_stub::start(std::time::Duration::ZERO)
         .await
         .unwrap();
@@ -101,18 +121,16 @@ async fn fresh_credential_sets_keep_open_files_and_threads_flat() {
     let pid = p.child.id();
     let target = p._dir.path().join("pod");
     std::fs::create_dir(&target).unwrap();
-    let total: usize = std::env::var("FRESH_CREDENTIAL_MOUNTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
     let start = usage(pid);
     let mut after_50 = start;
     let mut peak = start;
     for i in 0..total {
-        mount(
+        let (region, key_id) = each(i);
+        mount_in(
             &mut p.client,
             &target,
-            &format!("AKIAFRESH{i:011}"),
+            &region,
+            &key_id,
             &format!("secret-{i}"),
         )
         .await;
@@ -132,23 +150,51 @@ async fn fresh_credential_sets_keep_open_files_and_threads_flat() {
         }
     }
     let end = usage(pid);
-    eprintln!("GetSecretValue calls: {}", stub.count("GetSecretValue"));
+    assert_eq!(
+        stub.count("GetSecretValue"),
+        total as u64,
+        "one call per mount"
+    );
     eprintln!(
-        "{total} fresh credential sets: fds {} -> {} (after 50: {}, peak {}), threads {} -> {} (after 50: {}, peak {}), RSS {} -> {} KiB (after 50: {}, peak {})",
+        "{total} {what}: fds {} -> {} (after 50: {}, peak {}), threads {} -> {} (after 50: {}, peak {}), RSS {} -> {} KiB (after 50: {}, peak {})",
         start.0, end.0, after_50.0, peak.0, start.1, end.1, after_50.1, peak.1, start.2, end.2, after_50.2, peak.2
     );
     assert!(
         peak.0 <= after_50.0 + 8,
-        "open files grew with fresh credentials: {} after 50 mounts, peak {}",
+        "open files grew with {what}: {} after 50 mounts, peak {}",
         after_50.0,
         peak.0
     );
     assert!(
         peak.1 <= after_50.1 + 4,
-        "threads grew with fresh credentials: {} after 50 mounts, peak {}",
+        "threads grew with {what}: {} after 50 mounts, peak {}",
         after_50.1,
         peak.1
     );
+}
+
+/// A few hundred mounts, each with a credential set never seen before (as when every
+/// pod brings its own keys, or keys rotate): every client shares one connection pool.
+/// `FRESH_CREDENTIAL_MOUNTS` raises the count for a measurement (the README's figures).
+#[tokio::test]
+async fn fresh_credential_sets_keep_open_files_and_threads_flat() {
+    let total = count("FRESH_CREDENTIAL_MOUNTS", 300);
+    churn("fresh credential sets", total, |i| {
+        ("us-east-1".into(), format!("AKIAFRESH{i:011}"))
+    })
+    .await;
+}
+
+/// One identity naming a new well-formed region on every mount (regions AWS does not
+/// list): their clients take a few slots of their own. `MADE_UP_REGION_MOUNTS` raises
+/// the count.
+#[tokio::test]
+async fn made_up_regions_keep_open_files_and_threads_flat() {
+    let total = count("MADE_UP_REGION_MOUNTS", 200);
+    churn("made-up regions", total, |i| {
+        (format!("us-made{i}-1"), "AKIAONEIDENTITY".into())
+    })
+    .await;
 }
 
 const KEY_ID: &str = "AKIAZZLOGCANARY7Q4X";
