@@ -55,6 +55,13 @@ fn without_suffix(name: &str) -> Option<&str> {
     (!stem.is_empty() && suffix.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(stem)
 }
 
+/// True when `version` identifies one version of one object across every spelling of
+/// it: a Secrets Manager VersionId (a UUID, or a client token of 32 to 64 characters,
+/// as AWS requires). Parameter Store versions are counters shared by every parameter.
+pub fn is_unique_version(kind: ObjectKind, version: &str) -> bool {
+    kind == ObjectKind::SecretsManager && (32..=64).contains(&version.len())
+}
+
 /// True when the two spellings may name the same object of `kind`.
 pub fn same_object(kind: ObjectKind, a: &str, b: &str) -> bool {
     if a == b {
@@ -121,6 +128,19 @@ mod tests {
             SSM,
             "/app/db",
             "arn:aws:ssm:us-east-1:1:parameter/app/dbx"
+        ));
+    }
+
+    #[test]
+    fn only_secrets_manager_version_ids_are_unique() {
+        assert!(is_unique_version(
+            SM,
+            "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
+        ));
+        assert!(!is_unique_version(SM, "v1"));
+        assert!(!is_unique_version(
+            SSM,
+            "a1b2c3d4-5678-90ab-cdef-EXAMPLE11111"
         ));
     }
 

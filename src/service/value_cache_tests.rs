@@ -401,3 +401,48 @@ fn a_refused_parameter_is_forgotten_by_arn_and_from_path_selections() {
     assert!(matches!(c.find(&path, &f), Lookup::Miss));
     assert!(matches!(c.find(&secret, &f), Lookup::Fresh(_)));
 }
+
+#[test]
+fn a_refusal_forgets_every_entry_holding_a_version_aws_gave_for_that_secret() {
+    let (c, clock) = cache(settings(MIN, MIN * 10));
+    let f = Freshness::for_class(c.bounds(), None);
+    const VERSION: &str = "a1b2c3d4-5678-90ab-cdef-111111111111";
+    let at = |version: &str| {
+        Answer::One(Fetched {
+            value: SecretValue::new(b"v".to_vec()),
+            version: version.into(),
+        })
+    };
+    let by_name = key("p", "us-east-1", "app/db", None);
+    // A spelling the names cannot tie to `app/db`: only AWS's VersionId links them.
+    let other_spelling = key(
+        "p",
+        "us-east-1",
+        "arn:aws:secretsmanager:us-east-1:1:secret:old",
+        None,
+    );
+    let other_secret = key("p", "us-east-1", "app/cache", None);
+    let through_selection = secrets_selection("old");
+    c.store(by_name.clone(), at(VERSION));
+    c.store(other_spelling.clone(), at(VERSION));
+    c.store(
+        other_secret.clone(),
+        at("a1b2c3d4-5678-90ab-cdef-222222222222"),
+    );
+    c.store(
+        through_selection.clone(),
+        Answer::Many(Arc::new(vec![Selected {
+            name: "old".into(),
+            fetched: Fetched {
+                value: SecretValue::new(b"v".to_vec()),
+                version: VERSION.into(),
+            },
+        }])),
+    );
+    clock.advance(MIN * 2);
+    c.forget_object("p", ObjectKind::SecretsManager, "app/db");
+    for k in [&by_name, &other_spelling, &through_selection] {
+        assert!(matches!(c.find(k, &f), Lookup::Miss), "{k:?} still held");
+    }
+    assert!(matches!(c.find(&other_secret, &f), Lookup::StandIn { .. }));
+}
