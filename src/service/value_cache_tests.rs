@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::objects::ObjectKind;
 use crate::domain::secret::SecretValue;
 use crate::ports::clock::ManualClock;
 
