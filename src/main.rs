@@ -6,15 +6,19 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use provider::adapters::aws::log_filter;
 use provider::cli::validate::validate_files;
 use provider::cli::{normalize_go_flags, Cli, Command};
 use provider::config::{LogFormat, Settings};
 use provider::domain::region::Region;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::FormatFields;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize_go_flags(std::env::args_os()));
@@ -37,25 +41,27 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to stderr; RUST_LOG, when set, wins over `--log-level`. Colours only on a
-/// terminal: in a file or a log collector they are noise that a reader's terminal would
-/// interpret.
+/// Logs go to stderr; RUST_LOG, when set, wins over `--log-level`, except that the AWS
+/// SDK never logs below info (its debug and trace print credentials and secret values:
+/// see `adapters::aws::log_filter`). Colours only on a terminal: in a file or a log
+/// collector they are noise that a reader's terminal would interpret.
 fn init_logging(format: LogFormat, level: &str) -> anyhow::Result<()> {
-    let filter = match EnvFilter::try_from_default_env() {
+    let asked = match EnvFilter::try_from_default_env() {
         Ok(filter) => filter,
         Err(_) => {
             EnvFilter::try_new(level).map_err(|e| anyhow::anyhow!("--log-level `{level}`: {e}"))?
         }
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let filter = asked.and(log_filter::without_sdk_credentials());
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
-    match format {
+    let layer = match format {
         // JSON escapes every control character in strings itself.
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.fmt_fields(EscapedFields).init(),
-    }
+        LogFormat::Json => layer.json().with_filter(filter).boxed(),
+        LogFormat::Text => layer.fmt_fields(EscapedFields).with_filter(filter).boxed(),
+    };
+    tracing_subscriber::registry().with(layer).init();
     Ok(())
 }
 

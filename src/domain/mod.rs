@@ -15,6 +15,7 @@ pub mod json_text;
 pub mod mode;
 pub mod mount_secrets;
 pub mod naming;
+pub mod object_id;
 pub mod objects;
 pub mod plan;
 pub mod region;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 
 use crate::domain::freshness::{CacheBounds, Freshness, Use};
-use crate::domain::objects::{ObjectKind, ObjectRef, Selection};
+use crate::domain::objects::{ObjectRef, Selection};
 use crate::domain::region::Region;
 use crate::ports::{Clock, Fetched, Selected};
 
@@ -305,48 +305,6 @@ impl ValueCache {
         }
     }
 
-    /// Forgets every entry of `principal` for the object `kind`/`name`, in every region
-    /// and for every version or label: the store said it is gone or not theirs.
-    pub fn forget_object(&self, principal: &str, kind: ObjectKind, name: &str) {
-        if !self.is_on() {
-            return;
-        }
-        let mut held = self.held();
-        let keys: Vec<CacheKey> = held
-            .lru
-            .iter()
-            .filter(|(k, _)| {
-                k.principal == principal
-                    && matches!(&k.subject, Subject::Object(o) if o.kind == kind && o.name == name)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            self.remove(&mut held, &key, &self.counters.evicted_client_error);
-        }
-    }
-
-    /// Forgets every entry of `principal` for `selection`, in every region: the store
-    /// refused it.
-    pub fn forget_selection(&self, principal: &str, selection: &Selection) {
-        if !self.is_on() {
-            return;
-        }
-        let mut held = self.held();
-        let keys: Vec<CacheKey> = held
-            .lru
-            .iter()
-            .filter(|(k, _)| {
-                k.principal == principal
-                    && matches!(&k.subject, Subject::Selection(s) if s == selection)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in keys {
-            self.remove(&mut held, &key, &self.counters.evicted_client_error);
-        }
-    }
-
     /// A stale value stood in for a failing store.
     pub fn note_stale_served(&self) {
         self.counters.stale_served.fetch_add(1, Ordering::Relaxed);
@@ -398,6 +356,9 @@ impl ValueCache {
         }
     }
 }
+
+#[path = "value_cache_forget.rs"]
+mod forget;
 
 #[cfg(test)]
 #[path = "value_cache_tests.rs"]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::objects::ObjectKind;
 use crate::domain::secret::SecretValue;
 use crate::ports::clock::ManualClock;
 
@@ -279,4 +280,170 @@ fn selections_are_cached_under_their_own_key_and_forgotten_on_a_refusal() {
     ));
     c.forget_selection("p", &selection);
     assert!(matches!(c.lookup_selection(&key, &f), Lookup::Miss));
+}
+
+const FULL_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbC123";
+const PARTIAL_ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db";
+
+fn secrets_selection(prefix: &str) -> CacheKey {
+    CacheKey {
+        principal: "p".into(),
+        region: Region::parse("us-east-1").unwrap(),
+        subject: Subject::Selection(Selection::Secrets {
+            name_prefix: Some(prefix.into()),
+            tag_key: None,
+            tag_value: None,
+        }),
+    }
+}
+
+fn matches(names: &[&str]) -> Answer {
+    Answer::Many(Arc::new(
+        names
+            .iter()
+            .map(|n| Selected {
+                name: n.to_string(),
+                fetched: fetched(b"v"),
+            })
+            .collect(),
+    ))
+}
+
+/// After a refusal under `refused`, nothing of the secret may stand in for an outage:
+/// every spelling of it, and every selection that matched it, is gone for `p` only.
+fn refusal_forgets_every_spelling(refused: &str) {
+    let (c, clock) = cache(settings(MIN, MIN * 10));
+    let f = Freshness::for_class(c.bounds(), None);
+    let spellings = ["app/db", FULL_ARN, PARTIAL_ARN];
+    let mine: Vec<CacheKey> = spellings
+        .iter()
+        .map(|s| key("p", "us-east-1", s, None))
+        .chain([
+            key("p", "us-west-2", "app/db", None),
+            secrets_selection("app/"),
+        ])
+        .collect();
+    let kept = [
+        key("q", "us-east-1", "app/db", None),
+        key("p", "us-east-1", "app/dbx", None),
+        secrets_selection("other/"),
+    ];
+    for k in mine.iter().chain(&kept) {
+        let answer = match &k.subject {
+            Subject::Selection(Selection::Secrets { name_prefix, .. })
+                if name_prefix.as_deref() == Some("app/") =>
+            {
+                matches(&["app/cache", "app/db"])
+            }
+            Subject::Selection(_) => matches(&["other/db"]),
+            Subject::Object(_) => value(b"v"),
+        };
+        c.store(k.clone(), answer);
+    }
+    // Past the TTL: each would stand in for a failing store.
+    clock.advance(MIN * 2);
+    c.forget_object("p", ObjectKind::SecretsManager, refused);
+    for k in &mine {
+        assert!(
+            matches!(c.find(k, &f), Lookup::Miss),
+            "{refused} refused, {k:?} still held"
+        );
+    }
+    for k in &kept {
+        assert!(
+            matches!(c.find(k, &f), Lookup::StandIn { .. }),
+            "{refused} refused, {k:?} lost"
+        );
+    }
+}
+
+#[test]
+fn a_refusal_by_name_forgets_the_arns_and_the_selections() {
+    refusal_forgets_every_spelling("app/db");
+}
+
+#[test]
+fn a_refusal_by_full_arn_forgets_the_name_the_partial_arn_and_the_selections() {
+    refusal_forgets_every_spelling(FULL_ARN);
+}
+
+#[test]
+fn a_refusal_by_partial_arn_forgets_the_name_the_full_arn_and_the_selections() {
+    refusal_forgets_every_spelling(PARTIAL_ARN);
+}
+
+#[test]
+fn a_refused_parameter_is_forgotten_by_arn_and_from_path_selections() {
+    let (c, _) = cache(settings(MIN, MIN * 10));
+    let f = Freshness::for_class(c.bounds(), None);
+    let by_arn = CacheKey {
+        subject: Subject::Object(ObjectRef {
+            kind: ObjectKind::SsmParameter,
+            name: "arn:aws:ssm:us-east-1:123456789012:parameter/app/db".into(),
+            version: None,
+            label: None,
+        }),
+        ..key("p", "us-east-1", "x", None)
+    };
+    let path = CacheKey {
+        subject: Subject::Selection(Selection::ParameterPath {
+            path: "/app".into(),
+            recursive: false,
+        }),
+        ..key("p", "us-east-1", "x", None)
+    };
+    // A secret of that name is another object.
+    let secret = key("p", "us-east-1", "/app/db", None);
+    c.store(by_arn.clone(), value(b"v"));
+    c.store(path.clone(), matches(&["/app/db", "/app/host"]));
+    c.store(secret.clone(), value(b"v"));
+    c.forget_object("p", ObjectKind::SsmParameter, "/app/db");
+    assert!(matches!(c.find(&by_arn, &f), Lookup::Miss));
+    assert!(matches!(c.find(&path, &f), Lookup::Miss));
+    assert!(matches!(c.find(&secret, &f), Lookup::Fresh(_)));
+}
+
+#[test]
+fn a_refusal_forgets_every_entry_holding_a_version_aws_gave_for_that_secret() {
+    let (c, clock) = cache(settings(MIN, MIN * 10));
+    let f = Freshness::for_class(c.bounds(), None);
+    const VERSION: &str = "a1b2c3d4-5678-90ab-cdef-111111111111";
+    let at = |version: &str| {
+        Answer::One(Fetched {
+            value: SecretValue::new(b"v".to_vec()),
+            version: version.into(),
+        })
+    };
+    let by_name = key("p", "us-east-1", "app/db", None);
+    // A spelling the names cannot tie to `app/db`: only AWS's VersionId links them.
+    let other_spelling = key(
+        "p",
+        "us-east-1",
+        "arn:aws:secretsmanager:us-east-1:1:secret:old",
+        None,
+    );
+    let other_secret = key("p", "us-east-1", "app/cache", None);
+    let through_selection = secrets_selection("old");
+    c.store(by_name.clone(), at(VERSION));
+    c.store(other_spelling.clone(), at(VERSION));
+    c.store(
+        other_secret.clone(),
+        at("a1b2c3d4-5678-90ab-cdef-222222222222"),
+    );
+    c.store(
+        through_selection.clone(),
+        Answer::Many(Arc::new(vec![Selected {
+            name: "old".into(),
+            fetched: Fetched {
+                value: SecretValue::new(b"v".to_vec()),
+                version: VERSION.into(),
+            },
+        }])),
+    );
+    clock.advance(MIN * 2);
+    c.forget_object("p", ObjectKind::SecretsManager, "app/db");
+    for k in [&by_name, &other_spelling, &through_selection] {
+        assert!(matches!(c.find(k, &f), Lookup::Miss), "{k:?} still held");
+    }
+    assert!(matches!(c.find(&other_secret, &f), Lookup::StandIn { .. }));
 }

@@ -3,6 +3,7 @@
 pub mod classify;
 pub mod credentials;
 mod errors;
+pub mod log_filter;
 pub mod sdk;
 mod select;
 pub mod ssm_batch;

@@ -1,5 +1,6 @@
-//! The one AWS SDK configuration of the process: one HTTP client and connection pool,
-//! standard retries, timeouts on every call, the user-agent app id, and the SDK's own
+//! The one AWS SDK configuration of the process: one HTTP client and connection pool
+//! (built here once and handed to every client: left unset, each SDK client would build
+//! its own connector and pool, one per credential set and region), standard retries, timeouts on every call, the user-agent app id, and the SDK's own
 //! environment handling (AWS_ENDPOINT_URL[_<SERVICE>], AWS_USE_FIPS_ENDPOINT,
 //! HTTPS_PROXY/HTTP_PROXY/NO_PROXY), plus AWS_CA_BUNDLE, which the Rust SDK leaves to us.
 
@@ -50,30 +51,24 @@ pub enum SdkError {
     CaBundle { path: String, reason: String },
 }
 
-/// The HTTP client trusting only the certificates of `AWS_CA_BUNDLE` (as the other AWS
-/// SDKs do), otherwise built like the SDK's default one: rustls with aws-lc, proxies
-/// from the environment.
-fn client_with_ca_bundle(path: &str) -> Result<SharedHttpClient, SdkError> {
-    let bad = |reason: String| SdkError::CaBundle {
-        path: path.to_string(),
-        reason,
+/// The process's one HTTP client, built like the SDK's default (rustls with aws-lc,
+/// proxies from the environment), trusting only the certificates of `AWS_CA_BUNDLE`
+/// when given (as the other AWS SDKs do). Its connectors are cached by their settings,
+/// which every client shares, so every client uses one connection pool.
+fn shared_http_client(ca_bundle: Option<&str>) -> Result<SharedHttpClient, SdkError> {
+    let context = match ca_bundle {
+        Some(path) => Some(ca_bundle_context(path)?),
+        None => None,
     };
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
-    let trust = tls::TrustStore::empty()
-        .with_native_roots(false)
-        .with_pem_certificate(pem);
-    let context = tls::TlsContext::builder()
-        .with_trust_store(trust)
-        .build()
-        .map_err(|e| bad(e.to_string()))?;
     Ok(
         aws_smithy_http_client::Builder::new().build_with_connector_fn(
             move |settings, components| {
-                let mut builder = ConnectorBuilder::default()
-                    .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
-                    ))
-                    .tls_context(context.clone());
+                let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ));
+                if let Some(context) = &context {
+                    builder = builder.tls_context(context.clone());
+                }
                 builder.set_connector_settings(settings.cloned());
                 if let Some(components) = components {
                     builder.set_sleep_impl(components.sleep_impl());
@@ -83,6 +78,22 @@ fn client_with_ca_bundle(path: &str) -> Result<SharedHttpClient, SdkError> {
             },
         ),
     )
+}
+
+/// TLS trusting only the certificates of the PEM file at `path`.
+fn ca_bundle_context(path: &str) -> Result<tls::TlsContext, SdkError> {
+    let bad = |reason: String| SdkError::CaBundle {
+        path: path.to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let trust = tls::TrustStore::empty()
+        .with_native_roots(false)
+        .with_pem_certificate(pem);
+    tls::TlsContext::builder()
+        .with_trust_store(trust)
+        .build()
+        .map_err(|e| bad(e.to_string()))
 }
 
 pub async fn load(settings: &SdkSettings) -> Result<SdkConfig, SdkError> {
@@ -107,12 +118,10 @@ pub async fn load(settings: &SdkSettings) -> Result<SdkConfig, SdkError> {
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    if let Some(path) = std::env::var("AWS_CA_BUNDLE")
+    let ca_bundle = std::env::var("AWS_CA_BUNDLE")
         .ok()
-        .filter(|p| !p.is_empty())
-    {
-        loader = loader.http_client(client_with_ca_bundle(&path)?);
-    }
+        .filter(|p| !p.is_empty());
+    loader = loader.http_client(shared_http_client(ca_bundle.as_deref())?);
     Ok(loader.load().await)
 }
 
@@ -122,8 +131,17 @@ mod tests {
 
     #[test]
     fn an_unreadable_ca_bundle_is_a_clear_error() {
-        let err = client_with_ca_bundle("/nonexistent/ca.pem").unwrap_err();
+        let err = shared_http_client(Some("/nonexistent/ca.pem")).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"));
+    }
+
+    #[tokio::test]
+    async fn every_client_gets_the_one_http_client() {
+        let sdk = load(&SdkSettings::default()).await.unwrap();
+        assert!(
+            sdk.http_client().is_some(),
+            "without one, each SDK client builds its own connection pool"
+        );
     }
 
     #[test]

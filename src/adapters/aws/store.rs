@@ -1,12 +1,14 @@
 //! Secrets Manager and Parameter Store behind the `SecretStore` port.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use futures::FutureExt;
+use lru::LruCache;
 
 use super::classify::is_stale_credentials;
 use super::credentials::{pod_identity::AgentSettings, CredentialResolver, Signing};
@@ -26,7 +28,7 @@ pub struct AwsStore {
     sdk: SdkConfig,
     credentials: CredentialResolver,
     metrics: Arc<Metrics>,
-    clients: Mutex<HashMap<ClientKey, Clients>>,
+    clients: Mutex<ClientCache<Clients>>,
     /// AWS calls in flight at once for one fetch (one mount in one region).
     concurrency: usize,
 }
@@ -63,7 +65,7 @@ pub(crate) fn plan_calls(objects: &[ObjectRef]) -> CallPlan {
 }
 
 /// Clients are built once per region and credentials, not per call: building one
-/// assembles its whole runtime (it shares the process's HTTP connection pool either way).
+/// assembles its whole runtime (all share the process's one HTTP connection pool).
 /// The key holds the full credentials, so two identities can never share a client.
 type ClientKey = (Region, Option<(String, String, Option<String>)>);
 
@@ -73,8 +75,56 @@ pub(super) struct Clients {
     pub ssm: aws_sdk_ssm::Client,
 }
 
-/// Above this many cached clients (regions × live credentials), start over.
-const MAX_CLIENTS: usize = 1024;
+/// Clients kept at once (regions × live credential sets); the least recently used goes
+/// first, one at a time. A pair of clients holds about 40 KiB beyond the shared pool
+/// (measured over 3,000 fresh credential sets, debug build).
+const MAX_CLIENTS: usize = 256;
+/// Of those, clients of regions AWS does not list (newer or made-up ones): made-up
+/// regions can only push each other out, never the clients of listed regions.
+const MAX_UNLISTED_CLIENTS: usize = 16;
+
+/// The cached clients, in two LRUs by whether AWS lists their region.
+struct ClientCache<V> {
+    listed: LruCache<ClientKey, V>,
+    unlisted: LruCache<ClientKey, V>,
+}
+
+impl<V> Default for ClientCache<V> {
+    fn default() -> Self {
+        let cap = |n: usize| NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN);
+        ClientCache {
+            listed: LruCache::new(cap(MAX_CLIENTS - MAX_UNLISTED_CLIENTS)),
+            unlisted: LruCache::new(cap(MAX_UNLISTED_CLIENTS)),
+        }
+    }
+}
+
+impl<V: Clone> ClientCache<V> {
+    fn lru(&mut self, region: &Region) -> &mut LruCache<ClientKey, V> {
+        if region.is_listed() {
+            &mut self.listed
+        } else {
+            &mut self.unlisted
+        }
+    }
+
+    /// The cached clients of `key`, or those `build` makes, kept in place of the least
+    /// recently used when full.
+    fn get_or_build(&mut self, key: ClientKey, build: impl FnOnce() -> V) -> V {
+        let lru = self.lru(&key.0);
+        if let Some(found) = lru.get(&key) {
+            return found.clone();
+        }
+        let built = build();
+        lru.push(key, built.clone());
+        built
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> (usize, usize) {
+        (self.listed.len(), self.unlisted.len())
+    }
+}
 
 impl AwsStore {
     /// `default_credentials`: sign with the machine's default chain when a mount brings
@@ -129,26 +179,20 @@ impl AwsStore {
         };
         let key = (region.clone(), identity);
         let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(found) = clients.get(&key) {
-            return found.clone();
-        }
-        let aws_region = aws_config::Region::new(region.to_string());
-        let mut secrets =
-            aws_sdk_secretsmanager::config::Builder::from(&self.sdk).region(aws_region.clone());
-        let mut ssm = aws_sdk_ssm::config::Builder::from(&self.sdk).region(aws_region);
-        if let Signing::Pod(credentials) = signing {
-            secrets = secrets.credentials_provider(credentials.clone());
-            ssm = ssm.credentials_provider(credentials.clone());
-        }
-        let built = Clients {
-            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
-            ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
-        };
-        if clients.len() >= MAX_CLIENTS {
-            clients.clear();
-        }
-        clients.insert(key, built.clone());
-        built
+        clients.get_or_build(key, || {
+            let aws_region = aws_config::Region::new(region.to_string());
+            let mut secrets =
+                aws_sdk_secretsmanager::config::Builder::from(&self.sdk).region(aws_region.clone());
+            let mut ssm = aws_sdk_ssm::config::Builder::from(&self.sdk).region(aws_region);
+            if let Signing::Pod(credentials) = signing {
+                secrets = secrets.credentials_provider(credentials.clone());
+                ssm = ssm.credentials_provider(credentials.clone());
+            }
+            Clients {
+                secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
+                ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
+            }
+        })
     }
 
     /// One GetSecretValue. The `Classified` error keeps the AWS code, so a stale
@@ -406,6 +450,44 @@ mod tests {
             .collect();
         sizes.sort();
         sizes
+    }
+
+    fn client_key(region: &str, key_id: usize) -> ClientKey {
+        let credentials = (format!("AKIA{key_id}"), "secret".into(), None);
+        (Region::parse(region).unwrap(), Some(credentials))
+    }
+
+    #[test]
+    fn clients_are_reused_and_evicted_one_at_a_time_never_all_at_once() {
+        let mut cache = ClientCache::<usize>::default();
+        let listed = MAX_CLIENTS - MAX_UNLISTED_CLIENTS;
+        let mut built = 0;
+        for i in 0..listed + 10 {
+            cache.get_or_build(client_key("us-east-1", i), || {
+                built += 1;
+                i
+            });
+            assert_eq!(cache.len().0, (i + 1).min(listed));
+        }
+        assert_eq!(built, listed + 10);
+        // The most recent are still there; the oldest ten went.
+        let last = listed + 9;
+        assert_eq!(
+            cache.get_or_build(client_key("us-east-1", last), || 0),
+            last
+        );
+        assert_eq!(cache.get_or_build(client_key("us-east-1", 0), || 7), 7);
+    }
+
+    #[test]
+    fn made_up_regions_cannot_push_out_the_clients_of_listed_regions() {
+        let mut cache = ClientCache::<usize>::default();
+        cache.get_or_build(client_key("eu-west-1", 1), || 1);
+        for i in 0..1000 {
+            cache.get_or_build(client_key(&format!("us-made{i}-1"), 1), || i);
+        }
+        assert_eq!(cache.len(), (1, MAX_UNLISTED_CLIENTS));
+        assert_eq!(cache.get_or_build(client_key("eu-west-1", 1), || 0), 1);
     }
 
     #[test]
