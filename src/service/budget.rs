@@ -47,6 +47,9 @@ impl Drop for Reservation {
 pub enum BudgetError {
     #[error("the provider's memory budget for secret values ({total} bytes) stayed taken by other mounts until this mount's deadline; it needs up to {needed} bytes")]
     Busy { needed: usize, total: usize },
+    /// Growth that finds the budget taken: never waited for (see [`MemoryBudget::resize`]).
+    #[error("the provider's memory budget for secret values ({total} bytes, memory_budget_bytes) has no room now for the {needed} bytes this mount holds: retry, or raise memory_budget_bytes with the memory limit, or narrow the class")]
+    Full { needed: usize, total: usize },
 }
 
 fn units(bytes: usize) -> usize {
@@ -145,7 +148,7 @@ impl MemoryBudget {
         }
         let more = self
             .try_reserve((want - have) * UNIT)
-            .ok_or(BudgetError::Busy {
+            .ok_or(BudgetError::Full {
                 needed: bytes,
                 total: self.total_bytes(),
             })?;
@@ -171,6 +174,8 @@ struct AllowanceState {
     free: usize,
     added: Vec<Reservation>,
     refused: bool,
+    /// Bytes counted so far (for the message).
+    taken: usize,
 }
 
 impl Allowance {
@@ -181,6 +186,7 @@ impl Allowance {
                 free: prepaid,
                 added: Vec::new(),
                 refused: false,
+                taken: 0,
             }),
         }
     }
@@ -189,6 +195,7 @@ impl Allowance {
     /// what the budget has free right now.
     pub fn take(&self, bytes: usize) -> Result<(), BudgetError> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.taken = state.taken.saturating_add(bytes);
         if let Some(left) = state.free.checked_sub(bytes) {
             state.free = left;
             return Ok(());
@@ -204,8 +211,8 @@ impl Allowance {
             }
             None => {
                 state.refused = true;
-                Err(BudgetError::Busy {
-                    needed: bytes,
+                Err(BudgetError::Full {
+                    needed: state.taken,
                     total: self.budget.total_bytes(),
                 })
             }
