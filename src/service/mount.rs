@@ -587,8 +587,13 @@ async fn plan_off_the_runtime(
     });
     match work.await {
         Ok(plan) => plan,
-        // A panic in planning fails this mount alone (the task is never aborted).
-        Err(e) => std::panic::resume_unwind(e.into_panic()),
+        // A panic in planning fails this mount alone, as a panic anywhere in a mount.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down.
+        Err(_) => Err(PlanError::Cancelled {
+            object: "the mount".to_string(),
+            source: crate::domain::jmes::BudgetError::Cancelled,
+        }),
     }
 }
 

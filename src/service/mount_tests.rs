@@ -699,3 +699,25 @@ fn the_volumes_secret_is_never_printed_and_ignored_unless_the_class_uses_it() {
     let e = uses.parse(None).unwrap_err();
     assert!(!e.to_string().contains("leak-me"), "{e}");
 }
+
+#[tokio::test]
+async fn a_hostile_expression_fails_its_mount_as_a_limit_and_writes_nothing() {
+    let (store, _) = store_mock(&[("us-east-1", "s", r#"{"a":"x"}"#)], &[]);
+    let side = format!(
+        "(@ | {})",
+        vec![format!("[{}]", vec!["@"; 16].join(",")); 9].join(" | ")
+    );
+    let class = format!(
+        "- {{objectName: s, objectType: secretsmanager, jmesPath: [{{path: '[{side}, {side}] | [0] == [1]', objectAlias: b}}]}}\n"
+    );
+    let err = service(identity_mock(), store, no_sink(), None)
+        .mount(request(&class, &[("region", "us-east-1")]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::Limit(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("object \"s\" (#1)") && text.contains("max_jmes_path_steps"),
+        "{text}"
+    );
+}
