@@ -161,7 +161,7 @@ proptest! {
             yaml.push_str(&format!("    - {{path: '\"{key}\"', objectAlias: f-{key}}}\n"));
         }
         let objects = parse_objects(&yaml, &ctx(PathTranslation::default())).unwrap().objects;
-        let out = extract(&SecretValue::new(json.into_bytes()), &objects[0].jmes, &mut provider::domain::jmes::Meter::unlimited_time(), 1 << 16).unwrap();
+        let out = extract(&SecretValue::new(json.into_bytes()), &objects[0].jmes, &mut provider::domain::jmes::Meter::uncancelled(), 1 << 16).unwrap();
         for (file, (_, value)) in out.iter().zip(values.iter()) {
             prop_assert_eq!(file.value.expose(), value.as_bytes());
         }

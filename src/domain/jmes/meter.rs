@@ -96,8 +96,8 @@ impl Meter {
         }
     }
 
-    /// A meter with the default limits that nothing cancels (tests, tools).
-    pub fn unlimited_time() -> Self {
+    /// A meter with the default limits that nothing cancels (tests, tools, fuzzing).
+    pub fn uncancelled() -> Self {
         Meter::new(JmesLimits::default(), Cancel::default())
     }
 
