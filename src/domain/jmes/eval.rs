@@ -186,12 +186,58 @@ pub fn eval(node: &Ast, data: &Rcvar, meter: &mut Meter) -> Result<Rcvar, EvalEr
                 return Ok(null());
             };
             charge_list(meter, elements.len())?;
-            match data.slice(*start, *stop, *step) {
-                Some(sliced) => Ok(Rcvar::new(Variable::Array(sliced))),
-                None => Ok(null()),
-            }
+            Ok(Rcvar::new(Variable::Array(slice(
+                elements, *start, *stop, *step,
+            ))))
         }
     }
+}
+
+/// `[start:stop:step]` as the crate computes it, in i64: the crate's own adds the step
+/// in i32 and indexes past the end for a step near `i32::MAX`.
+fn slice(elements: &[Rcvar], start: Option<i32>, stop: Option<i32>, step: i32) -> Vec<Rcvar> {
+    let len = elements.len() as i64;
+    let step = i64::from(step);
+    if len == 0 {
+        return Vec::new();
+    }
+    let adjust = |end: i64| {
+        if end < 0 {
+            let from_end = end + len;
+            if from_end >= 0 {
+                from_end
+            } else if step < 0 {
+                -1
+            } else {
+                0
+            }
+        } else if end < len {
+            end
+        } else if step < 0 {
+            len - 1
+        } else {
+            len
+        }
+    };
+    let first = match start {
+        Some(s) => adjust(i64::from(s)),
+        None if step < 0 => len - 1,
+        None => 0,
+    };
+    let last = match stop {
+        Some(s) => adjust(i64::from(s)),
+        None if step < 0 => -1,
+        None => len,
+    };
+    let mut out = Vec::new();
+    let mut i = first;
+    while (step > 0 && i < last) || (step < 0 && i > last) {
+        if let Some(element) = usize::try_from(i).ok().and_then(|i| elements.get(i)) {
+            out.push(element.clone());
+        }
+        i += step;
+    }
+    out
 }
 
 fn index(data: &Rcvar, idx: i32) -> Rcvar {

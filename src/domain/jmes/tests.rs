@@ -141,6 +141,26 @@ fn a_cancelled_mount_stops_evaluating() {
 }
 
 #[test]
+fn a_slice_with_a_huge_step_is_an_answer_not_a_panic() {
+    let data = json("[1,2,3]");
+    for path in [
+        "[-1::2147483647]",
+        "[0::2147483647]",
+        "[-2147483647:2147483647:1000000000]",
+    ] {
+        let found = ours(path, &data, JmesLimits::default()).unwrap();
+        assert!(found.is_array(), "{path}");
+    }
+    assert_eq!(
+        ours("[-1::2147483647]", &data, JmesLimits::default()).unwrap(),
+        json("[3]")
+    );
+    agree("[::2]", &data).unwrap();
+    agree("[::-1]", &data).unwrap();
+    agree("[1:-1]", &data).unwrap();
+}
+
+#[test]
 fn real_class_expressions_take_few_steps() {
     let secret = json(r#"{"username":"u","password":"p","a":{"b":[{"c":"deep"}]},"l":["x","y"]}"#);
     let mut meter = Meter::uncancelled();
