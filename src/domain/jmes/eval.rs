@@ -353,7 +353,12 @@ pub(super) fn equal(a: &Rcvar, b: &Rcvar, meter: &mut Meter) -> Result<bool, Bud
             meter.steps((x.len().min(y.len()) / 64) as u64)?;
             x == y
         }
-        // Scalars and expressions (bounded by the class's own text): the crate's rule.
+        // Expressions compare node by node: charged as many steps.
+        (Variable::Expref(x), Variable::Expref(_)) => {
+            count_nodes(x, meter)?;
+            **a == **b
+        }
+        // Scalars: the crate's rule.
         (x, y) => x == y,
     })
 }

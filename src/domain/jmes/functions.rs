@@ -98,7 +98,7 @@ fn keys(
 fn sort_by(args: &[Rcvar], meter: &mut Meter) -> Result<Rcvar, EvalError> {
     let (ast, elements) = expression_and_list("sort_by", args.get(1), args.first(), args.len())?;
     let keys = keys("sort_by", ast, elements, meter)?;
-    charge_sort(meter, elements.len())?;
+    charge_sort(meter, elements.len(), longest(&keys))?;
     charge_list(meter, elements.len())?;
     let mut order: Vec<usize> = (0..elements.len()).collect();
     order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
@@ -116,6 +116,7 @@ fn best_by(
 ) -> Result<Rcvar, EvalError> {
     let (ast, elements) = expression_and_list(name, args.get(1), args.first(), args.len())?;
     let keys = keys(name, ast, elements, meter)?;
+    meter.steps((keys.len() as u64).saturating_mul(1 + (longest(&keys) / 64) as u64))?;
     let mut best: Option<usize> = None;
     for (i, key) in keys.iter().enumerate() {
         if best.is_none_or(|b| key.cmp(&keys[b]) == wins) {
@@ -156,11 +157,26 @@ fn contains(args: &[Rcvar], meter: &mut Meter) -> Result<Rcvar, EvalError> {
     }
 }
 
-/// Steps of a comparison sort of `n` elements.
-fn charge_sort(meter: &mut Meter, n: usize) -> Result<(), EvalError> {
+/// Steps of a comparison sort of `n` elements: `n·log n` comparisons, each as many
+/// steps as the longest string compared takes (64 bytes a step).
+fn charge_sort(meter: &mut Meter, n: usize, longest: usize) -> Result<(), EvalError> {
     let log = usize::BITS - n.leading_zeros();
-    meter.steps((n as u64).saturating_mul(u64::from(log.max(1))))?;
+    let per_comparison = 1 + (longest / 64) as u64;
+    meter.steps(
+        (n as u64)
+            .saturating_mul(u64::from(log.max(1)))
+            .saturating_mul(per_comparison),
+    )?;
     Ok(())
+}
+
+/// The longest string among `values` (the cost of one comparison between them).
+fn longest(values: &[Rcvar]) -> usize {
+    values
+        .iter()
+        .map(|v| v.as_string().map_or(0, String::len))
+        .max()
+        .unwrap_or(0)
 }
 
 /// What an argument holds at its top level: elements, entries and their keys, or text.
@@ -192,8 +208,13 @@ fn builtin(
     args: &[Rcvar],
     meter: &mut Meter,
 ) -> Result<Rcvar, EvalError> {
-    let (mut elements, mut bytes) = (0usize, VALUE_BYTES);
+    let (mut elements, mut bytes, mut longest_string) = (0usize, VALUE_BYTES, 0usize);
     for arg in args {
+        // `sort`, `max`, `min` compare strings: their cost grows with the longest.
+        if let Some(values) = arg.as_array() {
+            meter.steps(values.len() as u64)?;
+            longest_string = longest_string.max(longest(values));
+        }
         let (n, b) = top_level_bytes(arg);
         elements = elements.saturating_add(n);
         bytes = bytes.saturating_add(b);
@@ -209,7 +230,7 @@ fn builtin(
         bytes = bytes.saturating_add(text);
         meter.steps((text / 64) as u64)?;
     }
-    charge_sort(meter, elements)?;
+    charge_sort(meter, elements, longest_string)?;
     meter.bytes(bytes)?;
     let Some(function) = RUNTIME.get_function(name) else {
         return Err(invalid(format!("unknown function {name}()")));

@@ -141,6 +141,21 @@ fn a_cancelled_mount_stops_evaluating() {
 }
 
 #[test]
+fn comparing_long_strings_costs_their_length() {
+    // 4,096 copies of one 60 KB string: one `max` would compare 240 MB.
+    let path = format!(
+        "join('', l) | {} | max(@)",
+        stage(16).repeat(1).replace("][]", "]") + " | " + &vec![stage(16); 2].join(" | ")
+    );
+    let data = json(&format!(r#"{{"l":["{}"]}}"#, "x".repeat(60_000)));
+    let err = ours(&path, &data, JmesLimits::default()).unwrap_err();
+    assert!(
+        matches!(err, EvalError::Budget(BudgetError::Steps { .. })),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_slice_with_a_huge_step_is_an_answer_not_a_panic() {
     let data = json("[1,2,3]");
     for path in [
