@@ -187,11 +187,13 @@ fn extract_one(
         (jmespath::Variable::String(s), _) => s.clone(),
         (jmespath::Variable::Null, _) => return Err(ExtractError::NotFound { path, alias }),
         (other, NonString::Json) if !matches!(other, jmespath::Variable::Expref(_)) => {
-            render_result(document, other, max_value_bytes).ok_or(ExtractError::TooLarge {
-                path: path.clone(),
-                alias: alias.clone(),
-                max: max_value_bytes,
-            })?
+            render_result(document, data, &found, max_value_bytes).ok_or(
+                ExtractError::TooLarge {
+                    path: path.clone(),
+                    alias: alias.clone(),
+                    max: max_value_bytes,
+                },
+            )?
         }
         (other, _) => {
             return Err(ExtractError::NotString {

@@ -104,16 +104,18 @@ pub fn kind_of(raw: &RawValue) -> &'static str {
     }
 }
 
-/// The compact JSON text of a JMESPath result: the first part of `document` (in
-/// document order, outermost first) equal to it, else the result's own rendering; `None`
-/// when that text would be longer than `max_bytes` (a result JMESPath built from shared
-/// parts can be far larger than the secret: it is never written out past the bound).
+/// The compact JSON text of a JMESPath result: when the result is a part of the secret
+/// (the very value the parsed `data` holds there, not a copy), that part as the secret
+/// writes it; else the result's own rendering. `None` when the text would be longer
+/// than `max_bytes` (a result JMESPath built from shared parts can be far larger than
+/// the secret: it is never written out past the bound).
 pub fn render_result(
     document: &RawValue,
-    result: &jmespath::Variable,
+    data: &jmespath::Rcvar,
+    result: &jmespath::Rcvar,
     max_bytes: usize,
 ) -> Option<String> {
-    match find(document, result, 0) {
+    match locate(document, data, result, 0) {
         Some(part) => Some(compact(part)).filter(|text| text.len() <= max_bytes),
         None => to_json_bounded(result, max_bytes),
     }
@@ -149,22 +151,32 @@ pub fn to_json_bounded(value: &jmespath::Variable, max_bytes: usize) -> Option<S
 /// Deep enough for any secret (serde_json itself stops at 128 levels).
 const MAX_DEPTH: usize = 128;
 
-fn find<'a>(raw: &'a RawValue, wanted: &jmespath::Variable, depth: usize) -> Option<&'a RawValue> {
+/// Where `wanted` sits in the document: the document and its parsed form walked
+/// together, comparing identity, not contents. Nothing is parsed again or copied (an
+/// earlier version parsed every part to compare it, which for a deeply nested secret
+/// held depth × size in memory); each level splits its text once, so the walk costs at
+/// most depth × size of scanning.
+fn locate<'a>(
+    raw: &'a RawValue,
+    node: &jmespath::Rcvar,
+    wanted: &jmespath::Rcvar,
+    depth: usize,
+) -> Option<&'a RawValue> {
+    if jmespath::Rcvar::ptr_eq(node, wanted) {
+        return Some(raw);
+    }
     if depth > MAX_DEPTH {
         return None;
     }
-    let here = jmespath::Variable::from_json(raw.get()).ok();
-    if here.as_ref() == Some(wanted) {
-        return Some(raw);
-    }
-    match raw.get().as_bytes().first() {
-        Some(b'{') => members(raw.get())
+    match &**node {
+        jmespath::Variable::Array(items) => elements(raw.get())?
+            .into_iter()
+            .zip(items)
+            .find_map(|(r, n)| locate(r, n, wanted, depth + 1)),
+        jmespath::Variable::Object(map) => members(raw.get())
             .ok()?
             .into_iter()
-            .find_map(|(_, v)| find(v, wanted, depth + 1)),
-        Some(b'[') => elements(raw.get())?
-            .into_iter()
-            .find_map(|v| find(v, wanted, depth + 1)),
+            .find_map(|(key, r)| map.get(&key).and_then(|n| locate(r, n, wanted, depth + 1))),
         _ => None,
     }
 }
@@ -207,51 +219,57 @@ mod tests {
         assert_eq!(compact(&r), r#"{"a b":"q\" \\ ","c":[1,2]}"#);
     }
 
+    fn search(doc: &RawValue, path: &str) -> (jmespath::Rcvar, jmespath::Rcvar) {
+        let data = jmespath::Rcvar::new(jmespath::Variable::from_json(doc.get()).unwrap());
+        let expression = crate::domain::jmes::compile(path).unwrap();
+        let mut meter = crate::domain::jmes::Meter::uncancelled();
+        let found = crate::domain::jmes::search(&expression, &data, &mut meter).unwrap();
+        (data, found)
+    }
+
     #[test]
     fn a_result_that_is_part_of_the_secret_is_written_as_the_secret_has_it() {
         let doc = raw(
             r#"{"port": 5432.0, "cfg": {"z": 1, "a": [1.50, true]}, "n": 12345678901234567890}"#,
         );
-        let eval = |path: &str| {
-            let e = jmespath::compile(path).unwrap();
-            let data = jmespath::Variable::from_json(doc.get()).unwrap();
-            e.search(data).unwrap()
+        let render = |path: &str| {
+            let (data, found) = search(&doc, path);
+            render_result(&doc, &data, &found, 1024).unwrap()
         };
-        assert_eq!(render_result(&doc, &eval("port"), 1024).unwrap(), "5432.0");
-        assert_eq!(
-            render_result(&doc, &eval("cfg"), 1024).unwrap(),
-            r#"{"z":1,"a":[1.50,true]}"#
-        );
-        assert_eq!(
-            render_result(&doc, &eval("cfg.a"), 1024).unwrap(),
-            "[1.50,true]"
-        );
-        assert_eq!(
-            render_result(&doc, &eval("cfg.a[1]"), 1024).unwrap(),
-            "true"
-        );
-        assert_eq!(
-            render_result(&doc, &eval("n"), 1024).unwrap(),
-            "12345678901234567890"
-        );
+        assert_eq!(render("port"), "5432.0");
+        assert_eq!(render("cfg"), r#"{"z":1,"a":[1.50,true]}"#);
+        assert_eq!(render("cfg.a"), "[1.50,true]");
+        assert_eq!(render("cfg.a[1]"), "true");
+        assert_eq!(render("n"), "12345678901234567890");
     }
 
     #[test]
     fn a_result_jmespath_built_is_written_from_its_own_value() {
         let doc = raw(r#"{"b": 2, "a": 1}"#);
-        let e = jmespath::compile("{y: b, x: a}").unwrap();
-        let result = e
-            .search(jmespath::Variable::from_json(doc.get()).unwrap())
-            .unwrap();
+        let (data, result) = search(&doc, "{y: b, x: a}");
         assert_eq!(
-            render_result(&doc, &result, 1024).unwrap(),
+            render_result(&doc, &data, &result, 1024).unwrap(),
             r#"{"x":1,"y":2}"#
         );
         assert_eq!(
-            render_result(&doc, &result, 8),
+            render_result(&doc, &data, &result, 8),
             None,
             "longer than the bound"
         );
+    }
+
+    #[test]
+    fn a_deeply_nested_secret_is_walked_without_copies() {
+        // 120 levels around 20,000 numbers: parsing every part again held ~340 MiB.
+        let text = format!(
+            "{}{}0{}",
+            "[".repeat(120),
+            "0,".repeat(20_000),
+            "]".repeat(120)
+        );
+        let doc = raw(&text);
+        let (data, found) = search(&doc, "length(@)");
+        assert_eq!(render_result(&doc, &data, &found, 1024).unwrap(), "1");
     }
 
     #[test]
