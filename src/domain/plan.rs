@@ -77,6 +77,8 @@ pub enum PlanError {
     },
     #[error("the files of this mount total more than {max} bytes (memory_budget_bytes, counting {FILE_OVERHEAD_BYTES} bytes per file): raise it, or split the class")]
     MountTooLarge { max: usize },
+    #[error("the memory budget has no room now for the {needed} bytes this mount's files and parsed secrets need (memory_budget_bytes): retry, or raise it with the memory limit")]
+    NoRoom { needed: usize },
     #[error("{object}: this mount would write more than {max} files (max_files_per_mount): raise it, or split the class")]
     TooManyFiles { object: String, max: usize },
     #[error("{object}: {source}")]
@@ -122,6 +124,20 @@ pub enum PlanError {
     },
 }
 
+/// The memory a plan holds, asked for before each file or parsed secret is kept: the
+/// service grows the mount's share of the budget (from what is free at once).
+pub trait PlanMemory {
+    /// Whether the plan may hold `bytes` (its files so far, or them and a parsed secret).
+    fn hold(&mut self, bytes: usize) -> bool;
+}
+
+/// A fixed allowance: tools and tests.
+impl PlanMemory for usize {
+    fn hold(&mut self, bytes: usize) -> bool {
+        bytes <= *self
+    }
+}
+
 /// What one file costs the memory it is written to besides its contents: a tmpfs inode
 /// and dentry, charged to the writer's memory cgroup. Measured: 46,000 empty files left
 /// 62 MiB charged to the provider's cgroup, ~1.4 KiB each; rounded up.
@@ -140,7 +156,16 @@ pub fn plan_mount(
     current: &[ObjectVersion],
 ) -> Result<MountPlan, PlanError> {
     let mut meter = Meter::new(limits.jmes, Cancel::default());
-    plan_mount_metered(objects, fetched, selected, limits, current, &mut meter)
+    let mut memory = limits.max_total_bytes;
+    plan_mount_metered(
+        objects,
+        fetched,
+        selected,
+        limits,
+        current,
+        &mut meter,
+        &mut memory,
+    )
 }
 
 /// [`plan_mount`] with the mount's own meter (its cancel flag stops the plan too).
@@ -151,6 +176,7 @@ pub fn plan_mount_metered(
     limits: PlanLimits,
     current: &[ObjectVersion],
     meter: &mut Meter,
+    memory: &mut dyn PlanMemory,
 ) -> Result<MountPlan, PlanError> {
     let PlanLimits {
         max_secret_bytes,
@@ -173,7 +199,7 @@ pub fn plan_mount_metered(
             });
         }
     }
-    let mut add = |file: OutputFile, version: &str, owner: String| {
+    let mut add = |file: OutputFile, version: &str, owner: String, memory: &mut dyn PlanMemory| {
         total = total
             .saturating_add(file.contents.len())
             .saturating_add(FILE_OVERHEAD_BYTES);
@@ -182,6 +208,9 @@ pub fn plan_mount_metered(
                 max: max_total_bytes,
             });
         }
+        if !memory.hold(total) {
+            return Err(PlanError::NoRoom { needed: total });
+        }
         summary.push(FileSummary {
             path: file.path.to_string(),
             mode: file.mode,
@@ -189,8 +218,10 @@ pub fn plan_mount_metered(
         });
         files.push(file);
         owners.push(owner);
-        Ok(())
+        Ok(total)
     };
+    // What the files made so far hold (the last `add`'s answer), for the documents.
+    let mut made = 0usize;
     // Files still allowed: each source of files claims its count before making them.
     let mut room = max_files;
     let claim = |room: &mut usize, count: usize, object: String| {
@@ -235,7 +266,7 @@ pub fn plan_mount_metered(
         };
         claim(&mut room, own.len(), object.describe())?;
         for file in own {
-            add(file, &fetched.version, object.describe())?;
+            made = add(file, &fetched.version, object.describe(), memory)?;
         }
         let Some(value) = for_entries else {
             continue;
@@ -245,6 +276,11 @@ pub fn plan_mount_metered(
             source,
         };
         // One entry at a time: each value is counted before the next is made.
+        // The parsed secret is held while its entries are evaluated: counted first.
+        let parsed = made.saturating_add(Document::cost(&value));
+        if !memory.hold(parsed) {
+            return Err(PlanError::NoRoom { needed: parsed });
+        }
         let document = Document::parse(&value).map_err(extract_error)?;
         for entry in &object.jmes {
             let e = document
@@ -255,7 +291,7 @@ pub fn plan_mount_metered(
                 mode: e.mode,
                 contents: e.value,
             };
-            add(file, &fetched.version, object.describe())?;
+            made = add(file, &fetched.version, object.describe(), memory)?;
         }
     }
     for (selection, matches) in selected {
@@ -290,7 +326,7 @@ pub fn plan_mount_metered(
                 mode: selection.mode,
                 contents,
             };
-            add(file, &m.fetched.version, selection.describe())?;
+            add(file, &m.fetched.version, selection.describe(), memory)?;
         }
     }
     check_collisions(&files, &owners)?;
@@ -577,6 +613,38 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, PlanError::MountTooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn files_and_parsed_secrets_are_held_before_they_are_kept() {
+        let specs = objects(
+            "- {objectName: s, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: x}]}\n",
+        );
+        let value = format!(r#"{{"a":"x","n":[{}0]}}"#, "0,".repeat(5000));
+        let plan = |room: usize| {
+            let mut meter = Meter::uncancelled();
+            let mut memory = room;
+            plan_mount_metered(
+                &specs,
+                &[fetched(&value, "v")],
+                &[],
+                limits(1 << 20, 1 << 30),
+                &[],
+                &mut meter,
+                &mut memory,
+            )
+        };
+        let parsed = Document::cost(&SecretValue::new(value.clone().into_bytes()));
+        assert!(parsed > 5000 * 64, "every element counted: {parsed}");
+        let err = plan(parsed).unwrap_err();
+        assert!(matches!(err, PlanError::NoRoom { .. }), "{err}");
+        assert!(err.to_string().contains("memory_budget_bytes"), "{err}");
+        let err = plan(100).unwrap_err();
+        assert!(
+            matches!(err, PlanError::NoRoom { .. }),
+            "the file itself: {err}"
+        );
+        assert!(plan(1 << 20).is_ok());
     }
 
     #[test]

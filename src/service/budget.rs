@@ -134,6 +134,17 @@ impl MemoryBudget {
         })
     }
 
+    /// `held` grown to hold `bytes` from what is free at once; never trimmed (a plan in
+    /// progress keeps what it has, so that what it gave back cannot be taken by a
+    /// waiting mount just before it needs it again).
+    pub fn grow_to(&self, held: &mut Reservation, bytes: usize) -> Result<(), BudgetError> {
+        let have = held.permit.as_ref().map_or(0, |p| p.num_permits());
+        if units(bytes).min(self.total_units) <= have {
+            return Ok(());
+        }
+        self.resize(held, bytes)
+    }
+
     /// `held` made to hold `bytes`: trimmed when it holds more; when it holds less, the
     /// rest is taken from what is free right now, or the mount fails. Never by giving
     /// back and waiting: the mount still has its values in memory, so what it held
@@ -235,6 +246,14 @@ impl Allowance {
 }
 
 impl Reservation {
+    /// Nothing held.
+    pub fn none() -> Self {
+        Reservation {
+            permit: None,
+            freed: None,
+        }
+    }
+
     /// Holds `other` too (both come from the same budget).
     pub(crate) fn absorb(&mut self, mut other: Reservation) {
         if self.freed.is_none() {

@@ -15,7 +15,8 @@ use crate::domain::mode::FileMode;
 use crate::domain::mount_secrets::MountSecrets;
 use crate::domain::objects::{parse_objects, ClassContext, ObjectKind, UnknownKey, YamlLimits};
 use crate::domain::plan::{
-    plan_mount_metered, FileSummary, PlanError, PlanLimits, DEFAULT_MAX_FILES, FILE_OVERHEAD_BYTES,
+    plan_mount_metered, FileSummary, PlanError, PlanLimits, PlanMemory, DEFAULT_MAX_FILES,
+    FILE_OVERHEAD_BYTES,
 };
 use crate::domain::region::{Region, Regions};
 use crate::domain::target::TargetPath;
@@ -514,20 +515,34 @@ impl MountService {
             jmes: self.settings.jmes,
         };
         let counted = objects.len() + selected.iter().map(Vec::len).sum::<usize>();
-        let plan = plan_off_the_runtime(
+        // While it plans, the mount holds its fetched values, one evaluation's allowance,
+        // and the files and parsed secrets the plan asks for as it makes them.
+        let values: usize = fetched
+            .iter()
+            .map(|f| f.value.len())
+            .chain(selected.iter().flatten().map(|m| m.fetched.value.len()))
+            .fold(0, usize::saturating_add);
+        let holding = PlanHolding {
+            budget: self.budget.clone(),
+            held,
+            base: values.saturating_add(evaluating),
+        };
+        let (plan, mut held) = plan_off_the_runtime(
             objects,
             fetched,
             selections,
             selected,
             limits,
             current_versions,
+            holding,
         )
-        .await
-        .map_err(|e| match e {
+        .await;
+        let plan = plan.map_err(|e| match e {
             PlanError::TooLarge { .. }
             | PlanError::ExtractedTooLarge { .. }
             | PlanError::MountTooLarge { .. }
             | PlanError::TooManyFiles { .. }
+            | PlanError::NoRoom { .. }
             | PlanError::Extract {
                 source: ExtractError::Budget { .. } | ExtractError::TooLarge { .. },
                 ..
@@ -565,11 +580,28 @@ impl MountService {
     }
 }
 
+/// The mount's share of the budget while it plans, grown as the plan asks.
+struct PlanHolding {
+    budget: MemoryBudget,
+    held: Reservation,
+    /// Held besides the plan's own: the fetched values and one evaluation.
+    base: usize,
+}
+
+impl PlanMemory for PlanHolding {
+    fn hold(&mut self, bytes: usize) -> bool {
+        self.budget
+            .grow_to(&mut self.held, self.base.saturating_add(bytes))
+            .is_ok()
+    }
+}
+
 /// Plans the mount on a blocking thread, so that a slow class never holds a runtime
 /// worker (other mounts, timers and the shutdown signal run there). The evaluation
 /// stops at its allowance, and sooner when this future is dropped (the mount's
-/// deadline, the provider's shutdown): dropping it sets the cancel flag the
-/// evaluation checks.
+/// deadline, the provider's shutdown): dropping it sets the cancel flag the evaluation
+/// checks. The thread owns the mount's reservation until its work ends, so the budget
+/// comes back only once the data the plan holds is gone.
 async fn plan_off_the_runtime(
     objects: Vec<crate::domain::objects::ObjectSpec>,
     fetched: Vec<crate::domain::plan::Fetched>,
@@ -577,23 +609,39 @@ async fn plan_off_the_runtime(
     selected: Vec<Vec<crate::domain::plan::Selected>>,
     limits: PlanLimits,
     current: Vec<ObjectVersion>,
-) -> Result<crate::domain::plan::MountPlan, PlanError> {
+    mut holding: PlanHolding,
+) -> (
+    Result<crate::domain::plan::MountPlan, PlanError>,
+    Reservation,
+) {
     let cancel = Cancel::default();
     let _stop_when_dropped = cancel.on_drop();
     let work = tokio::task::spawn_blocking(move || {
         let mut meter = Meter::new(limits.jmes, cancel);
         let selected: Vec<_> = selections.iter().zip(selected).collect();
-        plan_mount_metered(&objects, &fetched, &selected, limits, &current, &mut meter)
+        let plan = plan_mount_metered(
+            &objects,
+            &fetched,
+            &selected,
+            limits,
+            &current,
+            &mut meter,
+            &mut holding,
+        );
+        (plan, holding.held)
     });
     match work.await {
-        Ok(plan) => plan,
+        Ok(done) => done,
         // A panic in planning fails this mount alone, as a panic anywhere in a mount.
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-        // The runtime is shutting down.
-        Err(_) => Err(PlanError::Cancelled {
-            object: "the mount".to_string(),
-            source: crate::domain::jmes::BudgetError::Cancelled,
-        }),
+        // The runtime is shutting down (the reservation went with the thread's work).
+        Err(_) => (
+            Err(PlanError::Cancelled {
+                object: "the mount".to_string(),
+                source: crate::domain::jmes::BudgetError::Cancelled,
+            }),
+            Reservation::none(),
+        ),
     }
 }
 
