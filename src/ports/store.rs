@@ -110,6 +110,9 @@ pub trait SecretStore: Send + Sync {
 pub trait MatchAccount: Send + Sync {
     /// Counts a match of `bytes` before it is kept. The error is the selection's.
     fn take(&self, bytes: usize) -> Result<(), StoreError>;
+
+    /// A new attempt begins (another region): what the last one counted was dropped.
+    fn restart(&self) {}
 }
 
 /// Counts nothing: for tools and tests that hold no budget.

@@ -187,6 +187,8 @@ struct AllowanceState {
     refused: bool,
     /// Bytes counted so far (for the message).
     taken: usize,
+    /// The up-front share, for a new attempt.
+    prepaid: usize,
 }
 
 impl Allowance {
@@ -198,6 +200,7 @@ impl Allowance {
                 added: Vec::new(),
                 refused: false,
                 taken: 0,
+                prepaid,
             }),
         }
     }
@@ -228,6 +231,15 @@ impl Allowance {
                 })
             }
         }
+    }
+
+    /// A new attempt: what was added is given back, the share is whole again.
+    pub fn restart(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.added.clear();
+        state.free = state.prepaid;
+        state.taken = 0;
+        state.refused = false;
     }
 
     /// Whether a `take` was refused (the selection then failed for the budget).
@@ -354,6 +366,13 @@ mod tests {
         let other = budget.try_reserve(500 * 1024).unwrap();
         assert!(allowance.take(100 * 1024).is_err(), "refused at once");
         assert!(allowance.was_refused());
+        allowance.restart();
+        assert_eq!(
+            budget.available_bytes(),
+            524 * 1024,
+            "the added part given back"
+        );
+        allowance.take(100 * 1024).unwrap();
         drop((other, allowance));
         assert_eq!(budget.available_bytes(), 1024 * 1024, "all given back");
     }

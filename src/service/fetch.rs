@@ -163,6 +163,8 @@ impl Fetch<'_> {
             .await;
         if let (Err(e), Some(failover)) = (&answer, &regions.failover) {
             if !e.class.is_client() {
+                // The primary's pages are gone: the failover starts a new count.
+                account.restart();
                 region = failover;
                 answer = match failover_fresh {
                     Some(found) => Ok(found.to_vec()),
@@ -409,6 +411,10 @@ struct Counted {
 }
 
 impl MatchAccount for Counted {
+    fn restart(&self) {
+        self.allowance.restart();
+    }
+
     fn take(&self, bytes: usize) -> Result<(), StoreError> {
         self.allowance
             .take(bytes.saturating_mul(self.copies))
