@@ -139,13 +139,7 @@ pub struct AttributeErrors(pub Vec<AttributeError>);
 
 impl fmt::Display for AttributeErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
+        crate::domain::text::write_joined(f, &self.0)
     }
 }
 

@@ -13,6 +13,21 @@ pub fn bounded(text: &str) -> String {
     }
 }
 
+/// Several errors in one message, `; ` between them (every error of a class, or of a
+/// mount's attributes, so that one edit can fix them all).
+pub fn write_joined<T: std::fmt::Display>(
+    f: &mut std::fmt::Formatter<'_>,
+    items: &[T],
+) -> std::fmt::Result {
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str("; ")?;
+        }
+        write!(f, "{item}")?;
+    }
+    Ok(())
+}
+
 /// A whole message of at most `max` bytes (cut on a character boundary, with a note of
 /// how long it was): a class with thousands of broken objects makes one.
 pub fn capped(mut message: String, max: usize) -> String {

@@ -210,13 +210,7 @@ pub struct ClassErrors(pub Vec<ObjectError>);
 
 impl fmt::Display for ClassErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
+        crate::domain::text::write_joined(f, &self.0)
     }
 }
 
