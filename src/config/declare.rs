@@ -85,12 +85,13 @@ pub fn find(name: &str) -> Option<&'static SettingInfo> {
     SETTINGS.iter().find(|s| s.name == name)
 }
 
-/// clap's help of a flag: the doc comment without backticks and `[default: …]`.
+/// clap's help of a flag: the doc comment without backticks or its last full stop,
+/// then `[default: …]`.
 pub fn flag_help(name: &str) -> String {
     match find(name) {
         Some(info) => format!(
             "{} [default: {}]",
-            info.help().replace('`', ""),
+            info.help().replace('`', "").trim_end_matches('.'),
             info.default_text(&Settings::default())
         ),
         // Unreachable: the macro passes only declared names.
