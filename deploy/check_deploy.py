@@ -269,11 +269,6 @@ EXPECT = {
     "providerVolume": lambda k, a: _volume(k, "providervol")["hostPath"]["path"] == a["providerVolume"],
     "kubeletPath": lambda k, a: _volume(k, "mountpoint-dir")["hostPath"]["path"] == a["kubeletPath"] + "/pods"
     and _mount(k, "mountpoint-dir")["mountPath"] == a["kubeletPath"] + "/pods",
-    "driverWritesSecrets": lambda k, a: f"--driver-writes-secrets={str(a['driverWritesSecrets']).lower()}" in _c(k)["args"],
-    "k8sThrottlingParams.qps": lambda k, a: f"--qps={a['k8sThrottlingParams']['qps']}" in _c(k)["args"],
-    "k8sThrottlingParams.burst": lambda k, a: f"--burst={a['k8sThrottlingParams']['burst']}" in _c(k)["args"],
-    "eksAddonVersion": lambda k, a: f"--eks-addon-version={a['eksAddonVersion']}" in _c(k)["args"],
-    "podIdentityHttpTimeout": lambda k, a: f"--pod-identity-http-timeout={a['podIdentityHttpTimeout']}" in _c(k)["args"],
     "useFipsEndpoint": lambda k, a: _env(k).get("AWS_USE_FIPS_ENDPOINT") == "true",
     "resources": lambda k, a: _c(k)["resources"] == a["resources"],
     "securityContext": lambda k, a: _c(k)["securityContext"] == a["securityContext"],
@@ -293,21 +288,46 @@ EXPECT = {
     and _c(k)["ports"][0]["containerPort"] == a["metrics"]["port"],
     "probes.liveness": lambda k, a: all(_c(k)["livenessProbe"][f] == v for f, v in a["probes"]["liveness"].items()),
     "probes.readiness": lambda k, a: all(_c(k)["readinessProbe"][f] == v for f, v in a["probes"]["readiness"].items()),
-    "logLevel": lambda k, a: f"--log-level={a['logLevel']}" in _c(k)["args"],
-    "logFormat": lambda k, a: f"--log-format={a['logFormat']}" in _c(k)["args"],
-    "errorCodes": lambda k, a: f"--error-codes={str(a['errorCodes']).lower()}" in _c(k)["args"],
-    "mountTimeout": lambda k, a: f"--mount-timeout={a['mountTimeout']}" in _c(k)["args"],
-    "cache.watchServiceAccounts": lambda k, a: _env(k)["SSCSI_AWS_WATCH_SERVICE_ACCOUNTS"]
-    == str(a["cache"]["watchServiceAccounts"]).lower(),
-    "cache.fetchConcurrency": lambda k, a: _env(k)["SSCSI_AWS_FETCH_CONCURRENCY"] == str(a["cache"]["fetchConcurrency"]),
-    "cache.valueTTL": lambda k, a: f"--value-cache-ttl={a['cache']['valueTTL']}" in _c(k)["args"],
-    "cache.staleIfError": lambda k, a: f"--value-cache-stale-if-error={a['cache']['staleIfError']}" in _c(k)["args"],
-    "cache.maxEntries": lambda k, a: f"--value-cache-max-entries={a['cache']['maxEntries']}" in _c(k)["args"],
-    "cache.maxBytes": lambda k, a: f"--value-cache-max-bytes={a['cache']['maxBytes']}" in _c(k)["args"],
     # With the driver: check_driver_dependency (its objects and tokenRequests).
     f"{DRIVER}.install": None,
     f"{DRIVER}.tokenRequests": None,
 }
+
+
+def declared_chart_values():
+    """{chart key: (flag or None, environment variable)} of the settings the chart sets,
+    read from the table of docs/configuration.md, which a Rust test (src/config/docs.rs)
+    keeps equal to the declaration in src/config/settings.rs."""
+    text = (ROOT / "docs/configuration.md").read_text()
+    table = text.split("<!-- settings:begin -->")[1].split("<!-- settings:end -->")[0]
+    out = {}
+    for row in table.strip().splitlines()[2:]:
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", row)[1:-1]]
+        _, flag, env, _, chart = cells[:5]
+        key = re.match(r"`([^`]+)`", chart)
+        if key:
+            flag = re.match(r"`(--[a-z0-9-]+)", flag)
+            out[key.group(1)] = (flag.group(1) if flag else None, env.strip("`"))
+    return out
+
+
+def spelled(value):
+    """A value as the chart passes it (`true`, not Python's `True`)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def passed_as(key, flag, env):
+    """The value of `key` reaches the provider as the setting's flag, else its variable."""
+    if flag:
+        return lambda k, a: f"{flag}={spelled(lookup(key, a))}" in _c(k)["args"]
+    return lambda k, a: _env(k).get(env) == spelled(lookup(key, a))
+
+
+# A value that sets a setting needs no line above unless it reaches the provider in
+# another shape (metrics.port, kubeletPath).
+for _key, (_flag, _env_var) in declared_chart_values().items():
+    EXPECT.setdefault(_key, passed_as(_key, _flag, _env_var))
+
 # Keys all-values.yaml may leave at their default (the value matters more than the test).
 SAME_AS_DEFAULT_OK = {"securityContext.runAsUser"}
 

@@ -43,9 +43,52 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
+/// The shortest Go spelling of `duration` that [`parse_go_duration`] reads back: `0s`,
+/// `250ms`, `30s`, `1m30s`, `2h`. Used to show defaults in help and docs.
+pub fn format_go_duration(duration: Duration) -> String {
+    let nanos = duration.as_nanos();
+    if nanos == 0 {
+        return "0s".to_string();
+    }
+    if !nanos.is_multiple_of(1_000_000_000) {
+        // Fractions of a second: one unit, the largest that keeps it whole.
+        return match nanos {
+            n if n.is_multiple_of(1_000_000) => format!("{}ms", n / 1_000_000),
+            n if n.is_multiple_of(1_000) => format!("{}us", n / 1_000),
+            n => format!("{n}ns"),
+        };
+    }
+    let seconds = duration.as_secs();
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut text = String::new();
+    for (value, unit) in [(hours, "h"), (minutes, "m"), (seconds, "s")] {
+        if value > 0 {
+            text.push_str(&format!("{value}{unit}"));
+        }
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatted_durations_read_back() {
+        for (duration, text) in [
+            (Duration::ZERO, "0s"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_micros(1500), "1500us"),
+            (Duration::from_nanos(7), "7ns"),
+            (Duration::from_secs(30), "30s"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(7200), "2h"),
+            (Duration::from_secs(3661), "1h1m1s"),
+        ] {
+            assert_eq!(format_go_duration(duration), text);
+            assert_eq!(parse_go_duration(text), Some(duration), "{text}");
+        }
+    }
 
     #[test]
     fn go_durations() {
