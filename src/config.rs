@@ -442,22 +442,4 @@ mod tests {
         s.pod_identity_http_timeout = "0s".into();
         assert!(s.pod_identity_http_timeout().is_err());
     }
-
-    #[test]
-    fn the_readme_gives_the_memory_budget_the_binary_uses() {
-        // The Reliability table once said 32 MiB while the binary used 16 MiB.
-        let readme = include_str!("../README.md");
-        let row = readme
-            .lines()
-            .find(|l| l.starts_with("| `memory_budget_bytes` |"))
-            .expect("README: a row for memory_budget_bytes in the limits table");
-        let default = MountSettings::default().memory_budget_bytes;
-        assert!(
-            row.starts_with(&format!(
-                "| `memory_budget_bytes` | {default} ({} MiB)",
-                default / (1024 * 1024)
-            )),
-            "{row}"
-        );
-    }
 }
