@@ -1,5 +1,5 @@
-//! The on-disk format of the local development store (documented in the README,
-//! example in `examples/local-store.yaml`), and how an object is looked up in it.
+//! The on-disk format of the local development store (documented in docs/local-store.md,
+//! example in `examples/local/local-store.yaml`), and how an object is looked up in it.
 
 use std::collections::BTreeMap;
 

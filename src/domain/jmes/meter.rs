@@ -23,7 +23,7 @@ impl Default for JmesLimits {
     /// Far above any real class: a lookup is a handful of steps and bytes; walking a
     /// whole 62 KB secret of 4,000 keys (`keys(@) | sort(@) | join(',', @)`) takes
     /// 100-200 K steps and under 600 KB. One million steps is ~3.5 ms of one core in a
-    /// release build (README, "Reliability").
+    /// release build (docs/security-and-reliability.md, "jmesPath evaluation").
     fn default() -> Self {
         JmesLimits {
             max_steps: 1_000_000,
