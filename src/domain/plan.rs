@@ -7,44 +7,13 @@ use std::collections::BTreeMap;
 use super::encoding::DecodeError;
 use super::expand::{expand, ExpandError};
 use super::extract::{Document, ExtractError};
+use super::fetched::{Fetched, Selected};
+use super::files::{FileSummary, OutputFile};
 use super::jmes::{BudgetError, Cancel, JmesLimits, Meter};
-use super::mode::FileMode;
 use super::naming::{FileName, FileNameError, PathTranslation};
 use super::objects::{ObjectSpec, SelectionSpec};
-use super::secret::SecretValue;
 use super::text::bounded;
 use super::versions::{response_versions, ObjectVersion};
-
-/// A value and the version it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fetched {
-    pub value: SecretValue,
-    /// Secrets Manager VersionId, or the SSM version number in decimal.
-    pub version: String,
-}
-
-/// One match of a selection: the store's name for it, and its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selected {
-    pub name: String,
-    pub fetched: Fetched,
-}
-
-/// One file of a mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFile {
-    pub path: FileName,
-    pub mode: FileMode,
-    pub contents: SecretValue,
-}
-
-/// A file of a mount, without its contents: what people and the response see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSummary {
-    pub path: String,
-    pub mode: FileMode,
-    pub version: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct MountPlan {
@@ -397,8 +366,10 @@ fn check_collisions(files: &[OutputFile], owners: &[String]) -> Result<(), PlanE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::mode::FileMode;
     use crate::domain::naming::PathTranslation;
     use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
+    use crate::domain::secret::SecretValue;
 
     fn ctx() -> ClassContext<'static> {
         ClassContext {

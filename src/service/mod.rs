@@ -10,7 +10,7 @@ mod value_cache;
 #[cfg(test)]
 mod cache_tests;
 
-pub use crate::domain::plan::FileSummary;
+pub use crate::domain::files::FileSummary;
 pub use budget::{BudgetError, MemoryBudget, Reservation};
 pub use deadline::{gate_for, within_deadline};
 pub use error::MountError;

@@ -9,14 +9,14 @@ use async_trait::async_trait;
 
 use crate::domain::attributes::{AuthMode, MountAttributes};
 use crate::domain::extract::ExtractError;
+use crate::domain::files::FileSummary;
 use crate::domain::freshness::Freshness;
 use crate::domain::jmes::{Cancel, JmesLimits, Meter};
 use crate::domain::mode::FileMode;
 use crate::domain::mount_secrets::MountSecrets;
 use crate::domain::objects::{parse_objects, ClassContext, ObjectKind, UnknownKey, YamlLimits};
 use crate::domain::plan::{
-    plan_mount_metered, FileSummary, PlanError, PlanLimits, PlanMemory, DEFAULT_MAX_FILES,
-    FILE_OVERHEAD_BYTES,
+    plan_mount_metered, PlanError, PlanLimits, PlanMemory, DEFAULT_MAX_FILES, FILE_OVERHEAD_BYTES,
 };
 use crate::domain::region::{Region, Regions};
 use crate::domain::target::TargetPath;
@@ -604,9 +604,9 @@ impl PlanMemory for PlanHolding {
 /// comes back only once the data the plan holds is gone.
 async fn plan_off_the_runtime(
     objects: Vec<crate::domain::objects::ObjectSpec>,
-    fetched: Vec<crate::domain::plan::Fetched>,
+    fetched: Vec<crate::domain::fetched::Fetched>,
     selections: Vec<crate::domain::objects::SelectionSpec>,
-    selected: Vec<Vec<crate::domain::plan::Selected>>,
+    selected: Vec<Vec<crate::domain::fetched::Selected>>,
     limits: PlanLimits,
     current: Vec<ObjectVersion>,
     mut holding: PlanHolding,

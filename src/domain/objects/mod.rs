@@ -5,7 +5,8 @@
 use std::fmt;
 
 pub use super::encoding::Encoding;
-pub use super::extract::NonString;
+pub use super::non_string::NonString;
+pub use super::object_kind::ObjectKind;
 pub use selection::{Selection, SelectionSpec};
 
 use super::mode::FileMode;
@@ -20,33 +21,6 @@ mod raw;
 mod rules;
 mod selection;
 mod unique;
-
-/// Where an object lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ObjectKind {
-    SecretsManager,
-    SsmParameter,
-}
-
-impl ObjectKind {
-    /// The largest value the store holds: Secrets Manager 64 KiB, Parameter Store 8 KiB
-    /// (advanced parameters; standard ones 4 KiB).
-    pub const fn max_value_bytes(self) -> usize {
-        match self {
-            ObjectKind::SecretsManager => 64 * 1024,
-            ObjectKind::SsmParameter => 8 * 1024,
-        }
-    }
-}
-
-impl fmt::Display for ObjectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ObjectKind::SecretsManager => "secretsmanager",
-            ObjectKind::SsmParameter => "ssmparameter",
-        })
-    }
-}
 
 /// What one store is asked for in one region.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
