@@ -15,7 +15,7 @@ use crate::ports::{Fetched, Identity, MatchAccount, SecretStore, Selected, Store
 use super::budget::Allowance;
 
 use super::deadline::stand_in_cutoff;
-use super::error::MountError;
+use super::error::{InternalError, LimitError, MountError};
 use super::value_cache::{Answer as Cached, CacheKey, Lookup, Subject, ValueCache};
 
 type Answer = Result<Fetched, StoreError>;
@@ -118,7 +118,10 @@ impl Fetch<'_> {
                     .await;
                 match found {
                     Err(MountError::Fetch { error, .. }) if allowance.was_refused() => {
-                        Err(MountError::Limit(format!("{}: {error}", spec.describe())))
+                        Err(MountError::Limit(LimitError::SelectionBudget {
+                            selection: spec.describe(),
+                            source: error,
+                        }))
                     }
                     other => other,
                 }
@@ -176,10 +179,12 @@ impl Fetch<'_> {
             }
         }
         match (answer, stand_in) {
-            (Ok(found), _) if found.len() > limit => Err(MountError::Limit(format!(
-                "{} matches more than {limit} objects (max_objects): narrow it",
-                spec.describe()
-            ))),
+            (Ok(found), _) if found.len() > limit => {
+                Err(MountError::Limit(LimitError::TooManyMatches {
+                    selection: spec.describe(),
+                    limit,
+                }))
+            }
             (Ok(found), _) => Ok(found),
             (Err(error), Some((found, age, from))) if !error.class.is_client() => {
                 self.cache.note_stale_served();
@@ -286,11 +291,10 @@ impl Fetch<'_> {
             let cut = asked.iter().all(|&i| covered[i]);
             let results = self.ask(region, &objects, cut).await;
             if results.len() != objects.len() {
-                return Err(MountError::Internal(format!(
-                    "store answered {} results for {} objects",
-                    results.len(),
-                    objects.len()
-                )));
+                return Err(MountError::Internal(InternalError::StoreMiscount {
+                    answered: results.len(),
+                    asked: objects.len(),
+                }));
             }
             for (&i, answer) in asked.iter().zip(results) {
                 match &answer {

@@ -8,7 +8,6 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use crate::domain::attributes::{AuthMode, MountAttributes};
-use crate::domain::extract::ExtractError;
 use crate::domain::files::FileSummary;
 use crate::domain::freshness::Freshness;
 use crate::domain::jmes::{Cancel, JmesLimits, Meter};
@@ -73,9 +72,7 @@ impl RawMountRequest {
         let secrets = match MountSecrets::parse(&self.secrets) {
             Ok(secrets) => secrets,
             Err(e) if attributes.auth == AuthMode::SecretRef => {
-                return Err(MountError::Identity(IdentityError::SecretRef(
-                    e.to_string(),
-                )))
+                return Err(MountError::Identity(IdentityError::SecretRef(e)))
             }
             Err(_) => MountSecrets::default(),
         };
@@ -425,11 +422,7 @@ impl MountService {
             .saturating_add(known_files.saturating_mul(FILE_OVERHEAD_BYTES))
             .saturating_mul(response_copies)
             .saturating_add(evaluating);
-        let mut held = self
-            .budget
-            .reserve(worst, gate.deadline())
-            .await
-            .map_err(|e| MountError::Limit(e.to_string()))?;
+        let mut held = self.budget.reserve(worst, gate.deadline()).await?;
 
         let mut identity = match attributes.auth {
             AuthMode::SecretRef => Identity::from_secret_ref(&attributes.pod, &secrets)?,
@@ -489,9 +482,7 @@ impl MountService {
             }))
             .find(|(_, size)| *size > max);
         if let Some((object, size)) = too_large {
-            return Err(MountError::Limit(
-                PlanError::TooLarge { object, size, max }.to_string(),
-            ));
+            return Err(PlanError::TooLarge { object, size, max }.into());
         }
         // Planning builds the files (their overhead counted too) and, when the class
         // extracts anything, the values one jmesPath evaluation builds along the way.
@@ -503,9 +494,7 @@ impl MountService {
         let planning = needed
             .saturating_add(known_files.saturating_mul(FILE_OVERHEAD_BYTES))
             .saturating_add(evaluating);
-        self.budget
-            .resize(&mut held, planning)
-            .map_err(|e| MountError::Limit(e.to_string()))?;
+        self.budget.resize(&mut held, planning)?;
         let max_total = self.budget.total_bytes();
         let limits = PlanLimits {
             max_secret_bytes: max,
@@ -537,29 +526,12 @@ impl MountService {
             holding,
         )
         .await;
-        let plan = plan.map_err(|e| match e {
-            PlanError::TooLarge { .. }
-            | PlanError::ExtractedTooLarge { .. }
-            | PlanError::MountTooLarge { .. }
-            | PlanError::TooManyFiles { .. }
-            | PlanError::NoRoom { .. }
-            | PlanError::Extract {
-                source: ExtractError::Budget { .. } | ExtractError::TooLarge { .. },
-                ..
-            } => MountError::Limit(e.to_string()),
-            PlanError::Extract { object, source } => MountError::Extract {
-                object,
-                error: source,
-            },
-            other => MountError::Values(other),
-        })?;
+        let plan = plan?;
         // The files' bytes stay held while they are written. Files handed to the driver
         // are held twice, until the response has left: the message the transport builds
         // from them and the bytes it encodes that into.
         let keep = plan.total_bytes.saturating_mul(response_copies);
-        self.budget
-            .resize(&mut held, keep)
-            .map_err(|e| MountError::Limit(e.to_string()))?;
+        self.budget.resize(&mut held, keep)?;
         tracing::debug!(files = plan.files.len(), "planned");
         let files = plan.files;
         // What the files will leave charged to this process's memory cgroup (tmpfs pages

@@ -278,7 +278,7 @@ async fn a_failed_node_lookup_says_the_region_is_unknown_and_how_to_set_it() {
     identity.expect_identity().never();
     identity.expect_node_region().returning(|_| {
         Err(IdentityError::Region(
-            "pod shop/web-1 not found".to_string(),
+            "pod shop/web-1 not found".to_string().into(),
         ))
     });
     let mut store = MockSecretStore::new();
