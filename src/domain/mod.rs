@@ -4,6 +4,7 @@
 pub mod arn;
 pub mod assume;
 pub mod attributes;
+pub mod class;
 pub mod duration;
 pub mod encoding;
 pub mod expand;
@@ -11,6 +12,7 @@ pub mod extract;
 pub mod failover;
 pub mod fetched;
 pub mod files;
+pub mod footprint;
 pub mod freshness;
 pub mod jmes;
 pub mod json_text;

@@ -2,6 +2,7 @@
 //! (path, mode, contents, version) and the versions the response reports, in one pass,
 //! so files, summary and versions can never disagree.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use super::encoding::DecodeError;
@@ -124,6 +125,15 @@ pub fn plan_mount(
     limits: PlanLimits,
     current: &[ObjectVersion],
 ) -> Result<MountPlan, PlanError> {
+    let (selections, matches): (Vec<&SelectionSpec>, Vec<&[Selected]>) =
+        selected.iter().map(|(s, m)| (*s, m.as_slice())).unzip();
+    check_value_sizes(
+        objects,
+        fetched,
+        &selections,
+        &matches,
+        limits.max_secret_bytes,
+    )?;
     let mut meter = Meter::new(limits.jmes, Cancel::default());
     let mut memory = limits.max_total_bytes;
     plan_mount_metered(
@@ -137,7 +147,44 @@ pub fn plan_mount(
     )
 }
 
-/// [`plan_mount`] with the mount's own meter (its cancel flag stops the plan too).
+/// The size rule of fetched values: none larger than `max_secret_bytes` (decoding never
+/// makes one larger, so every file made of a whole value is within it too). Selections
+/// come with their matches, in the same order.
+pub fn check_value_sizes(
+    objects: &[ObjectSpec],
+    fetched: &[Fetched],
+    selections: &[impl Borrow<SelectionSpec>],
+    selected: &[impl AsRef<[Selected]>],
+    max_secret_bytes: usize,
+) -> Result<(), PlanError> {
+    let too_large = |object: String, size: usize| PlanError::TooLarge {
+        object,
+        size,
+        max: max_secret_bytes,
+    };
+    if let Some((object, f)) = objects
+        .iter()
+        .zip(fetched)
+        .find(|(_, f)| f.value.len() > max_secret_bytes)
+    {
+        return Err(too_large(object.describe(), f.value.len()));
+    }
+    for (selection, found) in selections.iter().zip(selected) {
+        if let Some(m) = found
+            .as_ref()
+            .iter()
+            .find(|m| m.fetched.value.len() > max_secret_bytes)
+        {
+            let selection: &SelectionSpec = selection.borrow();
+            return Err(too_large(selection.describe(), m.fetched.value.len()));
+        }
+    }
+    Ok(())
+}
+
+/// [`plan_mount`] with the mount's own meter (its cancel flag stops the plan too). The
+/// values must have passed [`check_value_sizes`] (the mount checks them before it makes
+/// room for them in its budget).
 pub fn plan_mount_metered(
     objects: &[ObjectSpec],
     fetched: &[Fetched],
@@ -159,15 +206,6 @@ pub fn plan_mount_metered(
     let mut summary = Vec::new();
     // Who wrote each file, for the collision check.
     let mut owners: Vec<String> = Vec::new();
-    for (object, fetched) in objects.iter().zip(fetched) {
-        if fetched.value.len() > max_secret_bytes {
-            return Err(PlanError::TooLarge {
-                object: object.describe(),
-                size: fetched.value.len(),
-                max: max_secret_bytes,
-            });
-        }
-    }
     let mut add = |file: OutputFile, version: &str, owner: String, memory: &mut dyn PlanMemory| {
         total = total
             .saturating_add(file.contents.len())
@@ -283,13 +321,6 @@ pub fn plan_mount_metered(
                     object: format!("{} match `{}`", selection.describe(), bounded(&m.name)),
                     source,
                 })?;
-            if contents.len() > max_secret_bytes {
-                return Err(PlanError::TooLarge {
-                    object: format!("{} match `{}`", selection.describe(), bounded(&m.name)),
-                    size: contents.len(),
-                    max: max_secret_bytes,
-                });
-            }
             let file = OutputFile {
                 path,
                 mode: selection.mode,

@@ -2,6 +2,7 @@
 
 use super::budget::BudgetError;
 use crate::domain::attributes::AttributeErrors;
+use crate::domain::class::ClassError;
 use crate::domain::extract::ExtractError;
 use crate::domain::mode::ModeError;
 use crate::domain::objects::ClassErrors;
@@ -119,6 +120,16 @@ impl From<PlanError> for MountError {
                 error: source,
             },
             other => MountError::Values(other),
+        }
+    }
+}
+
+/// A class refused by its own rules, before anyone was asked anything.
+impl From<ClassError> for MountError {
+    fn from(e: ClassError) -> Self {
+        match e {
+            ClassError::SameRegions(e) => MountError::SameRegions(e),
+            ClassError::Objects(e) => MountError::Class(e),
         }
     }
 }

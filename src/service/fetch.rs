@@ -110,7 +110,7 @@ impl Fetch<'_> {
         let runs = specs.iter().zip(allowances).map(|(spec, allowance)| {
             let account: Arc<dyn MatchAccount> = Arc::new(Counted {
                 allowance: allowance.clone(),
-                copies: copies(spec),
+                copies: spec.copies(),
             });
             async move {
                 let found = self
@@ -401,11 +401,6 @@ impl Fetch<'_> {
             }
         }
     }
-}
-
-/// Copies of a match's value a mount may hold: the value, and its decoded form.
-pub(super) fn copies(spec: &SelectionSpec) -> usize {
-    1 + usize::from(spec.encoding != crate::domain::objects::Encoding::Utf8)
 }
 
 /// A selection's allowance as the store sees it: each match's bytes, times its copies.

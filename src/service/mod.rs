@@ -5,7 +5,10 @@ mod classify;
 mod deadline;
 mod error;
 mod fetch;
+mod memory_watch;
 mod mount;
+mod planning;
+mod request;
 mod value_cache;
 
 #[cfg(test)]
@@ -16,8 +19,7 @@ pub use budget::{BudgetError, MemoryBudget, Reservation};
 pub use classify::{classify, Classification, ErrorCode, Failure};
 pub use deadline::{gate_for, within_deadline};
 pub use error::{InternalError, LimitError, MountError};
-pub use mount::{
-    MemoryWatch, MountOutcome, MountRequest, MountService, MountSettings, Mounter, RawMountRequest,
-    MAX_LOGGED_ERROR_BYTES, MEMORY_REFUSE_PERCENT,
-};
+pub use memory_watch::{MemoryWatch, MEMORY_REFUSE_PERCENT};
+pub use mount::{MountService, MountSettings, Mounter, MAX_LOGGED_ERROR_BYTES};
+pub use request::{MountOutcome, MountRequest, RawMountRequest};
 pub use value_cache::{CacheStats, ValueCache, ValueCacheSettings};

@@ -72,12 +72,9 @@ pub struct ObjectSpec {
 }
 
 impl ObjectSpec {
-    /// How many copies of its value a mount may hold at once: the value, a decoded
-    /// copy, one per jmesPath file, one for the expanded keys.
+    /// How many copies of its value a mount may hold at once (see [`value_copies`]).
     pub fn copies(&self) -> usize {
-        1 + usize::from(self.encoding != Encoding::Utf8)
-            + self.jmes.len()
-            + usize::from(self.expand)
+        value_copies(self.encoding, self.jmes.len(), self.expand)
     }
 
     /// How messages name this object.
@@ -88,6 +85,13 @@ impl ObjectSpec {
             self.position
         )
     }
+}
+
+/// How many copies of one fetched value a mount may hold at once: the value, a decoded
+/// copy, one per jmesPath file, one for the expanded keys. One rule for listed objects
+/// and a selection's matches (which have neither jmesPath nor expansion).
+pub(crate) fn value_copies(encoding: Encoding, jmes_files: usize, expand: bool) -> usize {
+    1 + usize::from(encoding != Encoding::Utf8) + jmes_files + usize::from(expand)
 }
 
 /// The rule an object broke; each has its own unit test.
@@ -344,6 +348,28 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<ParsedObjects
             object: k.object,
             rule: Rule::UnknownKey,
         }));
+        Err(ClassErrors(errors))
+    }
+}
+
+/// The ARN-region rule for a primary region learned after the class was checked (the
+/// pod's node's): every other rule was checked then.
+pub fn check_primary_region(objects: &[ObjectSpec], region: &Region) -> Result<(), ClassErrors> {
+    let errors: Vec<ObjectError> = objects
+        .iter()
+        .filter_map(|o| {
+            rules::arn_in_other_region(&o.primary.name, region, "region").map(|message| {
+                ObjectError {
+                    object: o.describe(),
+                    rule: Rule::ArnRegionMismatch,
+                    message,
+                }
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
         Err(ClassErrors(errors))
     }
 }
