@@ -19,9 +19,11 @@ use crate::domain::plan::{PlanLimits, DEFAULT_MAX_FILES};
 use crate::domain::region::Region;
 use crate::domain::target::TargetPath;
 use crate::domain::text::capped;
-use crate::ports::{Identity, IdentityResolver, MountSink, Published, SecretStore, SystemClock};
+use crate::ports::{
+    Identity, IdentityResolver, MountSink, PublishGate, Published, SecretStore, SystemClock,
+};
 
-use super::budget::{Allowance, MemoryBudget};
+use super::budget::MemoryBudget;
 use super::error::MountError;
 use super::fetch::Fetch;
 use super::memory_watch::{MemoryWatch, Writes, Writing};
@@ -182,75 +184,48 @@ impl Mounter for MountService {
 
 impl MountService {
     async fn mount_parsed(&self, request: MountRequest) -> Result<MountOutcome, MountError> {
-        let MountRequest {
-            attributes,
-            default_mode,
-            target,
-            current_versions,
-            secrets,
-            gate,
-        } = request;
+        let (attributes, gate) = (&request.attributes, &request.gate);
         // The class first: a broken one is refused before anyone is asked anything.
-        let class = ClassSpec::of(&attributes, self.settings.default_region.as_ref())
-            .check(&self.class_rules(default_mode))?;
+        let class = ClassSpec::of(attributes, self.settings.default_region.as_ref())
+            .check(&self.class_rules(request.default_mode))?;
         let regions = match &class.regions {
             Some(regions) => regions.clone(),
-            None => class.in_region(self.node_region(&attributes).await?)?,
+            None => class.in_region(self.node_region(attributes).await?)?,
         };
         let parsed = class.parsed;
         self.check_memory(0)?;
         let footprint = self.footprint();
         let worst = parsed.worst_case_bytes(&footprint, &regions);
         let mut held = self.budget.reserve(worst.bytes, gate.deadline()).await?;
-        let identity = self.identity_of(&attributes, &secrets).await?;
-        let fetch = Fetch {
-            store: &*self.store,
-            cache: &self.cache,
-            identity: &identity,
-            freshness: Freshness::for_class(self.cache.bounds(), attributes.cache_ttl),
-            deadline: gate.deadline(),
-        };
-        let allowances: Vec<Arc<Allowance>> = (worst.selection_shares.iter())
-            .map(|&share| Arc::new(Allowance::new(self.budget.clone(), share)))
-            .collect();
-        let (fetched, selected) = futures::future::join(
-            fetch.all(&regions, &parsed.objects),
-            fetch.selections(
-                &regions,
-                &parsed.selections,
-                footprint.max_matches,
-                &allowances,
-            ),
-        )
-        .await;
-        // Matches beyond the shares stay counted until the resize below.
-        for allowance in allowances {
-            allowance.add_to(&mut held);
-        }
-        let (fetched, selected) = (fetched?, selected?);
+        let identity = self.identity_of(attributes, &request.secrets).await?;
+        let fetch = self.fetch_as(&identity, attributes, gate);
+        let shares = &worst.selection_shares;
+        let (fetched, selected) = fetch
+            .class(&regions, &parsed, footprint.max_matches, shares, &mut held)
+            .await?;
+        // A value over max_secret_bytes fails here, before the budget grows for it.
         let needed = parsed.needed_bytes(&footprint, &fetched, &selected)?;
         self.budget.resize(&mut held, needed)?;
-        let holding = PlanHolding {
-            budget: self.budget.clone(),
-            held,
-            base: parsed.planning_base_bytes(&footprint, &fetched, &selected),
-        };
+        // Planning holds the values and grows the reservation as it makes each file.
+        let base = parsed.planning_base_bytes(&footprint, &fetched, &selected);
+        let holding = PlanHolding::new(self.budget.clone(), held, base);
         let objects = parsed.objects.len() + selected.iter().map(Vec::len).sum::<usize>();
         let input = PlanInput {
             objects: parsed.objects,
             fetched,
             selections: parsed.selections,
             selected,
-            current: current_versions,
+            current: request.current_versions,
         };
-        let limits = self.plan_limits(&attributes);
+        let limits = self.plan_limits(attributes);
         let (plan, mut held) = plan_off_the_runtime(input, limits, holding).await;
         let plan = plan?;
+        // The files stay held while written, or until the response with them has left.
         self.budget
             .resize(&mut held, footprint.kept_bytes(plan.total_bytes))?;
         tracing::debug!(files = plan.files.len(), "planned");
         let _writing = self.check_memory(plan.total_bytes as u64)?;
-        let files = match self.sink.publish(&target, plan.files, &gate).await? {
+        let files = match self.sink.publish(&request.target, plan.files, gate).await? {
             Published::Written => None,
             Published::ForDriver(files) => Some(files),
         };
@@ -262,6 +237,24 @@ impl MountService {
             unknown_keys: parsed.unknown_keys,
             held,
         })
+    }
+
+    /// What this mount fetches with: its identity, the cache at its class's freshness,
+    /// the budget its selections draw on, its deadline.
+    fn fetch_as<'a>(
+        &'a self,
+        identity: &'a Identity,
+        attributes: &MountAttributes,
+        gate: &PublishGate,
+    ) -> Fetch<'a> {
+        Fetch {
+            store: &*self.store,
+            cache: &self.cache,
+            identity,
+            budget: &self.budget,
+            freshness: Freshness::for_class(self.cache.bounds(), attributes.cache_ttl),
+            deadline: gate.deadline(),
+        }
     }
 
     fn class_rules(&self, default_mode: FileMode) -> ClassRules {

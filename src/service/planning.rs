@@ -11,10 +11,16 @@ use super::budget::{MemoryBudget, Reservation};
 
 /// The mount's share of the budget while it plans, grown as the plan asks.
 pub(super) struct PlanHolding {
-    pub budget: MemoryBudget,
-    pub held: Reservation,
+    budget: MemoryBudget,
+    held: Reservation,
     /// Held besides the plan's own: the fetched values and one evaluation.
-    pub base: usize,
+    base: usize,
+}
+
+impl PlanHolding {
+    pub fn new(budget: MemoryBudget, held: Reservation, base: usize) -> Self {
+        PlanHolding { budget, held, base }
+    }
 }
 
 impl PlanMemory for PlanHolding {
