@@ -1,4 +1,5 @@
-//! Why a mount failed. Converted to a gRPC status once, in the CSI adapter.
+//! Why a mount failed, each cause kept. Classified once (`classify`); the CSI adapter turns
+//! that into a gRPC status.
 
 use super::budget::BudgetError;
 use crate::domain::attributes::AttributeErrors;
