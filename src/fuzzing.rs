@@ -4,10 +4,9 @@
 
 use crate::adapters::local::StoreFile;
 use crate::domain::attributes::MountAttributes;
+use crate::domain::class::{ClassRules, ClassSpec};
 use crate::domain::extract::extract;
-use crate::domain::mode::FileMode;
 use crate::domain::naming::{FileName, PathTranslation};
-use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
 use crate::domain::region::Region;
 use crate::domain::secret::SecretValue;
 
@@ -23,15 +22,13 @@ pub fn objects_yaml(data: &[u8]) {
         Region::parse("us-west-2").ok(),
     );
     for translation in [PathTranslation::default(), PathTranslation::Off] {
-        let ctx = ClassContext {
+        let class = ClassSpec {
+            objects: &yaml,
             translation,
-            default_mode: FileMode::DEFAULT,
-            primary_region: east.as_ref(),
-            failover_region: west.as_ref(),
-            limits: YamlLimits::default(),
-            strict: false,
+            region: east.clone(),
+            failover_region: west.clone(),
         };
-        let _ = parse_objects(&yaml, &ctx);
+        let _ = class.check(&ClassRules::default());
     }
 }
 
@@ -66,16 +63,14 @@ pub fn jmes_extract(data: &[u8]) {
     let input = text(data);
     let (path, value) = input.split_once('\n').unwrap_or((&input, ""));
     let yaml = format!("- objectName: s\n  objectType: secretsmanager\n  jmesPath:\n    - path: {}\n      objectAlias: out\n", serde_json::Value::String(path.to_string()));
-    let ctx = ClassContext {
+    let class = ClassSpec {
+        objects: &yaml,
         translation: PathTranslation::default(),
-        default_mode: FileMode::DEFAULT,
-        primary_region: None,
+        region: None,
         failover_region: None,
-        limits: YamlLimits::default(),
-        strict: false,
     };
-    if let Ok(parsed) = parse_objects(&yaml, &ctx) {
-        if let Some(object) = parsed.objects.first() {
+    if let Ok(checked) = class.check(&ClassRules::default()) {
+        if let Some(object) = checked.parsed.objects.first() {
             // The default allowance: the fuzzer finds any expression it does not bound.
             let mut meter = crate::domain::jmes::Meter::uncancelled();
             let _ = extract(

@@ -11,6 +11,8 @@ pub mod config;
 pub mod domain;
 #[cfg(feature = "testkit")]
 pub mod fuzzing;
+#[cfg(test)]
+mod module_cycles_tests;
 pub mod ports;
 pub mod service;
 #[cfg(any(test, feature = "testkit"))]

@@ -123,7 +123,7 @@ async fn roles_come_from_a_cached_get_when_the_watch_is_off() {
     assert_eq!(provider.requests("serviceaccounts", "list", "ok"), 0);
     let err = provider.role("unwatched", "nobody").await.unwrap_err();
     assert!(
-        matches!(&err, IdentityError::ServiceAccount(m) if m.contains("unwatched/nobody not found")),
+        matches!(&err, IdentityError::ServiceAccount(m) if m.to_string().contains("unwatched/nobody not found")),
         "{err:?}"
     );
 }
@@ -258,7 +258,7 @@ async fn after_compaction_the_watch_relists_and_loses_no_update() {
     );
     let err = provider.role("compacted", "deleted").await.unwrap_err();
     assert!(
-        matches!(&err, IdentityError::ServiceAccount(m) if m.contains("not found")),
+        matches!(&err, IdentityError::ServiceAccount(m) if m.to_string().contains("not found")),
         "{err:?}"
     );
     assert_eq!(

@@ -7,11 +7,12 @@ use proptest::prelude::*;
 use provider::adapters::local::StoreFile;
 use provider::domain::attributes::MountAttributes;
 use provider::domain::extract::extract;
+use provider::domain::fetched::{Fetched, Selected};
 use provider::domain::jmes::JmesLimits;
 use provider::domain::mode::FileMode;
 use provider::domain::naming::{FileName, PathTranslation};
 use provider::domain::objects::{parse_objects, ClassContext, ObjectKind, ObjectRef, YamlLimits};
-use provider::domain::plan::{plan_mount, Fetched, PlanLimits, Selected, DEFAULT_MAX_FILES};
+use provider::domain::plan::{plan_mount, PlanLimits, DEFAULT_MAX_FILES};
 use provider::domain::secret::SecretValue;
 
 fn ctx(translation: PathTranslation) -> ClassContext<'static> {

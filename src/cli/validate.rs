@@ -4,10 +4,9 @@ use std::path::Path;
 
 use super::class_file::{parse_classes, ClassManifest};
 use crate::domain::attributes::MountAttributes;
-use crate::domain::mode::FileMode;
+use crate::domain::class::{ClassError, ClassRules, ClassSpec};
 use crate::domain::naming::PathTranslation;
-use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
-use crate::domain::region::{Region, Regions};
+use crate::domain::region::Region;
 
 /// What checking some files found.
 #[derive(Debug, Default)]
@@ -70,16 +69,9 @@ pub fn validate_class(class: &ClassManifest, region: Option<&Region>, strict: bo
         return failed(format!("spec.provider is `{}`, not `aws`", class.provider));
     }
     let mut report = ClassReport::default();
-    let checked = match MountAttributes::from_map(&class.parameters) {
-        Ok(a) => {
-            let primary = a.region.or_else(|| region.cloned());
-            if let Some(primary) = &primary {
-                if let Err(e) = Regions::new(primary.clone(), a.failover_region.clone()) {
-                    return failed(e.to_string());
-                }
-            }
-            Some((a.objects, a.translation, primary, a.failover_region))
-        }
+    let attributes = MountAttributes::from_map(&class.parameters);
+    let spec = match &attributes {
+        Ok(a) => Some(ClassSpec::of(a, region)),
         Err(errors) => {
             report
                 .errors
@@ -89,24 +81,21 @@ pub fn validate_class(class: &ClassManifest, region: Option<&Region>, strict: bo
     };
     // The objects are checked even when some attributes are wrong, so that one run
     // lists every error of the class.
-    let Some((objects, translation, primary, failover)) = checked else {
+    let Some(spec) = spec else {
         return report;
     };
-    let ctx = ClassContext {
-        translation,
-        default_mode: FileMode::DEFAULT,
-        primary_region: primary.as_ref(),
-        failover_region: failover.as_ref(),
-        limits: YamlLimits::default(),
+    let rules = ClassRules {
         strict,
+        ..ClassRules::default()
     };
-    match parse_objects(&objects, &ctx) {
-        Ok(parsed) => report
+    match spec.check(&rules) {
+        Ok(checked) => report
             .warnings
-            .extend(parsed.unknown_keys.iter().map(ToString::to_string)),
-        Err(errors) => report
+            .extend(checked.parsed.unknown_keys.iter().map(ToString::to_string)),
+        Err(ClassError::Objects(errors)) => report
             .errors
             .extend(errors.0.iter().map(ToString::to_string)),
+        Err(e @ ClassError::SameRegions(_)) => report.errors.push(e.to_string()),
     }
     report
 }
@@ -114,10 +103,10 @@ pub fn validate_class(class: &ClassManifest, region: Option<&Region>, strict: bo
 /// What the objects need of the attributes, from a class whose attributes have
 /// errors: `None` when the path translation itself is wrong (file names would be
 /// guessed). A region attribute that is wrong leaves the ARN-region rule unchecked.
-fn objects_despite_attributes(
-    class: &ClassManifest,
+fn objects_despite_attributes<'c>(
+    class: &'c ClassManifest,
     region: Option<&Region>,
-) -> Option<(String, PathTranslation, Option<Region>, Option<Region>)> {
+) -> Option<ClassSpec<'c>> {
     let get = |k: &str| {
         class
             .parameters
@@ -131,8 +120,12 @@ fn objects_despite_attributes(
         None => region.cloned(),
     };
     let failover = get("failoverRegion").and_then(|text| Region::parse(text).ok());
-    let objects = get("objects").unwrap_or_default().to_string();
-    Some((objects, translation, primary, failover))
+    Some(ClassSpec {
+        objects: get("objects").unwrap_or_default(),
+        translation,
+        region: primary,
+        failover_region: failover,
+    })
 }
 
 #[cfg(test)]

@@ -4,11 +4,11 @@
 //! the layout of a Kubernetes Secret volume, which is what users of #46 ask for, and
 //! since the object's own file is not written, the name is free for it.
 
-use super::extract::NonString;
+use super::files::OutputFile;
 use super::json_text::{as_string, compact, kind_of, members, JsonTextError};
 use super::naming::{FileName, PathTranslation};
+use super::non_string::NonString;
 use super::objects::ObjectSpec;
-use super::plan::OutputFile;
 use super::secret::SecretValue;
 use super::text::bounded;
 

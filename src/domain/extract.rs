@@ -7,6 +7,7 @@ use super::jmes::{search, EvalError, Meter};
 use super::json_text::render_result;
 use super::mode::FileMode;
 use super::naming::FileName;
+use super::non_string::NonString;
 use super::objects::JmesEntry;
 use super::secret::SecretValue;
 use super::text::bounded;
@@ -77,27 +78,6 @@ pub struct Extracted {
     pub file: FileName,
     pub mode: FileMode,
     pub value: SecretValue,
-}
-
-/// What a jmesPath result that is not a string becomes (`nonString`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum NonString {
-    /// The mount fails naming the path (the existing provider's behaviour).
-    #[default]
-    Refuse,
-    /// Written as compact JSON: numbers and key order as the secret has them.
-    Json,
-}
-
-impl NonString {
-    /// `error` or `json`, case-sensitive like every value of a class.
-    pub fn parse(text: &str) -> Option<NonString> {
-        match text {
-            "error" => Some(NonString::Refuse),
-            "json" => Some(NonString::Json),
-            _ => None,
-        }
-    }
 }
 
 /// Bytes one parsed JSON value takes at most (the `Variable`, its shared counts, its

@@ -2,49 +2,19 @@
 //! (path, mode, contents, version) and the versions the response reports, in one pass,
 //! so files, summary and versions can never disagree.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
 use super::encoding::DecodeError;
 use super::expand::{expand, ExpandError};
 use super::extract::{Document, ExtractError};
+use super::fetched::{Fetched, Selected};
+use super::files::{FileSummary, OutputFile};
 use super::jmes::{BudgetError, Cancel, JmesLimits, Meter};
-use super::mode::FileMode;
 use super::naming::{FileName, FileNameError, PathTranslation};
 use super::objects::{ObjectSpec, SelectionSpec};
-use super::secret::SecretValue;
 use super::text::bounded;
 use super::versions::{response_versions, ObjectVersion};
-
-/// A value and the version it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fetched {
-    pub value: SecretValue,
-    /// Secrets Manager VersionId, or the SSM version number in decimal.
-    pub version: String,
-}
-
-/// One match of a selection: the store's name for it, and its value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Selected {
-    pub name: String,
-    pub fetched: Fetched,
-}
-
-/// One file of a mount.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFile {
-    pub path: FileName,
-    pub mode: FileMode,
-    pub contents: SecretValue,
-}
-
-/// A file of a mount, without its contents: what people and the response see.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileSummary {
-    pub path: String,
-    pub mode: FileMode,
-    pub version: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct MountPlan {
@@ -155,6 +125,15 @@ pub fn plan_mount(
     limits: PlanLimits,
     current: &[ObjectVersion],
 ) -> Result<MountPlan, PlanError> {
+    let (selections, matches): (Vec<&SelectionSpec>, Vec<&[Selected]>) =
+        selected.iter().map(|(s, m)| (*s, m.as_slice())).unzip();
+    check_value_sizes(
+        objects,
+        fetched,
+        &selections,
+        &matches,
+        limits.max_secret_bytes,
+    )?;
     let mut meter = Meter::new(limits.jmes, Cancel::default());
     let mut memory = limits.max_total_bytes;
     plan_mount_metered(
@@ -168,7 +147,44 @@ pub fn plan_mount(
     )
 }
 
-/// [`plan_mount`] with the mount's own meter (its cancel flag stops the plan too).
+/// The size rule of fetched values: none larger than `max_secret_bytes` (decoding never
+/// makes one larger, so every file made of a whole value is within it too). Selections
+/// come with their matches, in the same order.
+pub fn check_value_sizes(
+    objects: &[ObjectSpec],
+    fetched: &[Fetched],
+    selections: &[impl Borrow<SelectionSpec>],
+    selected: &[impl AsRef<[Selected]>],
+    max_secret_bytes: usize,
+) -> Result<(), PlanError> {
+    let too_large = |object: String, size: usize| PlanError::TooLarge {
+        object,
+        size,
+        max: max_secret_bytes,
+    };
+    if let Some((object, f)) = objects
+        .iter()
+        .zip(fetched)
+        .find(|(_, f)| f.value.len() > max_secret_bytes)
+    {
+        return Err(too_large(object.describe(), f.value.len()));
+    }
+    for (selection, found) in selections.iter().zip(selected) {
+        if let Some(m) = found
+            .as_ref()
+            .iter()
+            .find(|m| m.fetched.value.len() > max_secret_bytes)
+        {
+            let selection: &SelectionSpec = selection.borrow();
+            return Err(too_large(selection.describe(), m.fetched.value.len()));
+        }
+    }
+    Ok(())
+}
+
+/// [`plan_mount`] with the mount's own meter (its cancel flag stops the plan too). The
+/// values must have passed [`check_value_sizes`] (the mount checks them before it makes
+/// room for them in its budget).
 pub fn plan_mount_metered(
     objects: &[ObjectSpec],
     fetched: &[Fetched],
@@ -190,15 +206,6 @@ pub fn plan_mount_metered(
     let mut summary = Vec::new();
     // Who wrote each file, for the collision check.
     let mut owners: Vec<String> = Vec::new();
-    for (object, fetched) in objects.iter().zip(fetched) {
-        if fetched.value.len() > max_secret_bytes {
-            return Err(PlanError::TooLarge {
-                object: object.describe(),
-                size: fetched.value.len(),
-                max: max_secret_bytes,
-            });
-        }
-    }
     let mut add = |file: OutputFile, version: &str, owner: String, memory: &mut dyn PlanMemory| {
         total = total
             .saturating_add(file.contents.len())
@@ -314,13 +321,6 @@ pub fn plan_mount_metered(
                     object: format!("{} match `{}`", selection.describe(), bounded(&m.name)),
                     source,
                 })?;
-            if contents.len() > max_secret_bytes {
-                return Err(PlanError::TooLarge {
-                    object: format!("{} match `{}`", selection.describe(), bounded(&m.name)),
-                    size: contents.len(),
-                    max: max_secret_bytes,
-                });
-            }
             let file = OutputFile {
                 path,
                 mode: selection.mode,
@@ -397,8 +397,10 @@ fn check_collisions(files: &[OutputFile], owners: &[String]) -> Result<(), PlanE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::mode::FileMode;
     use crate::domain::naming::PathTranslation;
     use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
+    use crate::domain::secret::SecretValue;
 
     fn ctx() -> ClassContext<'static> {
         ClassContext {

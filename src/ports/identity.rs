@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use crate::domain::assume::{session_name, AssumeRole};
 use crate::domain::attributes::{AuthMode, PodInfo, Tokens};
-use crate::domain::mount_secrets::{MountSecrets, StaticKeys};
+use crate::domain::mount_secrets::{MountSecrets, SecretsError, StaticKeys};
 use crate::domain::region::Region;
 use crate::domain::secret::Token;
 
@@ -95,8 +95,7 @@ impl Identity {
         pod: &PodInfo,
         secrets: &MountSecrets,
     ) -> Result<Identity, IdentityError> {
-        let keys = StaticKeys::from_secrets(secrets)
-            .map_err(|e| IdentityError::SecretRef(e.to_string()))?;
+        let keys = StaticKeys::from_secrets(secrets)?;
         Ok(Identity {
             keys: Some(keys),
             ..Identity::of_pod(pod, AuthMode::SecretRef)
@@ -113,18 +112,18 @@ fn fingerprint_key() -> &'static [u8; 32] {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     /// The pod's service account or its role annotation is missing or unreadable.
-    #[error("{0}")]
-    ServiceAccount(String),
+    #[error(transparent)]
+    ServiceAccount(Cause),
     /// The token for the needed audience is missing.
     #[error("no service-account token for audience `{audience}`: configure tokenRequests with this audience on the CSIDriver secrets-store.csi.k8s.io")]
     MissingToken { audience: String },
     /// The node's region could not be read.
-    #[error("{0}")]
-    Region(String),
+    #[error(transparent)]
+    Region(Cause),
     /// The volume's secret lacks the credentials, or holds malformed ones (names the
     /// keys, never their values).
-    #[error("{0}")]
-    SecretRef(String),
+    #[error(transparent)]
+    SecretRef(#[from] SecretsError),
     /// The cluster API could not be reached or answered with an error.
     #[error(transparent)]
     Unavailable(Cause),

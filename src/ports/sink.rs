@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use crate::domain::target::TargetPath;
 
-pub use crate::domain::plan::OutputFile;
+pub use crate::domain::files::OutputFile;
 
 /// What the sink did with the files.
 #[derive(Debug, Clone, PartialEq, Eq)]

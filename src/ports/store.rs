@@ -10,7 +10,7 @@ use crate::domain::failover::ErrorClass;
 use crate::domain::objects::{ObjectRef, Selection};
 use crate::domain::region::Region;
 
-pub use crate::domain::plan::{Fetched, Selected};
+pub use crate::domain::fetched::{Fetched, Selected};
 
 /// Why one object could not be fetched. `message` names the cause for a user (the
 /// object, the store's error code) and never holds a secret value or a token; `source`

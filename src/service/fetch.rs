@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use crate::domain::failover::{decide, Decision, ErrorClass, Outcome};
 use crate::domain::freshness::{Freshness, OnFailure};
-use crate::domain::objects::{ObjectRef, ObjectSpec, SelectionSpec};
+use crate::domain::objects::{ObjectRef, ObjectSpec, ParsedObjects, SelectionSpec};
 use crate::domain::region::{Region, Regions};
 use crate::ports::{Fetched, Identity, MatchAccount, SecretStore, Selected, StoreError};
 
-use super::budget::Allowance;
+use super::budget::{Allowance, MemoryBudget, Reservation};
 
 use super::deadline::stand_in_cutoff;
-use super::error::MountError;
+use super::error::{InternalError, LimitError, MountError};
 use super::value_cache::{Answer as Cached, CacheKey, Lookup, Subject, ValueCache};
 
 type Answer = Result<Fetched, StoreError>;
@@ -25,6 +25,8 @@ pub(super) struct Fetch<'a> {
     pub store: &'a dyn SecretStore,
     pub cache: &'a ValueCache,
     pub identity: &'a Identity,
+    /// What a selection's matches beyond its share of the reservation draw on.
+    pub budget: &'a MemoryBudget,
     pub freshness: Freshness,
     /// The mount's deadline: with a stand-in at hand, the store must answer earlier.
     pub deadline: Option<Instant>,
@@ -52,10 +54,40 @@ fn late() -> StoreError {
     )
 }
 
+/// Every value of a class: the listed objects' in object order, each selection's
+/// matches in selection order.
+pub(super) type ClassValues = (Vec<Fetched>, Vec<Vec<Selected>>);
+
 impl Fetch<'_> {
+    /// Every object and every selection of the class at once. Each selection draws on an
+    /// allowance of the budget from its share (in `shares`); what its matches took beyond
+    /// the share is added to `held`, where it stays until the mount resizes it.
+    pub(super) async fn class(
+        &self,
+        regions: &Regions,
+        class: &ParsedObjects,
+        max_matches: usize,
+        shares: &[usize],
+        held: &mut Reservation,
+    ) -> Result<ClassValues, MountError> {
+        let allowances: Vec<Arc<Allowance>> = shares
+            .iter()
+            .map(|&share| Arc::new(Allowance::new(self.budget.clone(), share)))
+            .collect();
+        let (fetched, selected) = futures::future::join(
+            self.all(regions, &class.objects),
+            self.selections(regions, &class.selections, max_matches, &allowances),
+        )
+        .await;
+        for allowance in allowances {
+            allowance.add_to(held);
+        }
+        Ok((fetched?, selected?))
+    }
+
     /// Fetches every object, applying the failover decision; the result is in object order.
     #[tracing::instrument(skip_all, fields(objects = objects.len(), regions = regions.iter().count()))]
-    pub(super) async fn all(
+    async fn all(
         &self,
         regions: &Regions,
         objects: &[ObjectSpec],
@@ -98,7 +130,7 @@ impl Fetch<'_> {
     /// More than `limit` matches fail the mount.
     /// Every selection, each drawing on its own allowance (in `specs` order) as its
     /// matches arrive.
-    pub(super) async fn selections(
+    async fn selections(
         &self,
         regions: &Regions,
         specs: &[SelectionSpec],
@@ -110,7 +142,7 @@ impl Fetch<'_> {
         let runs = specs.iter().zip(allowances).map(|(spec, allowance)| {
             let account: Arc<dyn MatchAccount> = Arc::new(Counted {
                 allowance: allowance.clone(),
-                copies: copies(spec),
+                copies: spec.copies(),
             });
             async move {
                 let found = self
@@ -118,7 +150,10 @@ impl Fetch<'_> {
                     .await;
                 match found {
                     Err(MountError::Fetch { error, .. }) if allowance.was_refused() => {
-                        Err(MountError::Limit(format!("{}: {error}", spec.describe())))
+                        Err(MountError::Limit(LimitError::SelectionBudget {
+                            selection: spec.describe(),
+                            source: error,
+                        }))
                     }
                     other => other,
                 }
@@ -176,10 +211,12 @@ impl Fetch<'_> {
             }
         }
         match (answer, stand_in) {
-            (Ok(found), _) if found.len() > limit => Err(MountError::Limit(format!(
-                "{} matches more than {limit} objects (max_objects): narrow it",
-                spec.describe()
-            ))),
+            (Ok(found), _) if found.len() > limit => {
+                Err(MountError::Limit(LimitError::TooManyMatches {
+                    selection: spec.describe(),
+                    limit,
+                }))
+            }
             (Ok(found), _) => Ok(found),
             (Err(error), Some((found, age, from))) if !error.class.is_client() => {
                 self.cache.note_stale_served();
@@ -286,11 +323,10 @@ impl Fetch<'_> {
             let cut = asked.iter().all(|&i| covered[i]);
             let results = self.ask(region, &objects, cut).await;
             if results.len() != objects.len() {
-                return Err(MountError::Internal(format!(
-                    "store answered {} results for {} objects",
-                    results.len(),
-                    objects.len()
-                )));
+                return Err(MountError::Internal(InternalError::StoreMiscount {
+                    answered: results.len(),
+                    asked: objects.len(),
+                }));
             }
             for (&i, answer) in asked.iter().zip(results) {
                 match &answer {
@@ -397,11 +433,6 @@ impl Fetch<'_> {
             }
         }
     }
-}
-
-/// Copies of a match's value a mount may hold: the value, and its decoded form.
-pub(super) fn copies(spec: &SelectionSpec) -> usize {
-    1 + usize::from(spec.encoding != crate::domain::objects::Encoding::Utf8)
 }
 
 /// A selection's allowance as the store sees it: each match's bytes, times its copies.

@@ -6,10 +6,13 @@ use std::sync::{Arc, Mutex};
 use super::*;
 use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::domain::secret::SecretValue;
+use crate::domain::versions::ObjectVersion;
 use crate::ports::identity::MockIdentityResolver;
 use crate::ports::sink::MockMountSink;
 use crate::ports::store::MockSecretStore;
+use crate::ports::OutputFile;
 use crate::ports::{Fetched, Identity, IdentityError, StoreError};
+use crate::service::RawMountRequest;
 
 fn attributes(objects: &str, extra: &[(&str, &str)]) -> String {
     let mut map: HashMap<&str, &str> = extra.iter().copied().collect();
@@ -207,6 +210,71 @@ async fn an_invalid_class_fetches_and_writes_nothing() {
     assert!(err.to_string().contains("\"a\""), "{err}");
 }
 
+/// No region anywhere: the node would be asked, but a broken class is refused first,
+/// before any identity lookup or network call.
+#[tokio::test]
+async fn a_broken_class_is_refused_before_the_node_identity_or_store_is_asked() {
+    let mut identity = MockIdentityResolver::new();
+    identity.expect_node_region().never();
+    identity.expect_identity().never();
+    let mut store = MockSecretStore::new();
+    store.expect_fetch().never();
+    store.expect_select().never();
+    let svc = service(identity, store, no_sink(), None);
+    let err = svc
+        .mount(request("- objectName: a\n  objectType: ssm\n", &[]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::Class(_)), "{err}");
+    assert!(err.to_string().contains("\"a\""), "{err}");
+    // A failover region equal to the primary, likewise.
+    let mut identity = MockIdentityResolver::new();
+    identity.expect_node_region().never();
+    identity.expect_identity().never();
+    let mut store = MockSecretStore::new();
+    store.expect_fetch().never();
+    let svc = service(identity, store, no_sink(), Some("us-east-1"));
+    let err = svc
+        .mount(request(
+            "- {objectName: s, objectType: secretsmanager}\n",
+            &[("failoverRegion", "us-east-1")],
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, MountError::SameRegions(_)), "{err}");
+}
+
+/// The node's region, learned after the check, still meets the ARN-region rule before
+/// the identity or the store is asked.
+#[tokio::test]
+async fn an_arn_in_another_region_than_the_nodes_is_refused_before_any_fetch() {
+    let mut identity = MockIdentityResolver::new();
+    identity
+        .expect_node_region()
+        .times(1)
+        .returning(|_| Ok(Some(Region::parse("us-east-1").unwrap())));
+    identity.expect_identity().never();
+    let mut store = MockSecretStore::new();
+    store.expect_fetch().never();
+    let svc = service(identity, store, no_sink(), None);
+    let err = svc
+        .mount(request(
+            "- objectName: arn:aws:secretsmanager:us-west-2:111122223333:secret:s\n",
+            &[],
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, MountError::Class(e) if e.has(crate::domain::objects::Rule::ArnRegionMismatch)),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("the ARN's region `us-west-2` is not the region `us-east-1`"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn region_comes_from_attribute_then_provider_then_node() {
     let (store, calls) = store_mock(
@@ -278,7 +346,7 @@ async fn a_failed_node_lookup_says_the_region_is_unknown_and_how_to_set_it() {
     identity.expect_identity().never();
     identity.expect_node_region().returning(|_| {
         Err(IdentityError::Region(
-            "pod shop/web-1 not found".to_string(),
+            "pod shop/web-1 not found".to_string().into(),
         ))
     });
     let mut store = MockSecretStore::new();

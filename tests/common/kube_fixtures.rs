@@ -199,7 +199,7 @@ pub async fn label_node(admin: &kube::Client, name: &str, region: &str) {
 }
 
 pub fn missing_annotation(result: Result<Option<String>, IdentityError>) -> bool {
-    matches!(result, Err(IdentityError::ServiceAccount(m)) if m.contains(ROLE_ANNOTATION))
+    matches!(result, Err(IdentityError::ServiceAccount(m)) if m.to_string().contains(ROLE_ANNOTATION))
 }
 
 /// Only `get` on the three resources, as the existing provider's ClusterRole grants.

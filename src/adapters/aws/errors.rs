@@ -4,7 +4,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use super::classify::classify;
+use super::classify::{classify, is_stale_credentials};
 use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::ports::StoreError;
 
@@ -18,6 +18,11 @@ impl Classified {
     /// An error of ours, not AWS's (no error code).
     pub fn plain(error: StoreError) -> Self {
         Classified { error, code: None }
+    }
+
+    /// Whether AWS refused the credentials as stale (the caller then retries once).
+    pub fn is_stale_credentials(&self) -> bool {
+        is_stale_credentials(self.code.as_deref())
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType};
 
-use super::classify::{classify, is_stale_credentials};
+use super::classify::classify;
 use super::credentials::Signing;
 use super::errors::{from_sdk, Classified};
 use super::store::AwsStore;
@@ -241,11 +241,6 @@ impl AwsStore {
             }
         }
     }
-}
-
-/// Whether AWS refused the credentials as stale (the caller then retries once).
-pub(super) fn stale(e: &Classified) -> bool {
-    is_stale_credentials(e.code.as_deref())
 }
 
 #[cfg(test)]

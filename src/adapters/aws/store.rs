@@ -13,7 +13,6 @@ use lru::LruCache;
 use super::classify::is_stale_credentials;
 use super::credentials::{pod_identity::AgentSettings, CredentialResolver, Signing};
 use super::errors::{from_sdk, Classified};
-use super::select::stale;
 use super::ssm_batch::{answers, request_name, rounds, Returned, MAX_NAMES};
 use crate::adapters::metrics::{outcome, Metrics};
 use crate::domain::failover::{ClientKind, ErrorClass};
@@ -414,7 +413,11 @@ impl SecretStore for AwsStore {
                 .await
             {
                 Ok(found) => return Ok(found),
-                Err(e) if stale(&e) && !retried && matches!(signing, Signing::Pod(_)) => {
+                Err(e)
+                    if e.is_stale_credentials()
+                        && !retried
+                        && matches!(signing, Signing::Pod(_)) =>
+                {
                     self.credentials.invalidate(identity).await;
                     retried = true;
                 }

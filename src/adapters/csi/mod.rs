@@ -17,4 +17,4 @@ pub use server::{
     serve, CsiProvider, DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES, RUNTIME_NAME,
 };
 pub use socket::{bind_socket, SocketGuard, SOCKET_NAME};
-pub use status::{error_code, status_of};
+pub use status::status_of;

@@ -11,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
 use super::proto::{self, MountResponse, VersionResponse};
 use super::reporting::ErrorReporting;
-use super::status::{error_code, status_of};
+use super::status::status_of;
 use crate::adapters::accept::unix_incoming;
 use crate::adapters::metrics::{CodeLabels, Metrics};
 use crate::domain::objects::Rule;
@@ -24,8 +24,8 @@ use futures::FutureExt;
 use tokio::sync::Semaphore;
 
 use crate::service::{
-    gate_for, within_deadline, MountError, MountOutcome, MountRequest, Mounter, RawMountRequest,
-    MAX_LOGGED_ERROR_BYTES,
+    classify, gate_for, within_deadline, InternalError, LimitError, MountError, MountOutcome,
+    MountRequest, Mounter, RawMountRequest, MAX_LOGGED_ERROR_BYTES,
 };
 
 pub const RUNTIME_NAME: &str = "secrets-store-csi-driver-provider-aws";
@@ -84,7 +84,7 @@ impl CsiProvider {
                 .slots
                 .acquire()
                 .await
-                .map_err(|_| MountError::Internal("shutting down".into()))?;
+                .map_err(|e| MountError::Internal(InternalError::ShuttingDown(e)))?;
             let outcome = self.mounter.mount(request).await?;
             let total: usize = outcome
                 .files
@@ -93,10 +93,10 @@ impl CsiProvider {
                 .map(|f| f.contents.len() + f.path.as_str().len())
                 .sum();
             if total > self.max_response_bytes {
-                return Err(MountError::Limit(format!(
-                    "the files total {total} bytes, more than max_response_bytes ({}) that the driver can receive; use provider writes or fewer objects",
-                    self.max_response_bytes
-                )));
+                return Err(MountError::Limit(LimitError::Response {
+                    total,
+                    max: self.max_response_bytes,
+                }));
             }
             Ok(outcome)
         };
@@ -108,9 +108,7 @@ impl CsiProvider {
                 tracing::error!(
                     "a mount panicked; the request failed and the provider keeps serving"
                 );
-                Err(MountError::Internal(
-                    "the mount failed unexpectedly (a bug; see the provider logs)".into(),
-                ))
+                Err(MountError::Internal(InternalError::Panicked))
             }
         }
     }
@@ -200,7 +198,7 @@ impl CsiDriverProvider for CsiProvider {
                 if matches!(&e, MountError::Class(errors) if errors.has(Rule::UnknownKey)) {
                     self.metrics.mounts_with_unknown_keys.inc();
                 }
-                let code = error_code(&e);
+                let code = classify(&e).code.as_str();
                 self.metrics
                     .mount_finished(Some(code), started.elapsed(), None);
                 let remount = target.is_some_and(|t| self.mounter.holds_mount(&t));

@@ -1,16 +1,14 @@
-//! MountError → gRPC status, in one place. Never UNAVAILABLE: the driver retries that
-//! three times on top of our own retries.
+//! MountError → gRPC status, in one place: the service classifies the error, this maps
+//! its kind to a gRPC code.
 
 use tonic::{Code, Status};
 
-use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::domain::text::capped;
-use crate::ports::{IdentityError, SinkError};
-use crate::service::MountError;
+use crate::service::{classify, Failure, MountError};
 
 pub fn status_of(error: &MountError) -> Status {
     Status::new(
-        code_of(error),
+        grpc_code(classify(error).failure),
         capped(error.to_string(), MAX_STATUS_MESSAGE_BYTES),
     )
 }
@@ -19,81 +17,30 @@ pub fn status_of(error: &MountError) -> Status {
 /// broken objects must not produce one the driver's client cannot read.
 pub const MAX_STATUS_MESSAGE_BYTES: usize = 8 * 1024;
 
-/// The small vocabulary of `MountResponse.error.code` (opt-in, `--error-codes`) and of
-/// the `code` label of the mounts metric.
-pub fn error_code(error: &MountError) -> &'static str {
-    match error {
-        MountError::Attributes(_)
-        | MountError::Permission(_)
-        | MountError::Class(_)
-        | MountError::NoRegion
-        | MountError::SameRegions(_)
-        | MountError::Extract { .. }
-        | MountError::Values(_)
-        | MountError::Identity(IdentityError::Region(_))
-        | MountError::RegionLookup(IdentityError::Region(_)) => "InvalidSecretProviderClass",
-        MountError::Identity(
-            IdentityError::MissingToken { .. }
-            | IdentityError::ServiceAccount(_)
-            | IdentityError::SecretRef(_),
-        )
-        | MountError::RegionLookup(
-            IdentityError::MissingToken { .. }
-            | IdentityError::ServiceAccount(_)
-            | IdentityError::SecretRef(_),
-        ) => "AuthenticationFailed",
-        MountError::Identity(IdentityError::Unavailable(_))
-        | MountError::RegionLookup(IdentityError::Unavailable(_)) => "KubernetesUnavailable",
-        MountError::Fetch { error, .. } => match error.class {
-            ErrorClass::Client(ClientKind::NotFound) => "SecretNotFound",
-            ErrorClass::Client(ClientKind::AccessDenied) => "AccessDenied",
-            ErrorClass::Client(ClientKind::Invalid) => "InvalidSecretProviderClass",
-            ErrorClass::Client(ClientKind::Other) => "RequestRejected",
-            ErrorClass::Server | ErrorClass::Transport => "AWSUnavailable",
-        },
-        MountError::Write(SinkError::Abandoned { .. }) => "MountTimeout",
-        MountError::Write(_) => "FileWriteError",
-        MountError::Deadline(_) => "MountTimeout",
-        MountError::Limit(_) => "LimitExceeded",
-        MountError::MemoryPressure { .. } => "MemoryPressure",
-        MountError::Target(_) => "InvalidTargetPath",
-        MountError::Internal(_) => "InternalError",
-    }
-}
-
-fn code_of(error: &MountError) -> Code {
-    match error {
-        MountError::Attributes(_)
-        | MountError::Permission(_)
-        | MountError::Class(_)
-        | MountError::NoRegion
-        | MountError::SameRegions(_)
-        | MountError::Extract { .. }
-        | MountError::Values(_) => Code::InvalidArgument,
-        MountError::Identity(IdentityError::Unavailable(_))
-        | MountError::RegionLookup(IdentityError::Unavailable(_)) => Code::Internal,
-        MountError::Identity(_) | MountError::RegionLookup(_) => Code::FailedPrecondition,
-        MountError::Fetch { error, .. } => match error.class {
-            ErrorClass::Client(ClientKind::NotFound) => Code::NotFound,
-            ErrorClass::Client(ClientKind::AccessDenied) => Code::PermissionDenied,
-            ErrorClass::Client(ClientKind::Invalid) => Code::InvalidArgument,
-            ErrorClass::Client(ClientKind::Other) => Code::FailedPrecondition,
-            ErrorClass::Server | ErrorClass::Transport => Code::Internal,
-        },
-        MountError::Deadline(_) | MountError::Write(SinkError::Abandoned { .. }) => {
-            Code::DeadlineExceeded
-        }
-        MountError::Limit(_) | MountError::MemoryPressure { .. } => Code::ResourceExhausted,
-        MountError::Target(_) => Code::InvalidArgument,
-        MountError::Write(_) | MountError::Internal(_) => Code::Internal,
+/// Never UNAVAILABLE: the driver retries that three times on top of our own retries, so
+/// a dependency that did not answer is INTERNAL here.
+fn grpc_code(failure: Failure) -> Code {
+    match failure {
+        Failure::Invalid => Code::InvalidArgument,
+        Failure::NotFound => Code::NotFound,
+        Failure::Denied => Code::PermissionDenied,
+        Failure::Precondition => Code::FailedPrecondition,
+        Failure::Unavailable | Failure::Internal => Code::Internal,
+        Failure::Timeout => Code::DeadlineExceeded,
+        Failure::Exhausted => Code::ResourceExhausted,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::failover::{ClientKind, ErrorClass};
     use crate::domain::region::Region;
-    use crate::ports::StoreError;
+    use crate::ports::{IdentityError, SinkError, StoreError};
+
+    fn code_of(error: &MountError) -> Code {
+        status_of(error).code()
+    }
 
     fn fetch(class: ErrorClass) -> MountError {
         MountError::Fetch {
@@ -131,37 +78,20 @@ mod tests {
     }
 
     #[test]
-    fn error_codes_name_the_cause() {
+    fn identity_failures_keep_their_codes() {
+        let unavailable = IdentityError::Unavailable("down".to_string().into());
         assert_eq!(
-            error_code(&MountError::NoRegion),
-            "InvalidSecretProviderClass"
+            code_of(&MountError::Identity(unavailable.clone())),
+            Code::Internal
         );
         assert_eq!(
-            error_code(&fetch(ErrorClass::Client(ClientKind::NotFound))),
-            "SecretNotFound"
+            code_of(&MountError::RegionLookup(unavailable)),
+            Code::Internal
         );
+        let region = IdentityError::Region("no label".to_string().into());
         assert_eq!(
-            error_code(&fetch(ErrorClass::Client(ClientKind::AccessDenied))),
-            "AccessDenied"
-        );
-        assert_eq!(error_code(&fetch(ErrorClass::Server)), "AWSUnavailable");
-        assert_eq!(error_code(&fetch(ErrorClass::Transport)), "AWSUnavailable");
-        assert_eq!(
-            error_code(&MountError::Identity(IdentityError::MissingToken {
-                audience: "a".into()
-            })),
-            "AuthenticationFailed"
-        );
-        assert_eq!(
-            error_code(&MountError::Write(SinkError::Write {
-                path: "/t".into(),
-                source: std::io::Error::other("full")
-            })),
-            "FileWriteError"
-        );
-        assert_eq!(
-            error_code(&MountError::Deadline(std::time::Duration::from_secs(1))),
-            "MountTimeout"
+            code_of(&MountError::RegionLookup(region)),
+            Code::FailedPrecondition
         );
     }
 

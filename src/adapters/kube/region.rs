@@ -82,9 +82,11 @@ impl NodeRegion {
         };
         match label {
             None => Ok(None),
-            Some(text) => Region::parse(&text)
-                .map(Some)
-                .map_err(|e| IdentityError::Region(format!("node label {REGION_LABEL}: {e}"))),
+            Some(text) => Region::parse(&text).map(Some).map_err(|e| {
+                IdentityError::Region(
+                    Cause::from(format!("node label {REGION_LABEL}: {e}")).caused_by(e),
+                )
+            }),
         }
     }
 
@@ -133,10 +135,9 @@ impl NodeRegion {
             )
             .await?;
         let node = found.spec.and_then(|s| s.node_name).ok_or_else(|| {
-            IdentityError::Region(format!(
-                "pod {}/{} has no node yet",
-                pod.namespace, pod.name
-            ))
+            IdentityError::Region(
+                format!("pod {}/{} has no node yet", pod.namespace, pod.name).into(),
+            )
         })?;
         let mut pods = self.pods.lock().unwrap_or_else(|p| p.into_inner());
         if pods.len() >= POD_CACHE {
@@ -162,7 +163,9 @@ impl NodeRegion {
                 .into(),
             )),
             Ok(Err(e)) => Err(match describe(&e) {
-                ApiFailure::NotFound => IdentityError::Region(format!("{what} not found")),
+                ApiFailure::NotFound => {
+                    IdentityError::Region(Cause::from(format!("{what} not found")).caused_by(e))
+                }
                 ApiFailure::Forbidden(m) => IdentityError::Unavailable(
                     Cause::from(format!("reading {what}: forbidden: {m}")).caused_by(e),
                 ),

@@ -95,7 +95,7 @@ impl ServiceAccounts {
         let missing_annotation = || {
             IdentityError::ServiceAccount(format!(
                 "service account {namespace}/{name} has no {ROLE_ANNOTATION} annotation: annotate it with the IAM role for its pods"
-            ))
+            ).into())
         };
         if let Some(role) = self
             .state
@@ -123,7 +123,7 @@ impl ServiceAccounts {
                         let answer = match tokio::time::timeout(timeout, api.get(&key2.1)).await {
                             Err(_) => Err(IdentityError::Unavailable(format!("reading {what}: the API server did not answer within {timeout:?}").into())),
                             Ok(Err(e)) => Err(match describe(&e) {
-                                ApiFailure::NotFound => IdentityError::ServiceAccount(format!("{what} not found")),
+                                ApiFailure::NotFound => IdentityError::ServiceAccount(Cause::from(format!("{what} not found")).caused_by(e)),
                                 ApiFailure::Forbidden(m) => IdentityError::Unavailable(Cause::from(format!("reading {what}: forbidden: {m} (the provider needs get on serviceaccounts)")).caused_by(e)),
                                 ApiFailure::Other(m) => IdentityError::Unavailable(Cause::from(format!("reading {what}: {m}")).caused_by(e)),
                             }),

@@ -10,24 +10,26 @@ use std::cmp::Ordering;
 use jmespath::ast::Ast;
 use jmespath::{Context, Rcvar, Variable};
 
-use super::eval::{
-    boolean, charge_list, equal, eval, null, EvalError, ELEMENT_BYTES, ENTRY_BYTES, VALUE_BYTES,
-};
 use super::meter::Meter;
 use super::runtime::RUNTIME;
+use super::values::{
+    boolean, charge_list, equal, null, Eval, EvalError, ELEMENT_BYTES, ENTRY_BYTES, VALUE_BYTES,
+};
 
-/// Calls `name` on its evaluated arguments.
+/// Calls `name` on its evaluated arguments; functions that run an expression per
+/// element run it with `eval`.
 pub(super) fn call(
     name: &str,
     offset: usize,
     args: &[Rcvar],
     meter: &mut Meter,
+    eval: Eval,
 ) -> Result<Rcvar, EvalError> {
     match name {
-        "map" => map(args, meter),
-        "sort_by" => sort_by(args, meter),
-        "max_by" => best_by(args, meter, Ordering::Greater, "max_by"),
-        "min_by" => best_by(args, meter, Ordering::Less, "min_by"),
+        "map" => map(args, meter, eval),
+        "sort_by" => sort_by(args, meter, eval),
+        "max_by" => best_by(args, meter, eval, Ordering::Greater, "max_by"),
+        "min_by" => best_by(args, meter, eval, Ordering::Less, "min_by"),
         "contains" => contains(args, meter),
         _ => builtin(name, offset, args, meter),
     }
@@ -58,7 +60,7 @@ fn expression_and_list<'a>(
 }
 
 /// `map(&expr, array)`: the expression on every element, nulls kept.
-fn map(args: &[Rcvar], meter: &mut Meter) -> Result<Rcvar, EvalError> {
+fn map(args: &[Rcvar], meter: &mut Meter, eval: Eval) -> Result<Rcvar, EvalError> {
     let (ast, elements) = expression_and_list("map", args.first(), args.get(1), args.len())?;
     charge_list(meter, elements.len())?;
     let mut out = Vec::with_capacity(elements.len());
@@ -74,6 +76,7 @@ fn keys(
     ast: &Ast,
     elements: &[Rcvar],
     meter: &mut Meter,
+    eval: Eval,
 ) -> Result<Vec<Rcvar>, EvalError> {
     charge_list(meter, elements.len())?;
     let mut keys: Vec<Rcvar> = Vec::with_capacity(elements.len());
@@ -95,9 +98,9 @@ fn keys(
 }
 
 /// `sort_by(array, &expr)`: stable, by the expression's value.
-fn sort_by(args: &[Rcvar], meter: &mut Meter) -> Result<Rcvar, EvalError> {
+fn sort_by(args: &[Rcvar], meter: &mut Meter, eval: Eval) -> Result<Rcvar, EvalError> {
     let (ast, elements) = expression_and_list("sort_by", args.get(1), args.first(), args.len())?;
-    let keys = keys("sort_by", ast, elements, meter)?;
+    let keys = keys("sort_by", ast, elements, meter, eval)?;
     charge_sort(meter, elements.len(), longest(&keys))?;
     charge_list(meter, elements.len())?;
     let mut order: Vec<usize> = (0..elements.len()).collect();
@@ -111,11 +114,12 @@ fn sort_by(args: &[Rcvar], meter: &mut Meter) -> Result<Rcvar, EvalError> {
 fn best_by(
     args: &[Rcvar],
     meter: &mut Meter,
+    eval: Eval,
     wins: Ordering,
     name: &str,
 ) -> Result<Rcvar, EvalError> {
     let (ast, elements) = expression_and_list(name, args.get(1), args.first(), args.len())?;
-    let keys = keys(name, ast, elements, meter)?;
+    let keys = keys(name, ast, elements, meter, eval)?;
     meter.steps((keys.len() as u64).saturating_mul(1 + (longest(&keys) / 64) as u64))?;
     let mut best: Option<usize> = None;
     for (i, key) in keys.iter().enumerate() {

@@ -7,12 +7,13 @@ mod eval;
 mod functions;
 mod meter;
 mod runtime;
+mod values;
 
 use jmespath::{Expression, JmespathError, Rcvar};
 
-pub use eval::EvalError;
 pub use meter::{BudgetError, Cancel, CancelOnDrop, JmesLimits, Meter};
 pub use runtime::MAX_RESULT_BYTES;
+pub use values::EvalError;
 
 /// Compiles a class's expression (syntax only: nothing runs).
 pub fn compile(expression: &str) -> Result<Expression<'static>, JmespathError> {

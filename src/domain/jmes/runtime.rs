@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use jmespath::functions::Function;
 
-use crate::domain::objects::ObjectKind;
+use crate::domain::object_kind::ObjectKind;
 use jmespath::{Context, ErrorReason, Expression, JmespathError, Rcvar, Runtime, Variable};
 
 /// Largest string one `join` or `to_string` may build: Secrets Manager's own maximum

@@ -5,7 +5,8 @@
 use std::fmt;
 
 pub use super::encoding::Encoding;
-pub use super::extract::NonString;
+pub use super::non_string::NonString;
+pub use super::object_kind::ObjectKind;
 pub use selection::{Selection, SelectionSpec};
 
 use super::mode::FileMode;
@@ -20,33 +21,6 @@ mod raw;
 mod rules;
 mod selection;
 mod unique;
-
-/// Where an object lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ObjectKind {
-    SecretsManager,
-    SsmParameter,
-}
-
-impl ObjectKind {
-    /// The largest value the store holds: Secrets Manager 64 KiB, Parameter Store 8 KiB
-    /// (advanced parameters; standard ones 4 KiB).
-    pub const fn max_value_bytes(self) -> usize {
-        match self {
-            ObjectKind::SecretsManager => 64 * 1024,
-            ObjectKind::SsmParameter => 8 * 1024,
-        }
-    }
-}
-
-impl fmt::Display for ObjectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ObjectKind::SecretsManager => "secretsmanager",
-            ObjectKind::SsmParameter => "ssmparameter",
-        })
-    }
-}
 
 /// What one store is asked for in one region.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -98,12 +72,9 @@ pub struct ObjectSpec {
 }
 
 impl ObjectSpec {
-    /// How many copies of its value a mount may hold at once: the value, a decoded
-    /// copy, one per jmesPath file, one for the expanded keys.
+    /// How many copies of its value a mount may hold at once (see [`value_copies`]).
     pub fn copies(&self) -> usize {
-        1 + usize::from(self.encoding != Encoding::Utf8)
-            + self.jmes.len()
-            + usize::from(self.expand)
+        value_copies(self.encoding, self.jmes.len(), self.expand)
     }
 
     /// How messages name this object.
@@ -114,6 +85,13 @@ impl ObjectSpec {
             self.position
         )
     }
+}
+
+/// How many copies of one fetched value a mount may hold at once: the value, a decoded
+/// copy, one per jmesPath file, one for the expanded keys. One rule for listed objects
+/// and a selection's matches (which have neither jmesPath nor expansion).
+pub(crate) fn value_copies(encoding: Encoding, jmes_files: usize, expand: bool) -> usize {
+    1 + usize::from(encoding != Encoding::Utf8) + jmes_files + usize::from(expand)
 }
 
 /// The rule an object broke; each has its own unit test.
@@ -370,6 +348,28 @@ pub fn parse_objects(yaml: &str, ctx: &ClassContext<'_>) -> Result<ParsedObjects
             object: k.object,
             rule: Rule::UnknownKey,
         }));
+        Err(ClassErrors(errors))
+    }
+}
+
+/// The ARN-region rule for a primary region learned after the class was checked (the
+/// pod's node's): every other rule was checked then.
+pub fn check_primary_region(objects: &[ObjectSpec], region: &Region) -> Result<(), ClassErrors> {
+    let errors: Vec<ObjectError> = objects
+        .iter()
+        .filter_map(|o| {
+            rules::arn_in_other_region(&o.primary.name, region, "region").map(|message| {
+                ObjectError {
+                    object: o.describe(),
+                    rule: Rule::ArnRegionMismatch,
+                    message,
+                }
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
         Err(ClassErrors(errors))
     }
 }

@@ -32,6 +32,18 @@ fn jmes_path_too_complex(path: &str, max_bytes: usize) -> Option<String> {
     (nesting > MAX_JMES_NESTING).then(|| format!("nests more than {MAX_JMES_NESTING} levels"))
 }
 
+/// The ARN-region rule: an object named by ARN lives in the region the class reads it
+/// from (`which` names that region's attribute). The message when it does not.
+pub(super) fn arn_in_other_region(name: &str, region: &Region, which: &str) -> Option<String> {
+    let arn = Arn::parse(name).ok()?;
+    (arn.region != region.as_str()).then(|| {
+        format!(
+            "the ARN's region `{}` is not the {which} `{region}`",
+            bounded(&arn.region)
+        )
+    })
+}
+
 /// One entry of the list, checked.
 pub(super) enum Checked {
     Object(ObjectSpec),
@@ -309,18 +321,8 @@ impl ObjectChecker<'_, '_> {
     }
 
     fn check_arn_region(&mut self, name: &str, region: Option<&Region>, which: &str) {
-        let (Some(region), Ok(arn)) = (region, Arn::parse(name)) else {
-            return;
-        };
-        if arn.region != region.as_str() {
-            self.fail(
-                name,
-                Rule::ArnRegionMismatch,
-                format!(
-                    "the ARN's region `{}` is not the {which} `{region}`",
-                    bounded(&arn.region)
-                ),
-            );
+        if let Some(message) = region.and_then(|r| arn_in_other_region(name, r, which)) {
+            self.fail(name, Rule::ArnRegionMismatch, message);
         }
     }
 

@@ -85,6 +85,11 @@ impl SelectionSpec {
     pub fn describe(&self) -> String {
         format!("select {} (#{})", self.selection, self.position)
     }
+
+    /// How many copies of each match's value a mount may hold at once.
+    pub fn copies(&self) -> usize {
+        super::value_copies(self.encoding, 0, false)
+    }
 }
 
 /// Longest path or filter value AWS accepts (Parameter Store paths: 2048 characters;
