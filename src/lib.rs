@@ -9,9 +9,5 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
-#[cfg(feature = "testkit")]
-pub mod fuzzing;
 pub mod ports;
 pub mod service;
-#[cfg(any(test, feature = "testkit"))]
-pub mod testkit;

@@ -113,7 +113,7 @@ fn count(variable: &str, default: usize) -> usize {
 /// keeps them open, as AWS does). Asserts that open files and threads stay within a few
 /// of where they were after the first 50 mounts; prints the figures.
 async fn churn(what: &str, total: usize, each: impl Fn(usize) -> (String, String)) {
-    let stub = provider::testkit::aws_stub::start(std::time::Duration::ZERO)
+    let stub = testkit::aws_stub::start(std::time::Duration::ZERO)
         .await
         .unwrap();
     let api = common::fake_apiserver::start().await;

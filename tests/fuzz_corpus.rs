@@ -17,25 +17,25 @@ fn replay(target: &str, entry: fn(&[u8])) {
 
 #[test]
 fn objects_yaml_corpus() {
-    replay("objects_yaml", provider::fuzzing::objects_yaml);
+    replay("objects_yaml", testkit::fuzzing::objects_yaml);
 }
 
 #[test]
 fn attributes_corpus() {
-    replay("attributes", provider::fuzzing::attributes);
+    replay("attributes", testkit::fuzzing::attributes);
 }
 
 #[test]
 fn file_name_corpus() {
-    replay("file_name", provider::fuzzing::file_name);
+    replay("file_name", testkit::fuzzing::file_name);
 }
 
 #[test]
 fn jmes_extract_corpus() {
-    replay("jmes_extract", provider::fuzzing::jmes_extract);
+    replay("jmes_extract", testkit::fuzzing::jmes_extract);
 }
 
 #[test]
 fn local_store_corpus() {
-    replay("local_store", provider::fuzzing::local_store);
+    replay("local_store", testkit::fuzzing::local_store);
 }

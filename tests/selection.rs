@@ -188,7 +188,7 @@ async fn against_the_stub_selections_page_and_a_per_secret_error_names_the_secre
     use provider::adapters::aws::sdk::{self, SdkSettings};
     use provider::adapters::aws::AwsStore;
     use provider::adapters::metrics::Metrics;
-    use provider::testkit::aws_stub::{self, SELECTION_SIZE};
+    use testkit::aws_stub::{self, SELECTION_SIZE};
 
     let stub = aws_stub::start(std::time::Duration::ZERO).await.unwrap();
     let settings = SdkSettings {

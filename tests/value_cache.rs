@@ -12,8 +12,8 @@ use common::aws_env::{aws_env, file, request, AwsEnv, Irsa, REGION};
 use common::fault_proxy::Fault;
 use provider::adapters::driver_sink::DriverSink;
 use provider::domain::freshness::CacheBounds;
-use provider::ports::clock::ManualClock;
 use provider::service::{MountService, MountSettings, Mounter, ValueCache, ValueCacheSettings};
+use testkit::clock::ManualClock;
 
 const TTL: Duration = Duration::from_secs(300);
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use provider::adapters::csi::proto::{MountRequest, MountResponse};
-use provider::testkit::aws_stub::{self, AwsStub};
+use testkit::aws_stub::{self, AwsStub};
 use tonic::{Code, Status};
 
 use super::cgroup::{Cgroup, Confined};

@@ -122,7 +122,7 @@ pub async fn start(upstream: &str) -> Proxy {
                     let (state, upstream, client) =
                         (state.clone(), upstream.clone(), client.clone());
                     async move {
-                        let region = provider::testkit::aws_stub::region_of(&req);
+                        let region = testkit::aws_stub::region_of(&req);
                         let access_key = req
                             .headers()
                             .get("authorization")

@@ -4,7 +4,7 @@
 
 pub mod fake_agent;
 #[allow(unused_imports)]
-pub use provider::testkit::fake_apiserver;
+pub use testkit::fake_apiserver;
 pub mod attack_node;
 pub mod aws_env;
 pub mod cgroup;

@@ -1,15 +1,32 @@
 //! A smoke run of the benchmark on the debug build, so it cannot rot: every scenario,
 //! a few mounts, all succeed, the table is printed.
 
+use std::path::PathBuf;
 use std::process::Command;
+
+/// The provider binary of the same build as `storm`. Cargo names only a package's own
+/// binaries to its tests, so it is found beside `storm` in the target directory: the
+/// workspace's test command (`cargo test --workspace`) builds it with the provider's
+/// tests; `cargo test -p bench` alone needs a `cargo build` first.
+fn provider_bin() -> PathBuf {
+    let storm = PathBuf::from(env!("CARGO_BIN_EXE_storm"));
+    let provider = storm.with_file_name(format!(
+        "secrets-store-csi-driver-provider-aws{}",
+        std::env::consts::EXE_SUFFIX
+    ));
+    assert!(
+        provider.is_file(),
+        "{} is missing: run `cargo build` (or `cargo test --workspace`) first",
+        provider.display()
+    );
+    provider
+}
 
 #[test]
 fn the_benchmark_runs_every_scenario() {
     let out = Command::new(env!("CARGO_BIN_EXE_storm"))
-        .args([
-            "--provider-bin",
-            env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws"),
-        ])
+        .arg("--provider-bin")
+        .arg(provider_bin())
         .args([
             "--mounts",
             "4",

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use provider::adapters::csi::proto::MountRequest;
-use provider::testkit::aws_stub;
+use testkit::aws_stub;
 
 use super::{bench_request, connect, fake_cluster, proc_status, start_provider_with, volume_dir};
 

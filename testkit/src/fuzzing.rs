@@ -2,14 +2,14 @@
 //! tenant or outside input. They must never panic; the fuzz targets (`fuzz/`) and the
 //! corpus replay test (`tests/fuzz_corpus.rs`) call them.
 
-use crate::adapters::local::StoreFile;
-use crate::domain::attributes::MountAttributes;
-use crate::domain::extract::extract;
-use crate::domain::mode::FileMode;
-use crate::domain::naming::{FileName, PathTranslation};
-use crate::domain::objects::{parse_objects, ClassContext, YamlLimits};
-use crate::domain::region::Region;
-use crate::domain::secret::SecretValue;
+use provider::adapters::local::StoreFile;
+use provider::domain::attributes::MountAttributes;
+use provider::domain::extract::extract;
+use provider::domain::mode::FileMode;
+use provider::domain::naming::{FileName, PathTranslation};
+use provider::domain::objects::{parse_objects, ClassContext, YamlLimits};
+use provider::domain::region::Region;
+use provider::domain::secret::SecretValue;
 
 fn text(data: &[u8]) -> String {
     String::from_utf8_lossy(data).into_owned()
@@ -77,12 +77,12 @@ pub fn jmes_extract(data: &[u8]) {
     if let Ok(parsed) = parse_objects(&yaml, &ctx) {
         if let Some(object) = parsed.objects.first() {
             // The default allowance: the fuzzer finds any expression it does not bound.
-            let mut meter = crate::domain::jmes::Meter::uncancelled();
+            let mut meter = provider::domain::jmes::Meter::uncancelled();
             let _ = extract(
                 &SecretValue::new(value.as_bytes().to_vec()),
                 &object.jmes,
                 &mut meter,
-                crate::domain::jmes::MAX_RESULT_BYTES,
+                provider::domain::jmes::MAX_RESULT_BYTES,
             );
         }
     }

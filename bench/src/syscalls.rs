@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use provider::testkit::aws_stub;
+use testkit::aws_stub;
 
 use super::{connect, fake_cluster, request, start_provider, volume_dir};
 

@@ -6,7 +6,7 @@
 //! throughput, AWS and Kubernetes calls, CPU and memory of the provider, next to the
 //! calls the existing provider would make for the same work.
 //!
-//!     cargo build --release && cargo run --release --bin storm
+//!     cargo build --release && cargo run --release -p bench
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ mod syscalls;
 use hyper_util::rt::TokioIo;
 use provider::adapters::csi::proto::csi_driver_provider_client::CsiDriverProviderClient;
 use provider::adapters::csi::proto::MountRequest;
-use provider::testkit::{aws_stub, fake_apiserver};
+use testkit::{aws_stub, fake_apiserver};
 use tonic::transport::{Channel, Endpoint, Uri};
 
 #[derive(Parser, Debug)]

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use provider::testkit::aws_stub;
+use testkit::aws_stub;
 
 use super::{
     connect, existing, fake_cluster, proc_status, request, start_provider_with, volume_dir,

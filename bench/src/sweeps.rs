@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use prost::Message;
 use provider::adapters::csi::proto::MountRequest;
-use provider::testkit::aws_stub;
+use testkit::aws_stub;
 
 use super::{
     bench_request, connect, cpu_seconds, fake_cluster, percentile, proc_status,
