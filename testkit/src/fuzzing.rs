@@ -1,6 +1,6 @@
 //! Entry points for fuzzing: each takes arbitrary bytes and drives one parser that reads
 //! tenant or outside input. They must never panic; the fuzz targets (`fuzz/`) and the
-//! corpus replay test (`tests/fuzz_corpus.rs`) call them.
+//! corpus replay test (`tests/it/fuzz_corpus.rs`) call them.
 
 use provider::adapters::local::StoreFile;
 use provider::domain::attributes::MountAttributes;

@@ -1,6 +1,8 @@
 //! Operating the provider: /metrics, /healthz, /readyz, gRPC health, error codes, logs.
 
-mod common;
+use crate::common;
+
+use common::request::Mount;
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -128,30 +130,27 @@ async fn health_endpoints_grpc_health_and_mount_metrics() {
     let mut client = common::connect(&p.socket).await;
     let t = target(p.dir.path(), "pod");
     client
-        .mount(common::mount_request(
-            "- {objectName: MySecret, objectType: secretsmanager}",
-            &t,
-            0o644,
-            &[],
-        ))
+        .mount(
+            Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                .target(&t)
+                .grpc(),
+        )
         .await
         .unwrap();
     client
-        .mount(common::mount_request(
-            "- {objectName: MySecret, objectType: secretsmanager}",
-            &t,
-            0o644,
-            &[],
-        ))
+        .mount(
+            Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                .target(&t)
+                .grpc(),
+        )
         .await
         .unwrap();
     let status = client
-        .mount(common::mount_request(
-            "- {objectName: Nope, objectType: secretsmanager}",
-            &t,
-            0o644,
-            &[],
-        ))
+        .mount(
+            Mount::of("- {objectName: Nope, objectType: secretsmanager}")
+                .target(&t)
+                .grpc(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -229,7 +228,7 @@ async fn with_error_codes_each_failure_class_yields_its_code_and_logs_hold_no_se
     ];
     for (objects, target, code) in cases {
         let response = client
-            .mount(common::mount_request(objects, target, 0o644, &[]))
+            .mount(Mount::of(objects).target(target).grpc())
             .await
             .unwrap()
             .into_inner();
@@ -241,12 +240,11 @@ async fn with_error_codes_each_failure_class_yields_its_code_and_logs_hold_no_se
         assert!(response.object_version.is_empty());
     }
     let ok = client
-        .mount(common::mount_request(
-            "- {objectName: MySecret, objectType: secretsmanager}",
-            &t,
-            0o644,
-            &[],
-        ))
+        .mount(
+            Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                .target(&t)
+                .grpc(),
+        )
         .await
         .unwrap()
         .into_inner();
@@ -308,12 +306,11 @@ async fn a_held_metrics_port_never_keeps_the_socket_from_serving() {
     let mut client = common::connect(&p.socket).await;
     let t = target(p.dir.path(), "pod");
     client
-        .mount(common::mount_request(
-            "- {objectName: MySecret, objectType: secretsmanager}",
-            &t,
-            0o644,
-            &[],
-        ))
+        .mount(
+            Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                .target(&t)
+                .grpc(),
+        )
         .await
         .expect("a mount while the metrics port is held");
     assert_eq!(

@@ -1,6 +1,8 @@
 //! The binary as a user runs it: `mount`, `validate`, and serving until SIGTERM.
 
-mod common;
+use crate::common;
+
+use common::request::Mount;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -133,7 +135,7 @@ async fn serves_until_sigterm_then_removes_its_socket() {
     let target = dir.path().join("pod");
     std::fs::create_dir(&target).unwrap();
     let response = client
-        .mount(common::mount_request(common::OBJECTS, &target, 0o644, &[]))
+        .mount(Mount::of(common::OBJECTS).target(&target).grpc())
         .await
         .unwrap()
         .into_inner();
@@ -174,14 +176,7 @@ async fn mount_against_aws_uses_the_machine_credentials_and_aws_endpoint_url() {
     let Some(moto) = common::moto::start() else {
         return;
     };
-    let seed = common::seed_config(&moto.url, "eu-west-1").await;
-    aws_sdk_secretsmanager::Client::new(&seed)
-        .create_secret()
-        .name("MySecret")
-        .secret_string(r#"{"username":"u1"}"#)
-        .send()
-        .await
-        .unwrap();
+    common::create_secret(&moto.url, "eu-west-1", "MySecret", r#"{"username":"u1"}"#).await;
     let dir = tempfile::tempdir().unwrap();
     let class = dir.path().join("class.yaml");
     std::fs::write(
@@ -254,24 +249,17 @@ async fn serves_pods_with_irsa_and_the_node_region_from_the_cluster() {
     common::wait_for_socket(&socket).await;
     let mut client = common::connect(&socket).await;
     let tokens = r#"{"sts.amazonaws.com":{"token":"header.payload.sig","expirationTimestamp":"2030-01-01T00:00:00Z"}}"#;
-    let mut request = common::mount_request(
-        "- {objectName: MySecret, objectType: secretsmanager}",
-        dir.path(),
-        0o644,
-        &[("csi.storage.k8s.io/serviceAccount.tokens", tokens)],
-    );
     // No region in the class: it comes from the node's label.
-    let mut attributes: std::collections::HashMap<String, String> =
-        serde_json::from_str(&request.attributes).unwrap();
-    attributes.remove("region");
-    request.attributes = serde_json::to_string(&attributes).unwrap();
-    let response = client.mount(request.clone()).await.unwrap().into_inner();
+    let request = Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+        .target(dir.path())
+        .without("region");
+    let with_token = request.with(&[("csi.storage.k8s.io/serviceAccount.tokens", tokens)]);
+    let response = client.mount(with_token.grpc()).await.unwrap().into_inner();
     assert_eq!(response.files[0].contents, b"cluster-value");
 
     // A pod without a token: a clear error, not the node's credentials.
-    attributes.remove("csi.storage.k8s.io/serviceAccount.tokens");
-    request.attributes = serde_json::to_string(&attributes).unwrap();
-    let status = client.mount(request).await.unwrap_err();
+    let without_token = with_token.without("csi.storage.k8s.io/serviceAccount.tokens");
+    let status = client.mount(without_token.grpc()).await.unwrap_err();
     assert!(
         status.message().contains("tokenRequests"),
         "{}",

@@ -1,7 +1,9 @@
 //! Faults: a hanging store, a panicking mount, responses and values over their limits,
 //! a full target, a killed provider. Each failing request fails alone.
 
-mod common;
+use crate::common;
+
+use common::request::Mount;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -103,10 +105,6 @@ async fn server(
     }
 }
 
-fn req(objects: &str, dir: &Path) -> provider::adapters::csi::proto::MountRequest {
-    mount_request(objects, dir, 0o644, &[])
-}
-
 #[tokio::test]
 async fn a_hanging_store_fails_that_mount_at_its_deadline_while_others_are_served() {
     let s = server(Duration::ZERO, |m| m, |p| p).await;
@@ -114,17 +112,19 @@ async fn a_hanging_store_fails_that_mount_at_its_deadline_while_others_are_serve
     let target = s.dir.path().to_path_buf();
     let t2 = target.clone();
     let hanging = tokio::spawn(async move {
-        a.mount(req(
-            "- {objectName: hang, objectType: secretsmanager}",
-            &target,
-        ))
+        a.mount(
+            Mount::of("- {objectName: hang, objectType: secretsmanager}")
+                .target(&target)
+                .grpc(),
+        )
         .await
     });
     let fine = tokio::spawn(async move {
-        b.mount(req(
-            "- {objectName: MySecret, objectType: secretsmanager}",
-            &t2,
-        ))
+        b.mount(
+            Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                .target(&t2)
+                .grpc(),
+        )
         .await
     });
     assert!(
@@ -150,10 +150,11 @@ async fn a_panicking_mount_fails_alone_is_counted_and_the_server_goes_on() {
     .await;
     let mut client = s.client.clone();
     let status = client
-        .mount(req(
-            "- {objectName: boom, objectType: secretsmanager}",
-            s.dir.path(),
-        ))
+        .mount(
+            Mount::of("- {objectName: boom, objectType: secretsmanager}")
+                .target(s.dir.path())
+                .grpc(),
+        )
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Internal);
@@ -162,10 +163,11 @@ async fn a_panicking_mount_fails_alone_is_counted_and_the_server_goes_on() {
         .encode()
         .contains("secrets_store_provider_aws_mount_panics_total 1"));
     client
-        .mount(req(
-            "- {objectName: MySecret, objectType: secretsmanager}",
-            s.dir.path(),
-        ))
+        .mount(
+            Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                .target(s.dir.path())
+                .grpc(),
+        )
         .await
         .unwrap();
     client.version(VersionRequest::default()).await.unwrap();
@@ -177,10 +179,11 @@ async fn a_driver_writes_response_over_the_limit_fails_alone() {
     let mut client = s.client.clone();
     // MySecret is longer than 40 bytes; /app/host is not.
     let status = client
-        .mount(req(
-            "- {objectName: MySecret, objectType: secretsmanager}",
-            s.dir.path(),
-        ))
+        .mount(
+            Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                .target(s.dir.path())
+                .grpc(),
+        )
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted);
@@ -190,10 +193,11 @@ async fn a_driver_writes_response_over_the_limit_fails_alone() {
         status.message()
     );
     client
-        .mount(req(
-            "- {objectName: /app/host, objectType: ssmparameter}",
-            s.dir.path(),
-        ))
+        .mount(
+            Mount::of("- {objectName: /app/host, objectType: ssmparameter}")
+                .target(s.dir.path())
+                .grpc(),
+        )
         .await
         .unwrap();
 }
@@ -211,10 +215,11 @@ async fn mounts_over_the_concurrency_limit_wait_for_a_slot() {
             let mut c = s.client.clone();
             let dir = s.dir.path().to_path_buf();
             tokio::spawn(async move {
-                c.mount(req(
-                    "- {objectName: MySecret, objectType: secretsmanager}",
-                    &dir,
-                ))
+                c.mount(
+                    Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                        .target(&dir)
+                        .grpc(),
+                )
                 .await
             })
         })
@@ -293,10 +298,11 @@ async fn after_a_sigkill_the_next_start_and_mount_succeed() {
     wait_for_socket(&socket, std::time::SystemTime::UNIX_EPOCH).await;
     connect(&socket)
         .await
-        .mount(req(
-            "- {objectName: MySecret, objectType: secretsmanager}",
-            &target,
-        ))
+        .mount(
+            Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                .target(&target)
+                .grpc(),
+        )
         .await
         .unwrap();
     // Killed without a chance to clean up; a killed mount's leftovers are there too.
@@ -316,10 +322,11 @@ async fn after_a_sigkill_the_next_start_and_mount_succeed() {
     wait_for_socket(&socket, since).await;
     let response = connect(&socket)
         .await
-        .mount(req(
-            "- {objectName: MySecret, objectType: secretsmanager}",
-            &target,
-        ))
+        .mount(
+            Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                .target(&target)
+                .grpc(),
+        )
         .await
         .unwrap();
     assert_eq!(response.into_inner().object_version.len(), 1);

@@ -1,6 +1,6 @@
 //! Pod Identity credentials from a fake agent: addresses, retries, errors, per-pod reuse.
 
-mod common;
+use crate::common;
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -191,14 +191,7 @@ async fn pod_identity_credentials_sign_real_calls() {
         return;
     };
     let agent = fake_agent::start("127.0.0.1:0", TOKEN).await;
-    let seed = common::seed_config(&moto.url, "us-east-1").await;
-    aws_sdk_secretsmanager::Client::new(&seed)
-        .create_secret()
-        .name("pi")
-        .secret_string("from-pod-identity")
-        .send()
-        .await
-        .unwrap();
+    common::create_secret(&moto.url, "us-east-1", "pi", "from-pod-identity").await;
     let store = store(agent.url.clone(), closed_url(), Some(moto.url.clone())).await;
     let object = ObjectRef {
         kind: ObjectKind::SecretsManager,
@@ -226,14 +219,7 @@ async fn pod_identity_credentials_assume_a_class_role_once_per_pod_and_role() {
     };
     let agent = fake_agent::start("127.0.0.1:0", TOKEN).await;
     let proxy = common::fault_proxy::start(&moto.url).await;
-    let seed = common::seed_config(&proxy.url, "us-east-1").await;
-    aws_sdk_secretsmanager::Client::new(&seed)
-        .create_secret()
-        .name("pi")
-        .secret_string("v")
-        .send()
-        .await
-        .unwrap();
+    common::create_secret(&proxy.url, "us-east-1", "pi", "v").await;
     let store = store(agent.url.clone(), closed_url(), Some(proxy.url.clone())).await;
     proxy.reset_counts();
     let object = ObjectRef {

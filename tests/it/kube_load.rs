@@ -8,7 +8,7 @@
 //! environment: `KUBE_LOAD_PROVIDERS` (10), `KUBE_LOAD_SERVICE_ACCOUNTS` (1000),
 //! `KUBE_LOAD_UPDATES` (50); `KUBE_LOAD_REPORT=<file>` also writes the report there.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -12,7 +12,7 @@
 //! Non-disruptive tests share one control plane (each in its own namespace, with its own
 //! copy of the provider's identity); the restart and compaction tests get their own.
 
-mod common;
+use crate::common;
 
 use common::kube_fixtures::*;
 use common::kube_server::ControlPlane;

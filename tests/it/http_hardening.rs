@@ -3,7 +3,9 @@
 //! served and the endpoint holds at most its cap; at the descriptor limit the accept
 //! loops back off instead of spinning, and serve again once descriptors are free.
 
-mod common;
+use crate::common;
+
+use common::request::Mount;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -85,7 +87,7 @@ impl Provider {
         let mut client = common::connect(&self.socket).await;
         let response = tokio::time::timeout(
             Duration::from_secs(10),
-            client.mount(common::mount_request(MOUNT, &target, 0o644, &[])),
+            client.mount(Mount::of(MOUNT).target(&target).grpc()),
         )
         .await
         .expect("the mount hung");
@@ -295,9 +297,7 @@ async fn out_of_descriptors_the_accept_loops_back_off_and_recover() {
         let target = p.dir.path().join("pod");
         let attempt = tokio::time::timeout(Duration::from_secs(5), async {
             let mut client = common::connect(&p.socket).await;
-            client
-                .mount(common::mount_request(MOUNT, &target, 0o644, &[]))
-                .await
+            client.mount(Mount::of(MOUNT).target(&target).grpc()).await
         })
         .await;
         if matches!(attempt, Ok(Ok(_))) {

@@ -1,4 +1,4 @@
-//! One node under attack, for `tests/attacks.rs`: the provider binary as the DaemonSet
+//! One node under attack, for `tests/it/attacks.rs`: the provider binary as the DaemonSet
 //! runs it (IRSA from the fake API server, AWS through `AWS_ENDPOINT_URL`), in a memory
 //! cgroup with the chart's limit where asked, and the checks every attack makes.
 //!
@@ -20,6 +20,7 @@ use super::cgroup::{Cgroup, Confined};
 use super::fake_apiserver::{self, FakeApi};
 use super::fault_proxy::{self, Proxy};
 use super::moto::{self, Moto};
+use super::request::Mount;
 use super::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws");
@@ -42,8 +43,14 @@ pub enum Backend {
 }
 
 enum Aws {
-    Moto { moto: Moto, _proxy: Proxy },
-    Stub(AwsStub),
+    Moto {
+        moto: Moto,
+        _proxy: Proxy,
+    },
+    /// Held only to keep the stub serving until the node is dropped.
+    Stub {
+        _stub: AwsStub,
+    },
 }
 
 pub type Answer = Result<MountResponse, Status>;
@@ -90,7 +97,7 @@ impl Node {
                 let stub = aws_stub::start(Duration::from_millis(5)).await.unwrap();
                 stub.set_value_bytes(value_bytes);
                 let url = stub.url.clone();
-                (Aws::Stub(stub), url)
+                (Aws::Stub { _stub: stub }, url)
             }
         };
         let api = fake_apiserver::start().await;
@@ -175,7 +182,7 @@ impl Node {
         let target = self.target(name);
         std::fs::create_dir_all(&target).unwrap();
         let tokens = [("csi.storage.k8s.io/serviceAccount.tokens", TOKENS)];
-        super::mount_request(objects, &target, 0o644, &tokens)
+        Mount::of(objects).with(&tokens).target(&target).grpc()
     }
 
     /// The target directory of the mount `name`.
@@ -246,7 +253,7 @@ impl Node {
         };
         let expected = match self.aws {
             Aws::Moto { .. } => contents.as_deref() == Some(b"benign-value".as_slice()),
-            Aws::Stub(_) => contents.is_some_and(|c| !c.is_empty()),
+            Aws::Stub { .. } => contents.is_some_and(|c| !c.is_empty()),
         };
         if !expected {
             self.problem(format!("the benign mount {name} did not deliver its file"));

@@ -1,6 +1,8 @@
 //! The logs of successful and failed mounts never carry a secret value or a token.
 
-mod common;
+use crate::common;
+
+use common::request::Mount;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -39,14 +41,14 @@ async fn mount_logs_carry_no_secret_and_no_token() {
     let tokens = r#"{"sts.amazonaws.com":{"token":"token-hunter2","expirationTimestamp":"2030-01-01T00:00:00Z"}}"#;
     let extra = [("csi.storage.k8s.io/serviceAccount.tokens", tokens)];
     client
-        .mount(mount_request(OBJECTS, &target, 0o644, &extra))
+        .mount(Mount::of(OBJECTS).with(&extra).target(&target).grpc())
         .await
         .unwrap();
     // Not JSON, so jmesPath fails; the message must not quote the value.
     let failing =
         "- {objectName: Plain, objectType: secretsmanager, jmesPath: [{path: a, objectAlias: b}]}";
     let status = client
-        .mount(mount_request(failing, &target, 0o644, &extra))
+        .mount(Mount::of(failing).with(&extra).target(&target).grpc())
         .await
         .unwrap_err();
     assert!(
@@ -57,7 +59,7 @@ async fn mount_logs_carry_no_secret_and_no_token() {
     // A path that finds an object (the whole JSON) instead of a string.
     let wrong_type = "- {objectName: MySecret, objectType: secretsmanager, jmesPath: [{path: '@', objectAlias: b}]}";
     let status = client
-        .mount(mount_request(wrong_type, &target, 0o644, &extra))
+        .mount(Mount::of(wrong_type).with(&extra).target(&target).grpc())
         .await
         .unwrap_err();
     assert!(
@@ -67,12 +69,10 @@ async fn mount_logs_carry_no_secret_and_no_token() {
     );
     // The volume's secret: credentials and, on newer clusters, tokens. Every value is
     // secret, in a mount that succeeds and in one that fails.
-    let mut with_secrets = mount_request(
-        OBJECTS,
-        &target,
-        0o644,
-        &[("authentication", "nodePublishSecretRef")],
-    );
+    let mut with_secrets = Mount::of(OBJECTS)
+        .with(&[("authentication", "nodePublishSecretRef")])
+        .target(&target)
+        .grpc();
     with_secrets.secrets = r#"{"aws_access_key_id":"AKIA-hunter2","aws_secret_access_key":"sk-hunter2","aws_session_token":"st-hunter2","token":"eyJ-hunter2"}"#.into();
     client.mount(with_secrets.clone()).await.unwrap();
     with_secrets.secrets = r#"{"aws_access_key_id":"AKIA-hunter2","token":"eyJ-hunter2"}"#.into();
@@ -90,7 +90,7 @@ async fn mount_logs_carry_no_secret_and_no_token() {
         status.message()
     );
     // Without the opt-in the secret is not used, and still never shown.
-    let mut ignored = mount_request(OBJECTS, &target, 0o644, &extra);
+    let mut ignored = Mount::of(OBJECTS).with(&extra).target(&target).grpc();
     ignored.secrets = r#"{"token":"eyJ-hunter2"}"#.into();
     client.mount(ignored).await.unwrap();
     running.shutdown().await;
@@ -128,7 +128,7 @@ async fn failing_mount_logs(format: &str, objects: &str) -> String {
     std::fs::create_dir(&target).unwrap();
     let result = connect(&socket)
         .await
-        .mount(mount_request(objects, &target, 0o644, &[]))
+        .mount(Mount::of(objects).target(&target).grpc())
         .await;
     assert!(result.is_err(), "the mount was meant to fail");
     child.kill().unwrap();

@@ -2,7 +2,9 @@
 //! (`nodePublishSecretRef`): a stream of fresh credential sets keeps open files and
 //! threads flat, and no part of a credential reaches a log line at any level.
 
-mod common;
+use crate::common;
+
+use common::request::Mount;
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -62,15 +64,13 @@ async fn mount_in(
     key_id: &str,
     secret: &str,
 ) {
-    let mut request = common::mount_request(
-        "- {objectName: MySecret, objectType: secretsmanager}",
-        target,
-        0o644,
-        &[
+    let mut request = Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+        .with(&[
             ("authentication", "nodePublishSecretRef"),
             ("region", region),
-        ],
-    );
+        ])
+        .target(target)
+        .grpc();
     request.secrets = serde_json::json!({
         "aws_access_key_id": key_id,
         "aws_secret_access_key": secret,

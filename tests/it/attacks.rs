@@ -5,7 +5,7 @@
 //! that a benign mount sent meanwhile succeeds (its deadline: 3 s), and that the hostile
 //! mount fails alone with an error naming the object and the limit it ran into.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Kubernetes lookups against a fake API server: roles, regions, errors, storms.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

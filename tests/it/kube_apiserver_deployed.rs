@@ -1,7 +1,9 @@
 //! The provider under RBAC other than what `deploy/installer.yaml` ships, and the binary
 //! as deployed, against a real kube-apiserver and etcd (`common::kube_server`).
 
-mod common;
+use crate::common;
+
+use common::request::Mount;
 
 use common::kube_fixtures::*;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -133,19 +135,14 @@ async fn the_binary_mounts_with_a_real_service_accounts_role_and_token() {
     common::wait_for_socket(&socket).await;
     let mut client = common::connect(&socket).await;
     let tokens = serde_json::json!({"sts.amazonaws.com": {"token": token, "expirationTimestamp": "2030-01-01T00:00:00Z"}});
-    let mut mount = common::mount_request(
-        "- {objectName: MySecret, objectType: secretsmanager}",
-        dir.path(),
-        0o644,
-        &[(
+    let mount = Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+        .with(&[(
             "csi.storage.k8s.io/serviceAccount.tokens",
             &tokens.to_string(),
-        )],
-    );
-    let mut attributes: std::collections::HashMap<String, String> =
-        serde_json::from_str(&mount.attributes).unwrap();
-    attributes.remove("region");
-    mount.attributes = serde_json::to_string(&attributes).unwrap();
+        )])
+        .without("region")
+        .target(dir.path())
+        .grpc();
     let log = || std::fs::read_to_string(dir.path().join("provider.log")).unwrap_or_default();
     if let Err(status) = client.mount(mount).await {
         panic!("mount failed: {status}\nprovider log:\n{}", log());

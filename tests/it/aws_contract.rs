@@ -1,105 +1,28 @@
 //! The AWS adapters against moto (a real AWS emulator) through a fault-injecting proxy:
 //! Secrets Manager, Parameter Store, IRSA through STS, failover, call counts.
 
-mod common;
+use crate::common;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use common::aws_env::Irsa;
-use common::fault_proxy::{self, Fault, Proxy};
-use common::moto::{self, Moto};
-use provider::adapters::aws::credentials::pod_identity::AgentSettings;
-use provider::adapters::aws::sdk::{self, SdkSettings};
-use provider::adapters::aws::AwsStore;
-use provider::adapters::coalesce::Coalescing;
-use provider::adapters::driver_sink::DriverSink;
-use provider::adapters::metrics::Metrics;
-use provider::ports::SecretStore;
-use provider::service::{
-    MountError, MountOutcome, MountRequest, MountService, MountSettings, Mounter, RawMountRequest,
-};
+use common::aws_env::{aws_env, contents, AwsEnv, REGION};
+use common::fault_proxy::Fault;
+use common::request::Mount;
+use provider::service::{MountError, MountOutcome, MountService, Mounter};
 
 /// The role `Irsa` gives every pod.
 const ROLE: &str = common::aws_env::ROLE;
 
+/// The AWS environment and the mount service over it.
 struct Env {
-    _moto: Moto,
-    proxy: Proxy,
-    store: Arc<AwsStore>,
+    aws: AwsEnv,
     service: MountService,
-    metrics: Arc<Metrics>,
 }
 
 async fn env() -> Option<Env> {
-    let moto = moto::start()?;
-    let proxy = fault_proxy::start(&moto.url).await;
-    let settings = SdkSettings {
-        endpoint_url: Some(proxy.url.clone()),
-        ..SdkSettings::default()
-    };
-    let metrics = Arc::new(Metrics::new());
-    let store = Arc::new(AwsStore::new(
-        sdk::load(&settings).await.unwrap(),
-        AgentSettings::default(),
-        false,
-        16,
-        metrics.clone(),
-    ));
-    let coalescing: Arc<dyn SecretStore> =
-        Arc::new(Coalescing::new(store.clone(), metrics.clone()));
-    let service = MountService::new(
-        Arc::new(Irsa),
-        coalescing,
-        Arc::new(DriverSink),
-        MountSettings::default(),
-    );
-    Some(Env {
-        _moto: moto,
-        proxy,
-        store,
-        service,
-        metrics,
-    })
-}
-
-async fn sm(env: &Env, region: &str) -> aws_sdk_secretsmanager::Client {
-    aws_sdk_secretsmanager::Client::new(&common::seed_config(&env.proxy.url, region).await)
-}
-
-async fn ssm(env: &Env, region: &str) -> aws_sdk_ssm::Client {
-    aws_sdk_ssm::Client::new(&common::seed_config(&env.proxy.url, region).await)
-}
-
-fn request(objects: &str, extra: &[(&str, &str)]) -> MountRequest {
-    let mut attributes: HashMap<&str, &str> = extra.iter().copied().collect();
-    attributes.insert("objects", objects);
-    attributes.insert("csi.storage.k8s.io/pod.namespace", "shop");
-    attributes.insert("csi.storage.k8s.io/pod.name", "web-0");
-    attributes.insert("csi.storage.k8s.io/serviceAccount.name", "web");
-    attributes.entry("region").or_insert("us-east-1");
-    RawMountRequest {
-        attributes: serde_json::to_string(&attributes).unwrap(),
-        permission: "420".into(),
-        target_path: "/unused".into(),
-        current_versions: vec![],
-        secrets: String::new(),
-    }
-    .parse(None)
-    .unwrap()
-}
-
-fn file<'a>(out: &'a MountOutcome, path: &str) -> &'a [u8] {
-    let files = out
-        .files
-        .as_ref()
-        .expect("driver-writes mode returns files");
-    files
-        .iter()
-        .find(|f| f.path.as_str() == path)
-        .unwrap_or_else(|| panic!("no file {path}"))
-        .contents
-        .expose()
+    let aws = aws_env().await?;
+    let service = aws.service();
+    Some(Env { aws, service })
 }
 
 fn version<'a>(out: &'a MountOutcome, id: &str) -> &'a str {
@@ -109,7 +32,7 @@ fn version<'a>(out: &'a MountOutcome, id: &str) -> &'a str {
 #[tokio::test]
 async fn secrets_manager_by_name_arn_version_stage_and_binary() {
     let Some(env) = env().await else { return };
-    let client = sm(&env, "us-east-1").await;
+    let client = env.aws.secrets_manager().await;
     let created = client
         .create_secret()
         .name("app/db")
@@ -144,15 +67,19 @@ async fn secrets_manager_by_name_arn_version_stage_and_binary() {
          - {{objectName: app/db, objectType: secretsmanager, objectAlias: previous, objectVersionLabel: AWSPREVIOUS}}\n\
          - {{objectName: cert, objectType: secretsmanager}}\n"
     );
-    let out = env.service.mount(request(&objects, &[])).await.unwrap();
-    assert_eq!(file(&out, "app_db"), b"v2-value");
+    let out = env
+        .service
+        .mount(Mount::of(&objects).parsed())
+        .await
+        .unwrap();
+    assert_eq!(contents(&out, "app_db"), b"v2-value");
     assert_eq!(version(&out, "app_db"), v2);
-    assert_eq!(file(&out, "by-arn"), b"v2-value");
-    assert_eq!(file(&out, "pinned"), b"v1-value");
+    assert_eq!(contents(&out, "by-arn"), b"v2-value");
+    assert_eq!(contents(&out, "pinned"), b"v1-value");
     assert_eq!(version(&out, "pinned"), v1);
-    assert_eq!(file(&out, "previous"), b"v1-value");
-    assert_eq!(file(&out, "cert"), &[0u8, 159, 146, 150]);
-    assert_eq!(env.proxy.count("GetSecretValue"), 5);
+    assert_eq!(contents(&out, "previous"), b"v1-value");
+    assert_eq!(contents(&out, "cert"), &[0u8, 159, 146, 150]);
+    assert_eq!(env.aws.proxy.count("GetSecretValue"), 5);
 }
 
 #[tokio::test]
@@ -160,10 +87,7 @@ async fn a_missing_secret_is_not_found_naming_the_object() {
     let Some(env) = env().await else { return };
     let err = env
         .service
-        .mount(request(
-            "- {objectName: nope, objectType: secretsmanager}",
-            &[],
-        ))
+        .mount(Mount::of("- {objectName: nope, objectType: secretsmanager}").parsed())
         .await
         .unwrap_err();
     match &err {
@@ -187,7 +111,7 @@ async fn a_missing_secret_is_not_found_naming_the_object() {
 #[tokio::test]
 async fn parameter_store_types_selectors_and_batches() {
     let Some(env) = env().await else { return };
-    let client = ssm(&env, "us-east-1").await;
+    let client = env.aws.ssm().await;
     use aws_sdk_ssm::types::ParameterType;
     client
         .put_parameter()
@@ -233,12 +157,16 @@ async fn parameter_store_types_selectors_and_batches() {
     let selectors = "- {objectName: /app/plain, objectType: ssmparameter}\n\
          - {objectName: /app/plain, objectType: ssmparameter, objectAlias: v1, objectVersion: '1'}\n\
          - {objectName: /app/plain, objectType: ssmparameter, objectAlias: stable, objectVersionLabel: stable}\n";
-    let out = env.service.mount(request(selectors, &[])).await.unwrap();
-    assert_eq!(file(&out, "_app_plain"), b"p2");
+    let out = env
+        .service
+        .mount(Mount::of(selectors).parsed())
+        .await
+        .unwrap();
+    assert_eq!(contents(&out, "_app_plain"), b"p2");
     assert_eq!(version(&out, "_app_plain"), "2");
-    assert_eq!(file(&out, "v1"), b"p1");
+    assert_eq!(contents(&out, "v1"), b"p1");
     assert_eq!(version(&out, "v1"), "1");
-    assert_eq!(file(&out, "stable"), b"p1");
+    assert_eq!(contents(&out, "stable"), b"p1");
 
     let mut objects = String::from(
         "- {objectName: /app/plain, objectType: ssmparameter}\n\
@@ -258,18 +186,22 @@ async fn parameter_store_types_selectors_and_batches() {
             "- {{objectName: /bulk/p{i:02}, objectType: ssmparameter}}\n"
         ));
     }
-    env.proxy.reset_counts();
-    let out = env.service.mount(request(&objects, &[])).await.unwrap();
-    assert_eq!(file(&out, "_app_plain"), b"p2");
+    env.aws.proxy.reset_counts();
+    let out = env
+        .service
+        .mount(Mount::of(&objects).parsed())
+        .await
+        .unwrap();
+    assert_eq!(contents(&out, "_app_plain"), b"p2");
     assert_eq!(
-        file(&out, "_app_secure"),
+        contents(&out, "_app_secure"),
         b"s3cr3t",
         "SecureString is decrypted"
     );
-    assert_eq!(file(&out, "_app_list"), b"a,b,c");
-    assert_eq!(file(&out, "_bulk_p21"), b"value-21");
+    assert_eq!(contents(&out, "_app_list"), b"a,b,c");
+    assert_eq!(contents(&out, "_bulk_p21"), b"value-21");
     assert_eq!(
-        env.proxy.count("GetParameters"),
+        env.aws.proxy.count("GetParameters"),
         3,
         "25 parameters: ceil(25/10) calls"
     );
@@ -278,7 +210,7 @@ async fn parameter_store_types_selectors_and_batches() {
 #[tokio::test]
 async fn missing_parameters_are_listed_in_one_client_error() {
     let Some(env) = env().await else { return };
-    let client = ssm(&env, "us-east-1").await;
+    let client = env.aws.ssm().await;
     client
         .put_parameter()
         .name("/here")
@@ -288,7 +220,11 @@ async fn missing_parameters_are_listed_in_one_client_error() {
         .await
         .unwrap();
     let objects = "- {objectName: /here, objectType: ssmparameter}\n- {objectName: /gone1, objectType: ssmparameter}\n- {objectName: /gone2, objectType: ssmparameter}\n";
-    let err = env.service.mount(request(objects, &[])).await.unwrap_err();
+    let err = env
+        .service
+        .mount(Mount::of(objects).parsed())
+        .await
+        .unwrap_err();
     let text = err.to_string();
     assert!(text.contains("/gone1") && text.contains("/gone2"), "{text}");
     assert!(matches!(err, MountError::Fetch { .. }));
@@ -297,61 +233,48 @@ async fn missing_parameters_are_listed_in_one_client_error() {
 #[tokio::test]
 async fn irsa_one_sts_call_serves_twenty_mounts_and_every_region() {
     let Some(env) = env().await else { return };
-    for region in ["us-east-1", "us-west-2"] {
-        sm(&env, region)
-            .await
-            .create_secret()
-            .name("s")
-            .secret_string(format!("in-{region}"))
-            .send()
-            .await
-            .unwrap();
-    }
-    env.proxy.reset_counts();
+    env.aws.secret_in_both_regions("s").await;
+    env.aws.proxy.reset_counts();
     let objects = "- {objectName: s, objectType: secretsmanager, objectAlias: s, failoverObject: {objectName: s}}";
     for _ in 0..20 {
         let out = env
             .service
-            .mount(request(objects, &[("failoverRegion", "us-west-2")]))
+            .mount(
+                Mount::of(objects)
+                    .with(&[("failoverRegion", "us-west-2")])
+                    .parsed(),
+            )
             .await
             .unwrap();
-        assert_eq!(file(&out, "s"), b"in-us-east-1");
+        assert_eq!(contents(&out, "s"), b"in-us-east-1");
     }
-    assert_eq!(env.proxy.count("AssumeRoleWithWebIdentity"), 1);
-    assert_eq!(env.store.credentials().counts(), (1, 39));
-    assert_eq!(env.proxy.count_in("GetSecretValue", "us-east-1"), 20);
-    assert_eq!(env.proxy.count_in("GetSecretValue", "us-west-2"), 20);
+    assert_eq!(env.aws.proxy.count("AssumeRoleWithWebIdentity"), 1);
+    assert_eq!(env.aws.aws_store.credentials().counts(), (1, 39));
+    assert_eq!(env.aws.proxy.count_in("GetSecretValue", "us-east-1"), 20);
+    assert_eq!(env.aws.proxy.count_in("GetSecretValue", "us-west-2"), 20);
 }
 
 #[tokio::test]
 async fn credentials_from_the_volumes_secret_sign_the_calls_without_sts() {
     let Some(env) = env().await else { return };
-    sm(&env, "us-east-1")
-        .await
-        .create_secret()
-        .name("s")
-        .secret_string("v")
-        .send()
-        .await
-        .unwrap();
-    env.proxy.reset_counts();
-    let mut req = request(
-        "- {objectName: s, objectType: secretsmanager}",
-        &[("authentication", "nodePublishSecretRef")],
-    );
+    env.aws.secret("s", "v").await;
+    env.aws.proxy.reset_counts();
+    let mut req = Mount::of("- {objectName: s, objectType: secretsmanager}")
+        .with(&[("authentication", "nodePublishSecretRef")])
+        .parsed();
     req.secrets = provider::domain::mount_secrets::MountSecrets::parse(
         r#"{"aws_access_key_id": "AKIASTATIC", "aws_secret_access_key": "static-secret"}"#,
     )
     .unwrap();
     let out = env.service.mount(req).await.unwrap();
-    assert_eq!(file(&out, "s"), b"v");
+    assert_eq!(contents(&out, "s"), b"v");
     assert_eq!(
-        env.proxy.count("AssumeRoleWithWebIdentity"),
+        env.aws.proxy.count("AssumeRoleWithWebIdentity"),
         0,
         "no STS call"
     );
-    assert_eq!(env.proxy.count("GetSecretValue"), 1);
-    let signed_with = env.proxy.state.lock().unwrap().access_keys.clone();
+    assert_eq!(env.aws.proxy.count("GetSecretValue"), 1);
+    let signed_with = env.aws.proxy.state.lock().unwrap().access_keys.clone();
     assert_eq!(signed_with, ["AKIASTATIC"], "signed with the volume's key");
 }
 
@@ -360,7 +283,7 @@ const CENTRAL: &str = "arn:aws:iam::210987654321:role/central-reader";
 /// A Secrets Manager client in the central account (moto keeps one backend per account,
 /// chosen by the credentials), to create what the assumed role will read.
 async fn central_sm(env: &Env) -> aws_sdk_secretsmanager::Client {
-    let seed = common::seed_config(&env.proxy.url, "us-east-1").await;
+    let seed = common::seed_config(&env.aws.proxy.url, REGION).await;
     let creds = aws_sdk_sts::Client::new(&seed)
         .assume_role()
         .role_arn(CENTRAL)
@@ -393,15 +316,8 @@ async fn a_class_role_is_assumed_with_the_pods_web_identity_once_per_role_and_ex
         .send()
         .await
         .unwrap();
-    sm(&env, "us-east-1")
-        .await
-        .create_secret()
-        .name("s")
-        .secret_string("own")
-        .send()
-        .await
-        .unwrap();
-    env.proxy.reset_counts();
+    env.aws.secret("s", "own").await;
+    env.aws.proxy.reset_counts();
     let class = "- {objectName: s, objectType: secretsmanager}";
     let assumed = [
         ("assumeRoleArn", CENTRAL),
@@ -409,25 +325,36 @@ async fn a_class_role_is_assumed_with_the_pods_web_identity_once_per_role_and_ex
         ("assumeRoleDuration", "30m"),
     ];
     for _ in 0..3 {
-        let out = env.service.mount(request(class, &assumed)).await.unwrap();
-        assert_eq!(file(&out, "s"), b"central", "read in the role's account");
+        let out = env
+            .service
+            .mount(Mount::of(class).with(&assumed).parsed())
+            .await
+            .unwrap();
+        assert_eq!(
+            contents(&out, "s"),
+            b"central",
+            "read in the role's account"
+        );
     }
-    assert_eq!(env.proxy.count("AssumeRoleWithWebIdentity"), 1);
-    assert_eq!(env.proxy.count("AssumeRole"), 1, "cached per role");
-    let body = env.proxy.state.lock().unwrap().last_body["AssumeRole"].clone();
+    assert_eq!(env.aws.proxy.count("AssumeRoleWithWebIdentity"), 1);
+    assert_eq!(env.aws.proxy.count("AssumeRole"), 1, "cached per role");
+    let body = env.aws.proxy.state.lock().unwrap().last_body["AssumeRole"].clone();
     assert!(body.contains("ExternalId=team-a"), "{body}");
     assert!(body.contains("DurationSeconds=1800"), "{body}");
     assert!(body.contains("RoleSessionName=shop%40web"), "{body}");
     let other = [("assumeRoleArn", "arn:aws:iam::210987654321:role/other")];
-    env.service.mount(request(class, &other)).await.unwrap();
+    env.service
+        .mount(Mount::of(class).with(&other).parsed())
+        .await
+        .unwrap();
     assert_eq!(
-        env.proxy.count("AssumeRole"),
+        env.aws.proxy.count("AssumeRole"),
         2,
         "another role, another session"
     );
-    env.service.mount(request(class, &[])).await.unwrap();
+    env.service.mount(Mount::of(class).parsed()).await.unwrap();
     assert_eq!(
-        env.proxy.count("AssumeRole"),
+        env.aws.proxy.count("AssumeRole"),
         2,
         "no role: the pod's own credentials"
     );
@@ -436,7 +363,7 @@ async fn a_class_role_is_assumed_with_the_pods_web_identity_once_per_role_and_ex
 #[tokio::test]
 async fn a_refused_role_fails_with_permission_denied_naming_the_role() {
     let Some(env) = env().await else { return };
-    env.proxy.fail_next(
+    env.aws.proxy.fail_next(
         "AssumeRole",
         1,
         Fault {
@@ -446,10 +373,11 @@ async fn a_refused_role_fails_with_permission_denied_naming_the_role() {
     );
     let err = env
         .service
-        .mount(request(
-            "- {objectName: s, objectType: secretsmanager}",
-            &[("assumeRoleArn", CENTRAL)],
-        ))
+        .mount(
+            Mount::of("- {objectName: s, objectType: secretsmanager}")
+                .with(&[("assumeRoleArn", CENTRAL)])
+                .parsed(),
+        )
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -474,22 +402,21 @@ async fn the_volumes_static_credentials_can_assume_a_role_too() {
         .send()
         .await
         .unwrap();
-    env.proxy.reset_counts();
-    let mut req = request(
-        "- {objectName: s, objectType: secretsmanager}",
-        &[
+    env.aws.proxy.reset_counts();
+    let mut req = Mount::of("- {objectName: s, objectType: secretsmanager}")
+        .with(&[
             ("authentication", "nodePublishSecretRef"),
             ("assumeRoleArn", CENTRAL),
-        ],
-    );
+        ])
+        .parsed();
     req.secrets = provider::domain::mount_secrets::MountSecrets::parse(
         r#"{"aws_access_key_id": "AKIASTATIC", "aws_secret_access_key": "static-secret"}"#,
     )
     .unwrap();
-    env.proxy.reset_counts();
+    env.aws.proxy.reset_counts();
     env.service.mount(req).await.unwrap();
-    assert_eq!(env.proxy.count("AssumeRole"), 1);
-    let keys = env.proxy.state.lock().unwrap().access_keys.clone();
+    assert_eq!(env.aws.proxy.count("AssumeRole"), 1);
+    let keys = env.aws.proxy.state.lock().unwrap().access_keys.clone();
     assert_eq!(
         keys[0], "AKIASTATIC",
         "AssumeRole signed with the volume's key"
@@ -503,54 +430,60 @@ async fn the_volumes_static_credentials_can_assume_a_role_too() {
 #[tokio::test]
 async fn failover_covers_a_server_error_but_not_a_client_error() {
     let Some(env) = env().await else { return };
-    for region in ["us-east-1", "us-west-2"] {
-        sm(&env, region)
-            .await
-            .create_secret()
-            .name("s")
-            .secret_string(format!("in-{region}"))
-            .send()
-            .await
-            .unwrap();
-    }
+    env.aws.secret_in_both_regions("s").await;
     let objects = "- {objectName: s, objectType: secretsmanager, objectAlias: s, failoverObject: {objectName: s}}";
     let two = [("failoverRegion", "us-west-2")];
     // Warm the credentials first so the fault hits the secret call, not STS.
-    env.service.mount(request(objects, &two)).await.unwrap();
+    env.service
+        .mount(Mount::of(objects).with(&two).parsed())
+        .await
+        .unwrap();
 
-    env.proxy.fail_region(
+    env.aws.proxy.fail_region(
         "us-east-1",
         Fault {
             status: 500,
             code: "InternalServiceError",
         },
     );
-    let out = env.service.mount(request(objects, &two)).await.unwrap();
-    assert_eq!(file(&out, "s"), b"in-us-west-2");
+    let out = env
+        .service
+        .mount(Mount::of(objects).with(&two).parsed())
+        .await
+        .unwrap();
+    assert_eq!(contents(&out, "s"), b"in-us-west-2");
 
-    env.proxy.fail_region(
+    env.aws.proxy.fail_region(
         "us-east-1",
         Fault {
             status: 400,
             code: "AccessDeniedException",
         },
     );
-    let err = env.service.mount(request(objects, &two)).await.unwrap_err();
+    let err = env
+        .service
+        .mount(Mount::of(objects).with(&two).parsed())
+        .await
+        .unwrap_err();
     assert!(
         err.to_string().contains("us-east-1") && err.to_string().contains("AccessDeniedException"),
         "{err}"
     );
 
-    env.proxy.fail_region(
+    env.aws.proxy.fail_region(
         "us-east-1",
         Fault {
             status: 400,
             code: "ThrottlingException",
         },
     );
-    let out = env.service.mount(request(objects, &two)).await.unwrap();
+    let out = env
+        .service
+        .mount(Mount::of(objects).with(&two).parsed())
+        .await
+        .unwrap();
     assert_eq!(
-        file(&out, "s"),
+        contents(&out, "s"),
         b"in-us-west-2",
         "throttling counts as a server error"
     );
@@ -559,20 +492,11 @@ async fn failover_covers_a_server_error_but_not_a_client_error() {
 #[tokio::test]
 async fn when_the_primary_sts_fails_the_failover_regions_sts_is_used() {
     let Some(env) = env().await else { return };
-    for region in ["us-east-1", "us-west-2"] {
-        sm(&env, region)
-            .await
-            .create_secret()
-            .name("s")
-            .secret_string(format!("in-{region}"))
-            .send()
-            .await
-            .unwrap();
-    }
-    env.proxy.reset_counts();
+    env.aws.secret_in_both_regions("s").await;
+    env.aws.proxy.reset_counts();
     // The first region to ask STS gets 503 on every attempt (the SDK retries 3 times);
     // the credentials call is then made again for the other region, which succeeds.
-    env.proxy.fail_next(
+    env.aws.proxy.fail_next(
         "AssumeRoleWithWebIdentity",
         3,
         Fault {
@@ -583,50 +507,36 @@ async fn when_the_primary_sts_fails_the_failover_regions_sts_is_used() {
     let objects = "- {objectName: s, objectType: secretsmanager, objectAlias: s, failoverObject: {objectName: s}}";
     let out = env
         .service
-        .mount(request(objects, &[("failoverRegion", "us-west-2")]))
+        .mount(
+            Mount::of(objects)
+                .with(&[("failoverRegion", "us-west-2")])
+                .parsed(),
+        )
         .await
         .unwrap();
-    assert_eq!(env.proxy.count("AssumeRoleWithWebIdentity"), 4);
+    assert_eq!(env.aws.proxy.count("AssumeRoleWithWebIdentity"), 4);
     // Exactly one region's fetch ran with credentials: its answer is the mount's.
-    assert_eq!(env.proxy.count("GetSecretValue"), 1);
-    assert!(file(&out, "s").starts_with(b"in-us-"));
-    assert_eq!(env.store.credentials().counts().0, 2);
+    assert_eq!(env.aws.proxy.count("GetSecretValue"), 1);
+    assert!(contents(&out, "s").starts_with(b"in-us-"));
+    assert_eq!(env.aws.aws_store.credentials().counts().0, 2);
 }
 
 #[tokio::test]
 async fn concurrent_identical_mounts_share_aws_calls() {
     let Some(env) = env().await else { return };
-    sm(&env, "us-east-1")
-        .await
-        .create_secret()
-        .name("s")
-        .secret_string("v")
-        .send()
-        .await
-        .unwrap();
-    env.service
-        .mount(request(
-            "- {objectName: s, objectType: secretsmanager}",
-            &[],
-        ))
-        .await
-        .unwrap();
-    env.proxy.reset_counts();
+    env.aws.seeded(&env.service, "s", "v").await;
     let service = Arc::new(env.service);
     let mounts = (0..30).map(|_| {
         let service = service.clone();
         async move {
             service
-                .mount(request(
-                    "- {objectName: s, objectType: secretsmanager}",
-                    &[],
-                ))
+                .mount(Mount::of("- {objectName: s, objectType: secretsmanager}").parsed())
                 .await
                 .unwrap()
         }
     });
     futures::future::join_all(mounts).await;
-    let calls = env.proxy.count("GetSecretValue");
+    let calls = env.aws.proxy.count("GetSecretValue");
     assert!(
         calls < 30,
         "30 concurrent identical mounts made {calls} calls"
@@ -636,23 +546,8 @@ async fn concurrent_identical_mounts_share_aws_calls() {
 #[tokio::test]
 async fn credentials_refused_as_expired_are_dropped_and_the_call_retried_once() {
     let Some(env) = env().await else { return };
-    sm(&env, "us-east-1")
-        .await
-        .create_secret()
-        .name("s")
-        .secret_string("v")
-        .send()
-        .await
-        .unwrap();
-    env.service
-        .mount(request(
-            "- {objectName: s, objectType: secretsmanager}",
-            &[],
-        ))
-        .await
-        .unwrap();
-    env.proxy.reset_counts();
-    env.proxy.fail_next(
+    env.aws.seeded(&env.service, "s", "v").await;
+    env.aws.proxy.fail_next(
         "GetSecretValue",
         1,
         Fault {
@@ -662,54 +557,35 @@ async fn credentials_refused_as_expired_are_dropped_and_the_call_retried_once() 
     );
     let out = env
         .service
-        .mount(request(
-            "- {objectName: s, objectType: secretsmanager}",
-            &[],
-        ))
+        .mount(Mount::of("- {objectName: s, objectType: secretsmanager}").parsed())
         .await
         .unwrap();
-    assert_eq!(file(&out, "s"), b"v");
+    assert_eq!(contents(&out, "s"), b"v");
     assert_eq!(
-        env.proxy.count("AssumeRoleWithWebIdentity"),
+        env.aws.proxy.count("AssumeRoleWithWebIdentity"),
         1,
         "fresh credentials after the refusal"
     );
-    assert_eq!(env.proxy.count("GetSecretValue"), 2);
+    assert_eq!(env.aws.proxy.count("GetSecretValue"), 2);
 }
 
 #[tokio::test]
 async fn aws_calls_and_credentials_are_counted_by_bounded_labels() {
     let Some(env) = env().await else { return };
-    sm(&env, "us-east-1")
-        .await
-        .create_secret()
-        .name("counted")
-        .secret_string("v")
-        .send()
+    env.aws.secret("counted", "v").await;
+    env.service
+        .mount(Mount::of("- {objectName: counted, objectType: secretsmanager}").parsed())
         .await
         .unwrap();
     env.service
-        .mount(request(
-            "- {objectName: counted, objectType: secretsmanager}",
-            &[],
-        ))
-        .await
-        .unwrap();
-    env.service
-        .mount(request(
-            "- {objectName: counted, objectType: secretsmanager}",
-            &[],
-        ))
+        .mount(Mount::of("- {objectName: counted, objectType: secretsmanager}").parsed())
         .await
         .unwrap();
     let _ = env
         .service
-        .mount(request(
-            "- {objectName: absent, objectType: secretsmanager}",
-            &[],
-        ))
+        .mount(Mount::of("- {objectName: absent, objectType: secretsmanager}").parsed())
         .await;
-    let text = env.metrics.encode();
+    let text = env.aws.metrics.encode();
     for line in [
         r#"aws_calls_total{service="secretsmanager",operation="GetSecretValue",region="us-east-1",outcome="ok"} 2"#,
         r#"aws_calls_total{service="secretsmanager",operation="GetSecretValue",region="us-east-1",outcome="not_found"} 1"#,
@@ -728,7 +604,7 @@ async fn aws_calls_and_credentials_are_counted_by_bounded_labels() {
 #[tokio::test]
 async fn sts_refusing_the_role_is_an_authentication_error_naming_the_role() {
     let Some(env) = env().await else { return };
-    env.proxy.fail_next(
+    env.aws.proxy.fail_next(
         "AssumeRoleWithWebIdentity",
         1,
         Fault {
@@ -738,10 +614,7 @@ async fn sts_refusing_the_role_is_an_authentication_error_naming_the_role() {
     );
     let err = env
         .service
-        .mount(request(
-            "- {objectName: s, objectType: secretsmanager}",
-            &[],
-        ))
+        .mount(Mount::of("- {objectName: s, objectType: secretsmanager}").parsed())
         .await
         .unwrap_err();
     let text = err.to_string();

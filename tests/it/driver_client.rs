@@ -8,7 +8,7 @@
 //! Without the tool the test skips with a message, unless `REQUIRE_GO_TOOLS=1` (set by
 //! the test command) makes that a failure.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -3,30 +3,26 @@
 //! tags), a refusal by IAM, and the max_objects bound; per-secret errors against the
 //! benchmark's stub (moto reports them only for listed ids).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 
-use common::aws_env::{aws_env, file, paths, request, AwsEnv, Irsa};
+use common::aws_env::{aws_env, file, paths, AwsEnv, Irsa};
 use common::fault_proxy::Fault;
+use common::request::Mount;
 use provider::adapters::driver_sink::DriverSink;
 use provider::domain::objects::YamlLimits;
 use provider::service::{MountError, MountService, MountSettings, Mounter};
 
+/// The mount service over `aws`, refusing classes of more than `max_objects` objects.
 fn service(aws: &AwsEnv, max_objects: usize) -> MountService {
-    let settings = MountSettings {
+    aws.service_with(MountSettings {
         yaml_limits: YamlLimits {
             max_objects,
             ..YamlLimits::default()
         },
         ..MountSettings::default()
-    };
-    MountService::new(
-        Arc::new(Irsa),
-        aws.store.clone(),
-        Arc::new(DriverSink),
-        settings,
-    )
+    })
 }
 
 #[tokio::test]
@@ -50,20 +46,14 @@ async fn a_parameter_path_follows_every_page_and_recurses_only_when_asked() {
     let svc = service(&aws, 256);
     aws.proxy.reset_counts();
     let flat = svc
-        .mount(request(
-            "- {objectType: ssmparameter, select: {path: /app}}\n",
-            0,
-        ))
+        .mount(Mount::of("- {objectType: ssmparameter, select: {path: /app}}\n").parsed())
         .await
         .unwrap();
     assert_eq!(paths(&flat).len(), 15, "{:?}", paths(&flat));
     assert_eq!(file(&flat, "_app_p07"), "value of /app/p07", "decrypted");
     assert_eq!(aws.proxy.count("GetParametersByPath"), 2, "pages of 10");
     let deep = svc
-        .mount(request(
-            "- {objectType: ssmparameter, select: {path: /app/, recursive: true}, filePermission: \"0400\"}\n",
-            0,
-        ))
+        .mount(Mount::of("- {objectType: ssmparameter, select: {path: /app/, recursive: true}, filePermission: \"0400\"}\n").parsed())
         .await
         .unwrap();
     let all = paths(&deep);
@@ -107,10 +97,7 @@ async fn secrets_by_name_prefix_follow_pages_and_by_tag_choose_only_the_tagged()
     let svc = service(&aws, 256);
     aws.proxy.reset_counts();
     let out = svc
-        .mount(request(
-            "- {objectType: secretsmanager, select: {namePrefix: svc/}}\n- {objectName: elsewhere/x, objectType: secretsmanager, objectAlias: x}\n",
-            0,
-        ))
+        .mount(Mount::of("- {objectType: secretsmanager, select: {namePrefix: svc/}}\n- {objectName: elsewhere/x, objectType: secretsmanager, objectAlias: x}\n").parsed())
         .await
         .unwrap();
     let all = paths(&out);
@@ -119,10 +106,12 @@ async fn secrets_by_name_prefix_follow_pages_and_by_tag_choose_only_the_tagged()
     assert_eq!(file(&out, "x"), "x");
     assert_eq!(aws.proxy.count("BatchGetSecretValue"), 2, "pages of 20");
     let tagged = svc
-        .mount(request(
-            "- {objectType: secretsmanager, select: {tagKey: team, tagValue: payments}}\n",
-            0,
-        ))
+        .mount(
+            Mount::of(
+                "- {objectType: secretsmanager, select: {tagKey: team, tagValue: payments}}\n",
+            )
+            .parsed(),
+        )
         .await
         .unwrap();
     assert_eq!(paths(&tagged), ["svc_s00", "svc_s01"]);
@@ -140,10 +129,7 @@ async fn a_selection_refused_by_iam_fails_naming_it_and_the_cause() {
         },
     );
     let err = service(&aws, 256)
-        .mount(request(
-            "- {objectType: secretsmanager, select: {namePrefix: svc/}}\n",
-            0,
-        ))
+        .mount(Mount::of("- {objectType: secretsmanager, select: {namePrefix: svc/}}\n").parsed())
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -169,10 +155,7 @@ async fn more_matches_than_max_objects_fail_after_the_first_page() {
     }
     aws.proxy.reset_counts();
     let err = service(&aws, 5)
-        .mount(request(
-            "- {objectType: ssmparameter, select: {path: /many}}\n",
-            0,
-        ))
+        .mount(Mount::of("- {objectType: ssmparameter, select: {path: /many}}\n").parsed())
         .await
         .unwrap_err();
     assert!(matches!(err, MountError::Limit(_)), "{err}");
@@ -209,7 +192,7 @@ async fn against_the_stub_selections_page_and_a_per_secret_error_names_the_secre
         MountSettings::default(),
     );
     let both = "- {objectType: ssmparameter, select: {path: /app}}\n- {objectType: secretsmanager, select: {namePrefix: svc/}}\n";
-    let out = svc.mount(request(both, 0)).await.unwrap();
+    let out = svc.mount(Mount::of(both).parsed()).await.unwrap();
     assert_eq!(paths(&out).len(), 2 * SELECTION_SIZE);
     assert_eq!(file(&out, "_app_param-11"), "/app/param-11=1");
     assert_eq!(file(&out, "svc_secret-3"), "svc/secret-3=1");
@@ -217,7 +200,7 @@ async fn against_the_stub_selections_page_and_a_per_secret_error_names_the_secre
     assert_eq!(stub.count("BatchGetSecretValue"), 1, "12 in one page of 20");
 
     stub.fail_selected_secret("AccessDeniedException");
-    let err = svc.mount(request(both, 0)).await.unwrap_err();
+    let err = svc.mount(Mount::of(both).parsed()).await.unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("secret `svc/secret-0`") && text.contains("AccessDeniedException"),

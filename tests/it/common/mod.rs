@@ -1,9 +1,7 @@
 //! Shared helpers of the integration tests: a provider on a temporary socket and a
 //! real tonic client that dials it the way the driver does (authority `localhost`).
-#![allow(dead_code)]
 
 pub mod fake_agent;
-#[allow(unused_imports)]
 pub use testkit::fake_apiserver;
 pub mod attack_node;
 pub mod aws_env;
@@ -12,16 +10,15 @@ pub mod fault_proxy;
 pub mod kube_fixtures;
 pub mod kube_server;
 pub mod moto;
+pub mod request;
 pub mod tcp_relay;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
 use provider::adapters::csi::proto::csi_driver_provider_client::CsiDriverProviderClient;
-use provider::adapters::csi::proto::MountRequest;
 use provider::adapters::csi::{bind_socket, serve, CsiProvider, ErrorReporting, SocketGuard};
 use provider::adapters::driver_sink::DriverSink;
 use provider::adapters::fs_sink::FsSink;
@@ -143,27 +140,6 @@ pub async fn connect(socket: &Path) -> Client {
         .await
         .unwrap();
     CsiDriverProviderClient::new(channel)
-}
-
-pub fn mount_request(
-    objects: &str,
-    target: &Path,
-    permission: u32,
-    extra: &[(&str, &str)],
-) -> MountRequest {
-    let mut attributes: HashMap<&str, &str> = extra.iter().copied().collect();
-    attributes.insert("objects", objects);
-    attributes.insert("csi.storage.k8s.io/pod.name", "web-0");
-    attributes.insert("csi.storage.k8s.io/pod.namespace", "shop");
-    attributes.insert("csi.storage.k8s.io/serviceAccount.name", "web");
-    attributes.entry("region").or_insert("us-east-1");
-    MountRequest {
-        attributes: serde_json::to_string(&attributes).unwrap(),
-        secrets: "{}".into(),
-        target_path: target.to_str().unwrap().to_string(),
-        permission: permission.to_string(),
-        current_object_version: vec![],
-    }
 }
 
 pub const OBJECTS: &str = r#"

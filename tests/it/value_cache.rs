@@ -3,13 +3,14 @@
 //! the last good value, and a refusal is not. Time moves on a manual clock (tokio's is
 //! left running: the SDK's own timeouts use it).
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::aws_env::{aws_env, file, request, AwsEnv, Irsa, REGION};
+use common::aws_env::{aws_env, file, AwsEnv, Irsa, REGION};
 use common::fault_proxy::Fault;
+use common::request::Mount;
 use provider::adapters::driver_sink::DriverSink;
 use provider::domain::freshness::CacheBounds;
 use provider::service::{MountService, MountSettings, Mounter, ValueCache, ValueCacheSettings};
@@ -95,7 +96,11 @@ async fn spread_remounts_cost_one_read_per_object_per_ttl_and_see_rotations_with
     let mut rotated = false;
     for round in 0..2 {
         for pod in 0..pods {
-            let out = env.service.mount(request(&objects, pod)).await.unwrap();
+            let out = env
+                .service
+                .mount(Mount::of(&objects).pod(pod).parsed())
+                .await
+                .unwrap();
             let db = file(&out, "db");
             if round == 0 {
                 assert_eq!(db, "db-1");
@@ -137,17 +142,9 @@ async fn a_server_error_is_answered_with_the_last_good_value_and_a_refusal_is_no
     let Some(env) = env(TTL * 12).await else {
         return;
     };
-    env.aws
-        .secrets_manager()
-        .await
-        .create_secret()
-        .name("db")
-        .secret_string("good")
-        .send()
-        .await
-        .unwrap();
+    env.aws.secret("db", "good").await;
     let class = "- {objectName: db, objectType: secretsmanager}\n";
-    env.service.mount(request(class, 0)).await.unwrap();
+    env.service.mount(Mount::of(class).parsed()).await.unwrap();
     env.clock.advance(TTL * 2);
     env.aws.proxy.fail_region(
         REGION,
@@ -156,7 +153,7 @@ async fn a_server_error_is_answered_with_the_last_good_value_and_a_refusal_is_no
             code: "ServiceUnavailable",
         },
     );
-    let out = env.service.mount(request(class, 0)).await.unwrap();
+    let out = env.service.mount(Mount::of(class).parsed()).await.unwrap();
     assert_eq!(file(&out, "db"), "good");
     assert_eq!(env.cache.stats().stale_served, 1);
     assert!(
@@ -171,7 +168,11 @@ async fn a_server_error_is_answered_with_the_last_good_value_and_a_refusal_is_no
             code: "AccessDeniedException",
         },
     );
-    let e = env.service.mount(request(class, 0)).await.unwrap_err();
+    let e = env
+        .service
+        .mount(Mount::of(class).parsed())
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("db"), "{e}");
     env.aws.proxy.fail_region(
         REGION,
@@ -181,7 +182,7 @@ async fn a_server_error_is_answered_with_the_last_good_value_and_a_refusal_is_no
         },
     );
     assert!(
-        env.service.mount(request(class, 0)).await.is_err(),
+        env.service.mount(Mount::of(class).parsed()).await.is_err(),
         "a refusal forgot the value: a later outage cannot bring it back"
     );
     assert_eq!(env.cache.stats().stale_served, 1);

@@ -1,6 +1,8 @@
 //! The provider over a real unix socket, driven by a real tonic client.
 
-mod common;
+use crate::common;
+
+use common::request::Mount;
 
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -45,7 +47,7 @@ async fn mount_writes_files_with_modes_and_reports_versions() {
     let response = running
         .client()
         .await
-        .mount(mount_request(OBJECTS, &target, 0o640, &[]))
+        .mount(Mount::of(OBJECTS).target(&target).permission(0o640).grpc())
         .await
         .unwrap()
         .into_inner();
@@ -88,7 +90,7 @@ async fn driver_writes_mode_returns_files_and_writes_nothing() {
     let response = running
         .client()
         .await
-        .mount(mount_request(OBJECTS, &target, 0o644, &[]))
+        .mount(Mount::of(OBJECTS).target(&target).grpc())
         .await
         .unwrap()
         .into_inner();
@@ -112,13 +114,13 @@ async fn a_failing_object_leaves_the_target_untouched() {
     std::fs::create_dir(&target).unwrap();
     let mut client = running.client().await;
     client
-        .mount(mount_request(OBJECTS, &target, 0o644, &[]))
+        .mount(Mount::of(OBJECTS).target(&target).grpc())
         .await
         .unwrap();
     let before = std::fs::read_link(target.join("..data")).unwrap();
     let broken = format!("{OBJECTS}- {{objectName: Missing, objectType: secretsmanager}}\n");
     let status = client
-        .mount(mount_request(&broken, &target, 0o600, &[]))
+        .mount(Mount::of(&broken).target(&target).permission(0o600).grpc())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
@@ -127,12 +129,11 @@ async fn a_failing_object_leaves_the_target_untouched() {
     assert_eq!(mode(&target.join("MySecret")), 0o644);
 
     let status = client
-        .mount(mount_request(
-            "- {objectName: x, objectType: ssm}",
-            &target,
-            0o644,
-            &[],
-        ))
+        .mount(
+            Mount::of("- {objectName: x, objectType: ssm}")
+                .target(&target)
+                .grpc(),
+        )
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -158,18 +159,18 @@ async fn with_error_codes_for_remounts_a_first_mount_gets_a_status_and_a_remount
     let broken = format!("{OBJECTS}- {{objectName: Missing, objectType: secretsmanager}}\n");
     // A first mount: the message reaches the pod's event.
     let status = client
-        .mount(mount_request(&broken, &target, 0o644, &[]))
+        .mount(Mount::of(&broken).target(&target).grpc())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
     assert!(status.message().contains("Missing"));
     // A remount (the target holds a mount): the code reaches the driver's metrics.
     client
-        .mount(mount_request(OBJECTS, &target, 0o644, &[]))
+        .mount(Mount::of(OBJECTS).target(&target).grpc())
         .await
         .unwrap();
     let answer = client
-        .mount(mount_request(&broken, &target, 0o644, &[]))
+        .mount(Mount::of(&broken).target(&target).grpc())
         .await
         .unwrap()
         .into_inner();
@@ -209,12 +210,12 @@ async fn with_error_codes_for_remounts_a_bad_attribute_on_a_remount_gets_a_code(
     ];
     // Before the first mount, attribute errors keep their status, every one named.
     let status = client
-        .mount(mount_request(
-            OBJECTS,
-            &target,
-            0o644,
-            &[("cacheTTL", "soon"), ("usePodIdentity", "yes")],
-        ))
+        .mount(
+            Mount::of(OBJECTS)
+                .with(&[("cacheTTL", "soon"), ("usePodIdentity", "yes")])
+                .target(&target)
+                .grpc(),
+        )
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -224,12 +225,12 @@ async fn with_error_codes_for_remounts_a_bad_attribute_on_a_remount_gets_a_code(
         "{message}"
     );
     client
-        .mount(mount_request(OBJECTS, &target, 0o644, &[]))
+        .mount(Mount::of(OBJECTS).target(&target).grpc())
         .await
         .unwrap();
     for extra in bad {
         let answer = client
-            .mount(mount_request(OBJECTS, &target, 0o644, extra))
+            .mount(Mount::of(OBJECTS).with(extra).target(&target).grpc())
             .await
             .unwrap_or_else(|s| panic!("{extra:?}: a status instead of a code: {s:?}"))
             .into_inner();
@@ -254,12 +255,12 @@ async fn fifty_concurrent_mounts_with_different_permissions_do_not_interfere() {
         let mut client = client.clone();
         tasks.push(tokio::spawn(async move {
             client
-                .mount(mount_request(
-                    "- {objectName: MySecret, objectType: secretsmanager}",
-                    &target,
-                    permission,
-                    &[],
-                ))
+                .mount(
+                    Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+                        .target(&target)
+                        .permission(permission)
+                        .grpc(),
+                )
                 .await
                 .unwrap();
             (target, permission)
@@ -299,12 +300,9 @@ async fn shutdown_lets_in_flight_mounts_finish_and_removes_the_socket() {
     let target = running.dir.path().join("pod-volume");
     std::fs::create_dir(&target).unwrap();
     let mut client = running.client().await;
-    let request = mount_request(
-        "- {objectName: MySecret, objectType: secretsmanager}",
-        &target,
-        0o644,
-        &[],
-    );
+    let request = Mount::of("- {objectName: MySecret, objectType: secretsmanager}")
+        .target(&target)
+        .grpc();
     let in_flight = tokio::spawn(async move { client.mount(request).await });
     tokio::time::sleep(Duration::from_millis(150)).await;
     let socket = running.socket.clone();
