@@ -1,5 +1,8 @@
 //! Shared helpers of the integration tests: a provider on a temporary socket and a
 //! real tonic client that dials it the way the driver does (authority `localhost`).
+//! One fixture per thing: mount requests come from `request`, the AWS environment of the
+//! service-level tests (moto behind the fault proxy) from `aws_env`, secrets in moto from
+//! `create_secret`.
 
 pub mod fake_agent;
 pub use testkit::fake_apiserver;
