@@ -9,11 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
-#[cfg(feature = "testkit")]
-pub mod fuzzing;
 #[cfg(test)]
 mod module_cycles_tests;
 pub mod ports;
 pub mod service;
-#[cfg(any(test, feature = "testkit"))]
-pub mod testkit;

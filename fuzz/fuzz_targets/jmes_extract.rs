@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| provider::fuzzing::jmes_extract(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| testkit::fuzzing::jmes_extract(data));

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| provider::fuzzing::local_store(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| testkit::fuzzing::local_store(data));

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| provider::fuzzing::objects_yaml(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| testkit::fuzzing::objects_yaml(data));

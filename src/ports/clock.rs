@@ -17,19 +17,20 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told: for tests.
-#[cfg(any(test, feature = "testkit"))]
+/// A clock that moves only when told: for the unit tests (the integration tests have
+/// their own in the `testkit` crate, which cannot reach this test-only one).
+#[cfg(test)]
 #[derive(Debug, Clone)]
 pub struct ManualClock(std::sync::Arc<std::sync::Mutex<Instant>>);
 
-#[cfg(any(test, feature = "testkit"))]
+#[cfg(test)]
 impl Default for ManualClock {
     fn default() -> Self {
         ManualClock(std::sync::Arc::new(std::sync::Mutex::new(Instant::now())))
     }
 }
 
-#[cfg(any(test, feature = "testkit"))]
+#[cfg(test)]
 impl ManualClock {
     pub fn advance(&self, by: std::time::Duration) {
         let mut now = self.0.lock().unwrap_or_else(|p| p.into_inner());
@@ -37,7 +38,7 @@ impl ManualClock {
     }
 }
 
-#[cfg(any(test, feature = "testkit"))]
+#[cfg(test)]
 impl Clock for ManualClock {
     fn now(&self) -> Instant {
         *self.0.lock().unwrap_or_else(|p| p.into_inner())

@@ -43,7 +43,7 @@ pub fn watch_forbidden(error: &kube::runtime::watcher::Error) -> Option<&str> {
 /// What a watch does after RBAC refused it. It tries again after 2 s, then doubling up to
 /// ten minutes, each wait stretched by up to half at random, and warns on the second
 /// refusal in a row. A real kube-apiserver that has just restarted answers 403 until its
-/// RBAC caches have synced (seen in `tests/kube_apiserver.rs`: one such refusal used to
+/// RBAC caches have synced (seen in `tests/it/kube_apiserver.rs`: one such refusal used to
 /// park the watch for ten minutes). The random stretch keeps a fleet of nodes from
 /// re-listing in step after such a restart. A refusal that lasts is a ClusterRole an
 /// operator may fix without restarting the provider. A watch that has run for a minute
