@@ -280,7 +280,9 @@ EXPECT = {
     "affinity": lambda k, a: _pod(k)["affinity"] == a["affinity"],
     "podLabels": lambda k, a: a["podLabels"].items() <= _ds(k)["spec"]["template"]["metadata"]["labels"].items(),
     "podAnnotations": lambda k, a: _ds(k)["spec"]["template"]["metadata"]["annotations"] == a["podAnnotations"],
-    "commonLabels": lambda k, a: all(a["commonLabels"].items() <= o["metadata"]["labels"].items() for o in k.values()),
+    "commonLabels": lambda k, a: all(a["commonLabels"].items() <= o["metadata"]["labels"].items() for o in k.values())
+    and all(_ds(k)["spec"]["template"]["metadata"]["labels"][n] == a["podLabels"].get(n, v)
+            for n, v in a["commonLabels"].items()),
     "imagePullSecrets": lambda k, a: _pod(k)["imagePullSecrets"] == a["imagePullSecrets"],
     "updateStrategy": lambda k, a: _ds(k)["spec"]["updateStrategy"] == a["updateStrategy"],
     "dnsConfig": lambda k, a: _pod(k)["dnsConfig"] == a["dnsConfig"],
