@@ -4,8 +4,9 @@
 Both charts are rendered (`helm template`) with their default values and with a values
 file that sets every value of that chart: ours with deploy/test-values/all-values.yaml,
 the existing one with deploy/test-values/existing-all-values.yaml (the same value for
-the same meaning). The objects both charts make (DaemonSet, ServiceAccount, ClusterRole,
-ClusterRoleBinding) are flattened to paths such as
+the same meaning), and, since that file turns RBAC off, with the defaults and awsRegion
+set (the existing chart's ClusterRole depends on it). The objects both charts make
+(DaemonSet, ServiceAccount, ClusterRole, ClusterRoleBinding) are flattened to paths such as
 `spec.template.spec.containers[provider-aws-installer].args` (a list of named maps is
 keyed by name, a list of scalars is one value) and compared field by field. Every
 difference must be declared in deploy/chart-differences.yaml (id, where, our value,
@@ -57,7 +58,11 @@ DRIVER = "secrets-store-csi-driver"
 NAMESPACE = "kube-system"
 KUBE_VERSION = "1.32.0"
 KINDS = ["DaemonSet", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
-RENDERS = ["defaults", "all-values"]
+# The renderings and the kinds compared in each. all-values turns RBAC off, so the
+# ClusterRole is also compared with the defaults and awsRegion set (the existing chart's
+# rules depend on it).
+RENDERS = {"defaults": KINDS, "all-values": KINDS, "aws-region": ["ClusterRole"]}
+AWS_REGION = ("--set", "awsRegion=eu-west-1")
 UPGRADING, GOING_BACK = "## Upgrading from the existing provider", "## Going back"
 # Keys of the existing values.yaml the comparison of the two values files leaves out:
 # the driver subchart's own settings, passed through by both charts.
@@ -202,10 +207,10 @@ def leaves_under(flat, prefix):
     return {p: v for p, v in flat.items() if under(p, prefix)}
 
 
-def differences(ours, theirs):
+def differences(ours, theirs, kinds):
     """{(kind, path): (our leaf, their leaf)}; a missing leaf or object is None."""
     out = {}
-    for kind in KINDS:
+    for kind in kinds:
         a = flatten(ours[kind]) if kind in ours else {}
         b = flatten(theirs[kind]) if kind in theirs else {}
         for path in sorted(set(a) | set(b)):
@@ -217,7 +222,7 @@ def differences(ours, theirs):
 # ---------------------------------------------------------------- declared differences
 def declared_places(entry):
     renders = entry.get("render", "both")
-    renders = RENDERS if renders == "both" else [renders] if isinstance(renders, str) else renders
+    renders = ["defaults", "all-values"] if renders == "both" else [renders] if isinstance(renders, str) else renders
     for render in renders:
         check(render in RENDERS, f"{DECLARED.name} {entry.get('id')}: unknown render {render}")
     return renders
@@ -226,15 +231,17 @@ def declared_places(entry):
 def check_declared(declared, rendered):
     ids = [e.get("id") for e in declared]
     check(len(ids) == len(set(ids)), f"{DECLARED.name}: ids are not unique: {ids}")
-    actual = {render: differences(*rendered[render]) for render in RENDERS}
+    actual = {render: differences(*rendered[render], kinds) for render, kinds in RENDERS.items()}
     covered = {render: set() for render in RENDERS}
     for entry in declared:
         eid = entry.get("id")
         check(isinstance(entry.get("why"), str) and entry["why"].strip(), f"{DECLARED.name} {eid}: no why")
         for place in entry.get("at", []):
             kind, path = place["kind"], place["path"]
-            check(kind in KINDS, f"{DECLARED.name} {eid}: kind {kind} is not compared")
             for render in declared_places(place):
+                if kind not in RENDERS.get(render, []):
+                    FAILURES.append(f"{DECLARED.name} {eid}: {kind} is not compared in {render}")
+                    continue
                 ours, theirs = rendered[render]
                 got_ours = leaves_under(flatten(ours[kind]) if kind in ours else {}, path)
                 got_theirs = leaves_under(flatten(theirs[kind]) if kind in theirs else {}, path)
@@ -356,6 +363,8 @@ def main():
         "defaults": (helm.template(ours, "ours-defaults"), helm.template(theirs, "existing-defaults")),
         "all-values": (helm.template(ours, "ours-all-values", "--values", str(OUR_VALUES)),
                        helm.template(theirs, "existing-all-values", "--values", str(THEIR_VALUES))),
+        "aws-region": (helm.template(ours, "ours-aws-region", *AWS_REGION),
+                       helm.template(theirs, "existing-aws-region", *AWS_REGION)),
     }
     declared = yaml.safe_load(DECLARED.read_text())
     check_values(theirs_chart, declared.get("ignored-values") or {}, declared.get("same-meaning") or {})
@@ -368,7 +377,7 @@ def main():
         sys.exit(1)
     count = sum(len(e.get("at", [])) for e in declared["differences"])
     print(f"existing chart comparison passed ({CHART_NAME} {CHART_VERSION} from {theirs_chart}: {len(KINDS)} kinds, "
-          f"defaults and all values; {len(declared['differences'])} declared differences at {count} places, "
+          f"defaults, all values, and the ClusterRole with awsRegion set; {len(declared['differences'])} declared differences at {count} places, "
           f"each in {DOCS.relative_to(ROOT)})")
 
 
