@@ -297,6 +297,10 @@ EXPECT = {
     # With the driver: check_driver_dependency (its objects and tokenRequests).
     f"{DRIVER}.install": None,
     f"{DRIVER}.tokenRequests": None,
+    # Passed to the driver's chart; deploy/compare_existing_chart.py compares its objects
+    # with the existing chart's, field by field.
+    f"{DRIVER}.fullnameOverride": None,
+    f"{DRIVER}.linux": None,
 }
 
 

@@ -6,7 +6,9 @@ file that sets every value of that chart: ours with deploy/test-values/all-value
 the existing one with deploy/test-values/existing-all-values.yaml (the same value for
 the same meaning), and, since that file turns RBAC off, with the defaults and awsRegion
 set (the existing chart's ClusterRole depends on it). The objects both charts make
-(DaemonSet, ServiceAccount, ClusterRole, ClusterRoleBinding) are flattened to paths such as
+(DaemonSet, ServiceAccount, ClusterRole, ClusterRoleBinding), and the objects of the
+driver's chart (a dependency of both; also compared with the driver on and otherwise the
+defaults), are flattened to paths such as
 `spec.template.spec.containers[provider-aws-installer].args` (a list of named maps is
 keyed by name, a list of scalars is one value) and compared field by field. Every
 difference must be declared in deploy/chart-differences.yaml (id, where, our value,
@@ -61,8 +63,14 @@ KINDS = ["DaemonSet", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
 # The renderings and the kinds compared in each. all-values turns RBAC off, so the
 # ClusterRole is also compared with the defaults and awsRegion set (the existing chart's
 # rules depend on it).
-RENDERS = {"defaults": KINDS, "all-values": KINDS, "aws-region": ["ClusterRole"]}
+# driver-on: ours with the defaults and the driver installed, theirs with the defaults
+# (which install it): the driver chart's objects only.
+RENDERS = {"defaults": KINDS, "all-values": KINDS, "aws-region": ["ClusterRole"], "driver-on": []}
+# The driver's chart, a dependency of both: which objects it makes (`objects`: Kind/name),
+# and each object both make, field by field (`secrets-store-csi-driver <Kind>/<name>`).
+DRIVER_OBJECTS = "driver objects"
 AWS_REGION = ("--set", "awsRegion=eu-west-1")
+DRIVER_ON = ("--set", f"{DRIVER}.install=true")
 UPGRADING, GOING_BACK = "## Upgrading from the existing provider", "## Going back"
 # Keys of the existing values.yaml the comparison of the two values files leaves out:
 # the driver subchart's own settings, passed through by both charts.
@@ -163,7 +171,8 @@ class Helm:
         return dest
 
     def template(self, chart, label, *args):
-        """{kind: object} of the chart's own objects (not the driver subchart's)."""
+        """{kind: object} of the chart's own objects; the driver subchart's under
+        `secrets-store-csi-driver <Kind>/<name>`, and their list under DRIVER_OBJECTS."""
         out = self.run("template", "provider", str(chart), "--namespace", NAMESPACE, "--kube-version",
                        KUBE_VERSION, *args)
         (WORK / f"rendered-{label}.yaml").write_text(out)
@@ -172,9 +181,12 @@ class Helm:
             named = re.search(r"^# Source: (\S+)", part, flags=re.M)
             source = named.group(1) if named else source
             doc = yaml.safe_load(part)
-            if doc and f"/charts/{DRIVER}/" not in source:
-                check(doc["kind"] not in objects, f"{label}: two objects of kind {doc['kind']}")
-                objects[doc["kind"]] = doc
+            if not doc:
+                continue
+            key = f"{DRIVER} {doc['kind']}/{doc['metadata']['name']}" if f"/charts/{DRIVER}/" in source else doc["kind"]
+            check(key not in objects, f"{label}: two objects {key}")
+            objects[key] = doc
+        objects[DRIVER_OBJECTS] = {"objects": sorted(k.split(" ", 1)[1] for k in objects if k.startswith(DRIVER + " "))}
         return objects
 
 
@@ -228,10 +240,18 @@ def declared_places(entry):
     return renders
 
 
+def compared_kinds(render, ours, theirs):
+    if render == "aws-region":
+        return RENDERS[render]
+    both = sorted(k for k in ours if k.startswith(DRIVER + " ") and k in theirs)
+    return RENDERS[render] + [DRIVER_OBJECTS] + both
+
+
 def check_declared(declared, rendered):
     ids = [e.get("id") for e in declared]
     check(len(ids) == len(set(ids)), f"{DECLARED.name}: ids are not unique: {ids}")
-    actual = {render: differences(*rendered[render], kinds) for render, kinds in RENDERS.items()}
+    compared = {render: compared_kinds(render, *rendered[render]) for render in RENDERS}
+    actual = {render: differences(*rendered[render], compared[render]) for render in RENDERS}
     covered = {render: set() for render in RENDERS}
     for entry in declared:
         eid = entry.get("id")
@@ -239,7 +259,7 @@ def check_declared(declared, rendered):
         for place in entry.get("at", []):
             kind, path = place["kind"], place["path"]
             for render in declared_places(place):
-                if kind not in RENDERS.get(render, []):
+                if kind not in compared.get(render, []):
                     FAILURES.append(f"{DECLARED.name} {eid}: {kind} is not compared in {render}")
                     continue
                 ours, theirs = rendered[render]
@@ -365,6 +385,8 @@ def main():
                        helm.template(theirs, "existing-all-values", "--values", str(THEIR_VALUES))),
         "aws-region": (helm.template(ours, "ours-aws-region", *AWS_REGION),
                        helm.template(theirs, "existing-aws-region", *AWS_REGION)),
+        "driver-on": (helm.template(ours, "ours-driver-on", *DRIVER_ON),
+                      helm.template(theirs, "existing-driver-on", *DRIVER_ON)),
     }
     declared = yaml.safe_load(DECLARED.read_text())
     check_values(theirs_chart, declared.get("ignored-values") or {}, declared.get("same-meaning") or {})
@@ -376,8 +398,8 @@ def main():
             print(" -", f)
         sys.exit(1)
     count = sum(len(e.get("at", [])) for e in declared["differences"])
-    print(f"existing chart comparison passed ({CHART_NAME} {CHART_VERSION} from {theirs_chart}: {len(KINDS)} kinds, "
-          f"defaults, all values, and the ClusterRole with awsRegion set; {len(declared['differences'])} declared differences at {count} places, "
+    print(f"existing chart comparison passed ({CHART_NAME} {CHART_VERSION} from {theirs_chart}: {len(KINDS)} kinds and the "
+          f"driver chart's objects; defaults, all values, the ClusterRole with awsRegion set, the driver on; {len(declared['differences'])} declared differences at {count} places, "
           f"each in {DOCS.relative_to(ROOT)})")
 
 
