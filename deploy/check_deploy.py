@@ -266,7 +266,9 @@ EXPECT = {
     "image": lambda k, a: _c(k)["image"] == f"{a['image']['repository']}:{a['image']['tag']}",
     "image.pullPolicy": lambda k, a: _c(k)["imagePullPolicy"] == a["image"]["pullPolicy"],
     "awsRegion": lambda k, a: _env(k)["AWS_REGION"] == a["awsRegion"],
-    "providerVolume": lambda k, a: _volume(k, "providervol")["hostPath"]["path"] == a["providerVolume"],
+    "providerVolume": lambda k, a: _volume(k, "providervol")["hostPath"]["path"] == a["providerVolume"]
+    and _mount(k, "providervol")["mountPath"] == a["providerVolume"]
+    and f"--provider-volume={a['providerVolume']}" in _c(k)["args"],
     "kubeletPath": lambda k, a: _volume(k, "mountpoint-dir")["hostPath"]["path"] == a["kubeletPath"] + "/pods"
     and _mount(k, "mountpoint-dir")["mountPath"] == a["kubeletPath"] + "/pods",
     "useFipsEndpoint": lambda k, a: _env(k).get("AWS_USE_FIPS_ENDPOINT") == "true",
@@ -278,12 +280,16 @@ EXPECT = {
     "affinity": lambda k, a: _pod(k)["affinity"] == a["affinity"],
     "podLabels": lambda k, a: a["podLabels"].items() <= _ds(k)["spec"]["template"]["metadata"]["labels"].items(),
     "podAnnotations": lambda k, a: _ds(k)["spec"]["template"]["metadata"]["annotations"] == a["podAnnotations"],
-    "commonLabels": lambda k, a: all(a["commonLabels"].items() <= o["metadata"]["labels"].items() for o in k.values()),
+    "commonLabels": lambda k, a: all(a["commonLabels"].items() <= o["metadata"]["labels"].items() for o in k.values())
+    and all(_ds(k)["spec"]["template"]["metadata"]["labels"][n] == a["podLabels"].get(n, v)
+            for n, v in a["commonLabels"].items()),
     "imagePullSecrets": lambda k, a: _pod(k)["imagePullSecrets"] == a["imagePullSecrets"],
     "updateStrategy": lambda k, a: _ds(k)["spec"]["updateStrategy"] == a["updateStrategy"],
     "dnsConfig": lambda k, a: _pod(k)["dnsConfig"] == a["dnsConfig"],
-    "rbac.install": lambda k, a: ("ClusterRole" in k) == a["rbac"]["install"]
-    and ("ClusterRoleBinding" in k) == a["rbac"]["install"],
+    "dnsPolicy": lambda k, a: _pod(k)["dnsPolicy"] == a["dnsPolicy"],
+    "rbac.install": lambda k, a: all((kind in k) == a["rbac"]["install"]
+                                     for kind in ("ClusterRole", "ClusterRoleBinding", "ServiceAccount")),
+    "rbac.serviceAccountName": lambda k, a: _pod(k)["serviceAccountName"] == a["rbac"]["serviceAccountName"],
     "metrics.port": lambda k, a: f"--metrics-addr=0.0.0.0:{a['metrics']['port']}" in _c(k)["args"]
     and _c(k)["ports"][0]["containerPort"] == a["metrics"]["port"],
     "probes.liveness": lambda k, a: all(_c(k)["livenessProbe"][f] == v for f, v in a["probes"]["liveness"].items()),
@@ -291,6 +297,10 @@ EXPECT = {
     # With the driver: check_driver_dependency (its objects and tokenRequests).
     f"{DRIVER}.install": None,
     f"{DRIVER}.tokenRequests": None,
+    # Passed to the driver's chart; deploy/compare_existing_chart.py compares its objects
+    # with the existing chart's, field by field.
+    f"{DRIVER}.fullnameOverride": None,
+    f"{DRIVER}.linux": None,
 }
 
 

@@ -26,6 +26,7 @@ declare_settings! {
         provider_volume: PathBuf {
             default: PathBuf::from("/var/run/secrets-store-csi-providers"),
             flag: PathBuf [value_name = "DIR"],
+            chart: "providerVolume",
         }
         /// Return the files to the driver instead of writing them.
         driver_writes_secrets: bool {
