@@ -19,8 +19,9 @@ there too.
 
 The existing chart comes from the peer tarball (never copied into the tree): by default
 ../shared/peer/secrets-store-csi-driver-provider-aws-3.1.1.tar.gz from the repository
-root, whose sha256 is checked; only its chart is unpacked, into
-target/existing-chart/<sha256>/ (kept as a cache). EXISTING_PROVIDER_SOURCE (or
+root, whose sha256 is checked, unpacked once into target/existing-provider/<sha256>/ by
+scripts/existing_provider.py (which the benchmark's build of the binary shares).
+EXISTING_PROVIDER_SOURCE (or
 --existing-source) names another tarball of the 3.1.1 sources or an unpacked directory,
 e.g. a `git clone --branch v3.1.1` of github.com/aws/secrets-store-csi-driver-provider-aws.
 Without a source the check prints a line saying it is skipped and passes, unless
@@ -33,16 +34,17 @@ the driver's chart too; the same one is packaged into a copy of each chart). Exi
 non-zero on failure and prints each undeclared difference as an entry to declare.
 """
 import argparse
-import hashlib
 import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 
 import yaml
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
+import existing_provider  # noqa: E402  (scripts/, beside deploy/)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OURS = ROOT / "deploy/helm/secrets-store-csi-driver-provider-aws"
@@ -51,9 +53,6 @@ THEIR_VALUES = ROOT / "deploy/test-values/existing-all-values.yaml"
 DECLARED = ROOT / "deploy/chart-differences.yaml"
 DOCS = ROOT / "docs/operations.md"
 WORK = ROOT / "target" / "existing-chart"
-TARBALL_NAME = "secrets-store-csi-driver-provider-aws-3.1.1.tar.gz"
-TARBALL_SHA256 = "58ebe06059b130e81e97978a8f33a5dcd72c456e2a6db7eff274967f0dcc0bba"
-DEFAULT_SOURCE = ROOT.parent / "shared" / "peer" / TARBALL_NAME
 CHART_NAME = "secrets-store-csi-driver-provider-aws"
 CHART_VERSION = "3.1.1"
 DRIVER = "secrets-store-csi-driver"
@@ -87,58 +86,17 @@ def check(condition, message):
 
 
 # ---------------------------------------------------------------- the existing chart
-def sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def unpack_chart(tarball):
-    """The chart directory of the tarball, unpacked once into target/ by the sha256."""
-    digest = sha256(tarball)
-    if tarball.name == TARBALL_NAME and digest != TARBALL_SHA256:
-        sys.exit(f"{tarball}: sha256 {digest}, want {TARBALL_SHA256}")
-    dest = WORK / digest
-    chart = dest / CHART_NAME
-    if (dest / ".complete").is_file():
-        return chart
-    if dest.exists():
-        shutil.rmtree(dest)
-    marker = f"charts/{CHART_NAME}/"
-    with tarfile.open(tarball) as tar:
-        for member in tar.getmembers():
-            inside = member.name.partition(marker)[2]
-            if marker not in member.name or not inside or not (member.isfile() or member.isdir()):
-                continue
-            if inside.startswith("/") or ".." in pathlib.PurePosixPath(inside).parts:
-                sys.exit(f"{tarball}: unsafe path {member.name}")
-            target = chart / inside
-            if member.isdir():
-                target.mkdir(parents=True, exist_ok=True)
-            else:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(tar.extractfile(member).read())
-    if not (chart / "Chart.yaml").is_file():
-        sys.exit(f"{tarball}: no charts/{CHART_NAME}/Chart.yaml inside")
-    (dest / ".complete").write_text(f"{tarball}\n")
-    return chart
-
-
 def existing_chart(source):
     """The existing chart's directory, or None (skipped) when there is no source."""
-    if source is None:
-        source = DEFAULT_SOURCE
-    source = pathlib.Path(source)
-    if not source.exists():
+    try:
+        directory = existing_provider.source_dir(source)
+    except existing_provider.NoSource as e:
         if os.environ.get("REQUIRE_PEER") == "1":
-            sys.exit(f"existing chart comparison: no {source} (REQUIRE_PEER=1); set EXISTING_PROVIDER_SOURCE "
-                     f"to the 3.1.1 tarball or a clone of the v3.1.1 tag, or REQUIRE_PEER=0 to skip")
-        print(f"existing chart comparison skipped: no {source} (set EXISTING_PROVIDER_SOURCE to the 3.1.1 "
-              f"tarball or a clone of the v3.1.1 tag; REQUIRE_PEER=1 makes this a failure)")
+            sys.exit(f"existing chart comparison: {e} (REQUIRE_PEER=1; REQUIRE_PEER=0 skips the comparison)")
+        print(f"existing chart comparison skipped: {e} (REQUIRE_PEER=1 makes this a failure)")
         return None
-    chart = unpack_chart(source) if source.is_file() else source / "charts" / CHART_NAME
+    source = source or existing_provider.given_source()
+    chart = directory / "charts" / CHART_NAME
     if not (chart / "Chart.yaml").is_file():
         sys.exit(f"{source}: no charts/{CHART_NAME}/Chart.yaml (want the 3.1.1 tarball or a clone of the v3.1.1 tag)")
     meta = yaml.safe_load((chart / "Chart.yaml").read_text())
