@@ -187,7 +187,7 @@ def check_values_keys(values):
 
 def check_chart_matches_installer(objects):
     installer = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "deploy/installer.yaml").read_text()) if d}
-    check(not subchart(objects), "the default values do not install the driver")
+    check(not subchart(objects), "without the driver, the chart renders no driver object")
     chart = ours(objects)
     check(set(chart) == set(installer), f"kinds differ: {sorted(chart)} vs {sorted(installer)}")
     if set(chart) != set(installer):
@@ -339,7 +339,9 @@ for _key, (_flag, _env_var) in declared_chart_values().items():
     EXPECT.setdefault(_key, passed_as(_key, _flag, _env_var))
 
 # Keys all-values.yaml may leave at their default (the value matters more than the test).
-SAME_AS_DEFAULT_OK = {"securityContext.runAsUser"}
+# The driver stays installed in all-values, so that its values show in its objects; the
+# other value, false, is the without-driver rendering compared with the plain manifest.
+SAME_AS_DEFAULT_OK = {"securityContext.runAsUser", f"{DRIVER}.install"}
 
 
 def expectation(path):
@@ -425,17 +427,20 @@ def main():
     check_yaml_parses()
     check_values_keys(defaults)
 
-    with_driver = ("--set", f"{DRIVER}.install=true")
+    # The defaults install the driver, as the existing chart's do; the plain manifest is
+    # the provider alone, so it is compared with the chart told not to install it.
+    check(defaults[DRIVER]["install"] is True, f"{DRIVER}.install defaults to true, as in the existing chart")
+    without_driver = ("--set", f"{DRIVER}.install=false")
     helm.lint("defaults")
-    helm.lint("with-driver", *with_driver)
+    helm.lint("without-driver", *without_driver)
     helm.lint("all-values", "--values", str(ALL_VALUES))
     rendered = {
         "defaults": helm.template("defaults"),
-        "with-driver": helm.template("with-driver", *with_driver),
+        "without-driver": helm.template("without-driver", *without_driver),
         "all-values": helm.template("all-values", "--values", str(ALL_VALUES)),
     }
-    check_chart_matches_installer(rendered["defaults"])
-    check_driver_dependency(rendered["with-driver"], defaults[DRIVER]["tokenRequests"], defaults["providerVolume"])
+    check_chart_matches_installer(rendered["without-driver"])
+    check_driver_dependency(rendered["defaults"], defaults[DRIVER]["tokenRequests"], defaults["providerVolume"])
     check_all_values(defaults, all_values, rendered["all-values"])
     check_schemas(rendered)
     if FAILURES:
