@@ -16,7 +16,7 @@ use crate::adapters::aws::sdk::{self, SdkSettings};
 use crate::adapters::aws::AwsStore;
 use crate::adapters::cgroup::CgroupMemory;
 use crate::adapters::coalesce::Coalescing;
-use crate::adapters::csi::{self, CsiProvider};
+use crate::adapters::csi::{self, BoundSocket, CsiProvider, SocketEvents, SocketWatch};
 use crate::adapters::driver_sink::DriverSink;
 use crate::adapters::fs_sink::FsSink;
 use crate::adapters::kube::{self as kube_adapter, KubeIdentity, KubeSettings};
@@ -152,9 +152,27 @@ pub async fn build_identity(
     Ok((kube.clone(), Some(kube)))
 }
 
+/// What the socket watch changes elsewhere: `/readyz` says not ready while the socket
+/// is missing (the driver cannot reach us), and each re-bind is counted.
+struct SocketHealth {
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+}
+
+impl SocketEvents for SocketHealth {
+    fn missing(&self) {
+        self.readiness.set_ready(false);
+    }
+
+    fn rebound(&self) {
+        self.metrics.socket_rebinds.inc();
+        self.readiness.set_ready(true);
+    }
+}
+
 /// Serves the driver on `<provider-volume>/aws.sock` (and the operations endpoint) until
-/// `shutdown` resolves; then finishes in-flight mounts and removes the socket if it is
-/// still ours.
+/// `shutdown` resolves, binding the socket again whenever another process deletes it;
+/// then finishes in-flight mounts and removes the socket bound last if it is still ours.
 pub async fn serve(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send,
@@ -228,7 +246,7 @@ pub async fn serve(
         service_settings.memory = MemoryWatch(cgroup);
     }
     let service = MountService::with_cache(identity, store, sink, service_settings, cache);
-    let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout(), metrics)
+    let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout(), metrics.clone())
         .with_kubelet_dir(settings.kubelet_dir.clone())
         .with_error_codes(settings.error_codes)
         .with_limits(settings.max_concurrent_mounts, settings.max_response_bytes);
@@ -240,6 +258,16 @@ pub async fn serve(
     })?;
     tracing::info!(socket = %guard.path().display(), store = ?settings.store, driver_writes_secrets = settings.driver_writes_secrets, "serving");
     readiness.set_ready(true);
+    let bound = BoundSocket::new(guard);
+    let watch = SocketWatch::new(
+        &settings.provider_volume,
+        bound.clone(),
+        Arc::new(SocketHealth {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        }),
+    );
+    let incoming = csi::watched_incoming(listener, watch, csi::WATCH_INTERVAL);
 
     // In-flight mounts get their deadline plus a margin after the signal; a client that
     // keeps an idle connection open must not hold the process past that.
@@ -252,7 +280,7 @@ pub async fn serve(
         let _ = signalled_tx.send(());
     };
     let served = tokio::select! {
-        served = csi::serve(listener, provider, signal) => served,
+        served = csi::serve_incoming(incoming, provider, signal) => served,
         () = async {
             if signalled_rx.await.is_ok() {
                 tokio::time::sleep(grace).await;
@@ -272,7 +300,7 @@ pub async fn serve(
     if let Some(watches) = watches {
         watches.stop();
     }
-    if guard.remove_if_ours() {
+    if bound.remove_if_ours() {
         tracing::info!("socket removed");
     } else {
         tracing::info!("socket left in place: a newer provider owns it");
@@ -358,4 +386,25 @@ fn attributes_for(
 fn path_str(path: &Path) -> anyhow::Result<&str> {
     path.to_str()
         .with_context(|| format!("{} is not valid UTF-8", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_socket_is_not_ready_until_bound_again_and_each_rebind_is_counted() {
+        let metrics = Arc::new(Metrics::new());
+        let readiness = Arc::new(Readiness::default());
+        readiness.set_ready(true);
+        let health = SocketHealth {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        };
+        health.missing();
+        assert!(!readiness.is_ready());
+        health.rebound();
+        assert!(readiness.is_ready());
+        assert_eq!(metrics.socket_rebinds.get(), 1);
+    }
 }

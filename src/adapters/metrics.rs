@@ -90,6 +90,8 @@ pub struct Metrics {
     pub mounts_with_unknown_keys: Counter,
     /// Failed mounts on targets that already held one: rotations that keep failing.
     pub remount_failures: Family<CodeLabels, Counter>,
+    /// Times `aws.sock` was found deleted and bound again.
+    pub socket_rebinds: Counter,
 }
 
 fn latency_histogram() -> Histogram {
@@ -179,7 +181,14 @@ impl Metrics {
             "Failed mounts on targets that already held a mount (the driver hides these from kubelet), by code",
             remount_failures.clone(),
         );
+        let socket_rebinds = Counter::default();
+        registry.register(
+            "socket_rebinds",
+            "Times the socket was found deleted by another process and bound again",
+            socket_rebinds.clone(),
+        );
         Metrics {
+            socket_rebinds,
             panics,
             mounts_with_unknown_keys,
             remount_failures,
@@ -455,6 +464,7 @@ mod tests {
             r#"secrets_store_provider_aws_mounts_total{result="error",code="SecretNotFound"} 1"#
         ));
         assert!(text.contains("secrets_store_provider_aws_mount_duration_seconds_bucket"));
+        assert!(text.contains("secrets_store_provider_aws_socket_rebinds_total 0"));
         assert!(text.contains(r#"secrets_store_provider_aws_aws_calls_total{service="secretsmanager",operation="GetSecretValue",region="us-east-1",outcome="ok"} 1"#));
     }
 }

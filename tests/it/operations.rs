@@ -341,3 +341,73 @@ async fn a_held_metrics_port_never_keeps_the_socket_from_serving() {
     }
     assert_eq!(get(&format!("{}/readyz", p.ops)).await.0, 200);
 }
+
+/// The existing provider 3.1.1, stopping, deletes `aws.sock` even when it is ours (a
+/// `helm upgrade` from its chart): the provider binds it again, counts it, and a mount
+/// on a new connection succeeds; on shutdown it removes the socket it bound last.
+#[tokio::test]
+async fn a_deleted_socket_is_bound_again_and_serves_new_connections() {
+    let mut p = start(&[]).await;
+    std::fs::remove_file(&p.socket).unwrap();
+
+    let t = target(p.dir.path(), "pod");
+    let mount = || Mount::of("- {objectName: MySecret, objectType: secretsmanager}").target(&t);
+    // The watch looks every few seconds: generous, as the check is that it binds again.
+    let started = std::time::Instant::now();
+    loop {
+        if p.socket.exists() {
+            let mut client = common::connect(&p.socket).await;
+            let response = client.mount(mount().grpc()).await.unwrap().into_inner();
+            assert!(response.error.is_none(), "{:?}", response.error);
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the socket was never bound again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(t.join("MySecret")).unwrap(),
+        "value-hunter2"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::symlink_metadata(&p.socket).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    let (_, text) = get(&format!("{}/metrics", p.ops)).await;
+    assert_eq!(
+        metric(&text, "secrets_store_provider_aws_socket_rebinds_total"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(get(&format!("{}/readyz", p.ops)).await.0, 200);
+
+    Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stderr = p.child.stderr.take().unwrap();
+    let logs = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    })
+    .await
+    .unwrap();
+    let _ = p.child.wait();
+    let rebound: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "socket was deleted; bound again")
+        .collect();
+    assert_eq!(rebound.len(), 1, "{logs}");
+    assert_eq!(rebound[0]["level"], "WARN", "{logs}");
+    let fields = rebound[0]["fields"].as_object().unwrap();
+    assert_eq!(fields.len(), 2, "the path and nothing else: {logs}");
+    assert_eq!(fields["socket"], p.socket.display().to_string());
+    assert!(
+        !p.socket.exists(),
+        "the socket bound again is ours and removed on shutdown"
+    );
+}

@@ -14,7 +14,11 @@ pub mod proto {
 
 pub use reporting::ErrorReporting;
 pub use server::{
-    serve, CsiProvider, DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES, RUNTIME_NAME,
+    serve, serve_incoming, CsiProvider, DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES,
+    RUNTIME_NAME,
 };
-pub use socket::{bind_socket, SocketGuard, SOCKET_NAME};
+pub use socket::{
+    bind_socket, watched_incoming, BoundSocket, SocketEvents, SocketGuard, SocketWatch,
+    SOCKET_NAME, WATCH_INTERVAL,
+};
 pub use status::status_of;

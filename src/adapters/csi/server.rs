@@ -1,11 +1,13 @@
 //! The gRPC service the driver calls: `Version` and `Mount`.
 
 use std::future::Future;
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::UnixListener;
+use futures::Stream;
+use tokio::net::{UnixListener, UnixStream};
 use tonic::{Request, Response, Status};
 
 use super::proto::csi_driver_provider_server::{CsiDriverProvider, CsiDriverProviderServer};
@@ -263,6 +265,16 @@ pub async fn serve(
     provider: CsiProvider,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    serve_incoming(unix_incoming(listener), provider, shutdown).await
+}
+
+/// [`serve`] on the connections of `incoming`: the process serves the watched socket
+/// ([`super::socket::watched_incoming`]), which may be bound again while it runs.
+pub async fn serve_incoming(
+    incoming: impl Stream<Item = io::Result<UnixStream>>,
+    provider: CsiProvider,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<CsiDriverProviderServer<CsiProvider>>()
@@ -273,6 +285,6 @@ pub async fn serve(
         ))
         .add_service(health_service)
         .add_service(CsiDriverProviderServer::new(provider))
-        .serve_with_incoming_shutdown(unix_incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
