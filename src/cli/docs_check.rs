@@ -20,7 +20,6 @@ const OTHER_TOOLS: &[(&str, &[&str])] = &[
         &[
             "all-targets",
             "check",
-            "features",
             "lib",
             "locked",
             "manifest-path",

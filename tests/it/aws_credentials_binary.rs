@@ -175,7 +175,7 @@ async fn churn(what: &str, total: usize, each: impl Fn(usize) -> (String, String
 
 /// A few hundred mounts, each with a credential set never seen before (as when every
 /// pod brings its own keys, or keys rotate): every client shares one connection pool.
-/// `FRESH_CREDENTIAL_MOUNTS` raises the count for a measurement (the README's figures).
+/// `FRESH_CREDENTIAL_MOUNTS` raises the count for a measurement (the figures in docs/security-and-reliability.md).
 #[tokio::test]
 async fn fresh_credential_sets_keep_open_files_and_threads_flat() {
     let total = count("FRESH_CREDENTIAL_MOUNTS", 300);

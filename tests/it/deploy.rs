@@ -1,5 +1,5 @@
 //! The deploy files agree with the binary: the installer's arguments are accepted, and
-//! the Dockerfile builds the binary the way the README says.
+//! the Dockerfile builds the binary the way docs/operations.md ("Image") says.
 
 use provider::cli::{normalize_go_flags, Cli};
 use provider::config::Settings;

@@ -3,7 +3,7 @@
 //!
 //! The counts are asserted (one list and one watch of service accounts and of the own
 //! node per provider, no GET without a mount, no re-list or GET in steady state); the
-//! bytes are measured and printed, with the extrapolation the README's Kubernetes section
+//! bytes are measured and printed, with the extrapolation docs/kubernetes.md
 //! quotes. Sizes come from the
 //! environment: `KUBE_LOAD_PROVIDERS` (10), `KUBE_LOAD_SERVICE_ACCOUNTS` (1000),
 //! `KUBE_LOAD_UPDATES` (50); `KUBE_LOAD_REPORT=<file>` also writes the report there.
