@@ -5,10 +5,10 @@
 
 use crate::common;
 
+use common::binary::{start_local, LocalBinary, BIN};
 use common::request::Mount;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,37 +19,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 use tokio::task::JoinHandle;
 
-const BIN: &str = env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws");
 const FLOOD: usize = 2000;
 /// A request head without its final CRLF: the server waits for the rest.
 const HALF_HEAD: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: x\r\n";
 const MOUNT: &str = "- {objectName: MySecret, objectType: secretsmanager}";
 
-struct Provider {
-    child: Child,
-    socket: PathBuf,
-    ops: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The provider binary over the local store; `fd_limit` sets its RLIMIT_NOFILE.
+struct Provider(LocalBinary);
+
 async fn start(fd_limit: Option<u32>) -> Provider {
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::write_store(dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let volume = dir.path().join("providers");
-    let mut command = match fd_limit {
+    let command = match fd_limit {
         Some(limit) => {
             let mut sh = Command::new("sh");
             sh.args([
@@ -61,30 +40,14 @@ async fn start(fd_limit: Option<u32>) -> Provider {
         }
         None => Command::new(BIN),
     };
-    let child = command
-        .arg(format!("--provider-volume={}", volume.display()))
-        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-        .args(["--store", "local", "--local-store"])
-        .arg(&store)
-        .args(["--log-format", "json"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let socket = volume.join("aws.sock");
-    common::wait_for_socket(&socket).await;
-    Provider {
-        child,
-        socket,
-        ops: format!("127.0.0.1:{port}"),
-        dir,
-    }
+    Provider(start_local(common::STORE, command, &[]).await)
 }
 
 impl Provider {
     async fn mount(&self) {
-        let target = self.dir.path().join("pod");
+        let target = self.0.dir.path().join("pod");
         std::fs::create_dir_all(&target).unwrap();
-        let mut client = common::connect(&self.socket).await;
+        let mut client = common::connect(&self.0.socket).await;
         let response = tokio::time::timeout(
             Duration::from_secs(10),
             client.mount(Mount::of(MOUNT).target(&target).grpc()),
@@ -98,7 +61,7 @@ impl Provider {
     async fn get(&self, path: &str, within: Duration) -> String {
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         let exchange = async {
-            let mut stream = TcpStream::connect(&self.ops).await?;
+            let mut stream = TcpStream::connect(&self.0.ops).await?;
             stream.write_all(request.as_bytes()).await?;
             let mut text = String::new();
             stream.read_to_string(&mut text).await?;
@@ -112,14 +75,14 @@ impl Provider {
     }
 
     fn open_descriptors(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+        std::fs::read_dir(format!("/proc/{}/fd", self.0.child.id()))
             .unwrap()
             .count()
     }
 
     /// User plus system CPU time, in clock ticks (1/100 s on Linux).
     fn cpu_ticks(&self) -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.0.child.id())).unwrap();
         // Fields after the command name (which is in parentheses): utime is the 12th.
         let fields: Vec<&str> = stat
             .rsplit_once(')')
@@ -132,9 +95,9 @@ impl Provider {
 
     /// Stops the provider and hands back what it logged.
     fn stop(mut self) -> String {
-        let _ = self.child.kill();
+        let _ = self.0.child.kill();
         let mut text = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
+        if let Some(mut stderr) = self.0.child.stderr.take() {
             std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
         }
         text
@@ -193,7 +156,7 @@ async fn a_flood_of_half_open_connections_takes_down_neither_mounts_nor_probes()
     let closed = Arc::new(AtomicUsize::new(0));
     let mut flood = Vec::with_capacity(FLOOD);
     for _ in 0..FLOOD {
-        flood.push(half_open(&p.ops, &closed).await);
+        flood.push(half_open(&p.0.ops, &closed).await);
     }
 
     // While they are open: beyond the cap they are closed at once (the newest stay), and
@@ -220,7 +183,7 @@ async fn a_flood_of_half_open_connections_takes_down_neither_mounts_nor_probes()
     // A continuous flood (1,000 new idle connections a second, far more than the cap
     // per header timeout) does not keep the probe out either.
     let flooding = {
-        let (ops, closed) = (p.ops.clone(), closed.clone());
+        let (ops, closed) = (p.0.ops.clone(), closed.clone());
         tokio::spawn(async move {
             let mut readers = Vec::new();
             loop {
@@ -249,7 +212,7 @@ async fn a_flood_of_half_open_connections_takes_down_neither_mounts_nor_probes()
     let idle = Arc::new(AtomicUsize::new(0));
     let opened = Instant::now();
     for _ in 0..100 {
-        flood.push(half_open(&p.ops, &idle).await);
+        flood.push(half_open(&p.0.ops, &idle).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     if opened.elapsed() < HEADER_TIMEOUT {
@@ -275,10 +238,10 @@ async fn out_of_descriptors_the_accept_loops_back_off_and_recover() {
     // provider has no descriptor left and the rest wait in the listen queue.
     let mut hogs = Vec::new();
     for _ in 0..120 {
-        hogs.push(UnixStream::connect(&p.socket).await.unwrap());
+        hogs.push(UnixStream::connect(&p.0.socket).await.unwrap());
     }
     // The operations endpoint meets the limit too.
-    let _waiting = TcpStream::connect(&p.ops).await.unwrap();
+    let _waiting = TcpStream::connect(&p.0.ops).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(p.open_descriptors() >= 60, "the provider never ran out");
 
@@ -294,9 +257,9 @@ async fn out_of_descriptors_the_accept_loops_back_off_and_recover() {
     drop(hogs);
     let started = Instant::now();
     loop {
-        let target = p.dir.path().join("pod");
+        let target = p.0.dir.path().join("pod");
         let attempt = tokio::time::timeout(Duration::from_secs(5), async {
-            let mut client = common::connect(&p.socket).await;
+            let mut client = common::connect(&p.0.socket).await;
             client.mount(Mount::of(MOUNT).target(&target).grpc()).await
         })
         .await;

@@ -2,11 +2,12 @@
 
 use crate::common;
 
+use common::binary::{start_local, LocalBinary, BIN};
 use common::request::Mount;
 
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -15,8 +16,6 @@ use hyper_util::rt::TokioExecutor;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
-
-const BIN: &str = env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws");
 
 const STORE: &str = r#"
 secretsmanager:
@@ -31,48 +30,11 @@ failures:
   - {object: Down, class: server}
 "#;
 
-struct Provider {
-    child: Child,
-    socket: std::path::PathBuf,
-    ops: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Provider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The provider binary over [`STORE`]; its operations endpoint is `p.ops` (host:port).
+type Provider = LocalBinary;
 
 async fn start(extra: &[&str]) -> Provider {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store.yaml");
-    std::fs::write(&store, STORE).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let volume = dir.path().join("providers");
-    let child = Command::new(BIN)
-        .arg(format!("--provider-volume={}", volume.display()))
-        .arg(format!("--metrics-addr=127.0.0.1:{port}"))
-        .args(["--store", "local", "--local-store"])
-        .arg(&store)
-        .args(["--log-format", "json"])
-        .args(extra)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let socket = volume.join("aws.sock");
-    common::wait_for_socket(&socket).await;
-    Provider {
-        child,
-        socket,
-        ops: format!("http://127.0.0.1:{port}"),
-        dir,
-    }
+    start_local(STORE, Command::new(BIN), extra).await
 }
 
 async fn get(url: &str) -> (u16, String) {
@@ -100,8 +62,8 @@ fn metric(text: &str, line_start: &str) -> f64 {
 #[tokio::test]
 async fn health_endpoints_grpc_health_and_mount_metrics() {
     let p = start(&[]).await;
-    assert_eq!(get(&format!("{}/healthz", p.ops)).await.0, 200);
-    assert_eq!(get(&format!("{}/readyz", p.ops)).await.0, 200);
+    assert_eq!(get(&format!("http://{}/healthz", p.ops)).await.0, 200);
+    assert_eq!(get(&format!("http://{}/readyz", p.ops)).await.0, 200);
 
     let channel = tonic::transport::Endpoint::try_from("http://localhost")
         .unwrap()
@@ -158,7 +120,7 @@ async fn health_endpoints_grpc_health_and_mount_metrics() {
         "the detailed message stays the default"
     );
 
-    let (code, text) = get(&format!("{}/metrics", p.ops)).await;
+    let (code, text) = get(&format!("http://{}/metrics", p.ops)).await;
     assert_eq!(code, 200);
     assert_eq!(
         metric(
@@ -298,7 +260,7 @@ async fn a_held_metrics_port_never_keeps_the_socket_from_serving() {
     let p = Provider {
         child,
         socket: volume.join("aws.sock"),
-        ops: format!("http://{ops}"),
+        ops: ops.to_string(),
         dir,
     };
     common::wait_for_socket(&p.socket).await;
@@ -328,7 +290,7 @@ async fn a_held_metrics_port_never_keeps_the_socket_from_serving() {
     let started = std::time::Instant::now();
     loop {
         let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        let url = format!("{}/healthz", p.ops).parse().unwrap();
+        let url = format!("http://{}/healthz", p.ops).parse().unwrap();
         if let Ok(response) = client.get(url).await {
             assert_eq!(response.status().as_u16(), 200);
             break;
@@ -339,7 +301,7 @@ async fn a_held_metrics_port_never_keeps_the_socket_from_serving() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert_eq!(get(&format!("{}/readyz", p.ops)).await.0, 200);
+    assert_eq!(get(&format!("http://{}/readyz", p.ops)).await.0, 200);
 }
 
 /// The existing provider 3.1.1, stopping, deletes `aws.sock` even when it is ours (a
@@ -375,13 +337,13 @@ async fn a_deleted_socket_is_bound_again_and_serves_new_connections() {
         &std::fs::symlink_metadata(&p.socket).unwrap().permissions(),
     );
     assert_eq!(mode & 0o777, 0o600);
-    let (_, text) = get(&format!("{}/metrics", p.ops)).await;
+    let (_, text) = get(&format!("http://{}/metrics", p.ops)).await;
     assert_eq!(
         metric(&text, "secrets_store_provider_aws_socket_rebinds_total"),
         1.0,
         "{text}"
     );
-    assert_eq!(get(&format!("{}/readyz", p.ops)).await.0, 200);
+    assert_eq!(get(&format!("http://{}/readyz", p.ops)).await.0, 200);
 
     Command::new("kill")
         .args(["-TERM", &p.child.id().to_string()])

@@ -8,6 +8,7 @@ pub mod fake_agent;
 pub use testkit::fake_apiserver;
 pub mod attack_node;
 pub mod aws_env;
+pub mod binary;
 pub mod cgroup;
 pub mod fault_proxy;
 pub mod kube_fixtures;
