@@ -15,10 +15,14 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+mod cgroup;
 mod memory;
+mod namespace;
+mod side_by_side;
 mod spread;
 mod sweeps;
 mod syscalls;
+mod tls_front;
 use hyper_util::rt::TokioIo;
 use provider::adapters::csi::proto::csi_driver_provider_client::CsiDriverProviderClient;
 use provider::adapters::csi::proto::MountRequest;
@@ -63,6 +67,103 @@ struct Args {
     /// Mounts of the soak run (`--scenario soak`, not part of `all`).
     #[arg(long, default_value_t = 20_000)]
     soak_mounts: usize,
+    /// Side by side with the existing provider (root): both on the same workloads over
+    /// TLS in private namespaces. `--scenario` then names storm, storm-qps, rotation,
+    /// throughput, memory, limits (or all).
+    #[arg(long)]
+    peer: bool,
+    /// The existing provider's binary; by default built from its source by
+    /// `scripts/existing_provider.py build`.
+    #[arg(long)]
+    peer_bin: Option<PathBuf>,
+    /// The existing provider's source: its 3.1.1 tarball or a clone of the v3.1.1 tag
+    /// (default: ../shared/peer/secrets-store-csi-driver-provider-aws-3.1.1.tar.gz).
+    #[arg(long)]
+    peer_source: Option<PathBuf>,
+    /// Rounds of each side-by-side scenario.
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Pods of the side-by-side rotation.
+    #[arg(long, default_value_t = 10)]
+    rotation_pods: usize,
+    /// Remounts of the side-by-side rotation.
+    #[arg(long, default_value_t = 5)]
+    rotation_intervals: usize,
+    /// The existing provider's mounts in the side-by-side throughput scenario (its 5 qps
+    /// limit makes `--throughput-mounts` take minutes).
+    #[arg(long, default_value_t = 200)]
+    peer_throughput_mounts: usize,
+}
+
+/// The existing provider's binary: `--peer-bin`, or built from `--peer-source` (or the
+/// default tarball) by the script the chart comparison uses too.
+fn existing_binary(args: &Args) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = &args.peer_bin {
+        return Ok(bin.clone());
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/existing_provider.py");
+    let mut command = Command::new("python3");
+    command.arg(script).arg("build").stderr(Stdio::inherit());
+    if let Some(source) = &args.peer_source {
+        command.env("EXISTING_PROVIDER_SOURCE", source);
+    }
+    let out = command.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "building the existing provider failed ({})",
+        out.status
+    );
+    let path = String::from_utf8(out.stdout)?;
+    Ok(PathBuf::from(path.trim()))
+}
+
+async fn peer(args: &Args) -> anyhow::Result<()> {
+    if !namespace::inside() {
+        // Built outside: the Go build needs the module proxy, the namespace has no network.
+        let bin = existing_binary(args)?;
+        let mut extra = Vec::new();
+        if args.peer_bin.is_none() {
+            extra = vec!["--peer-bin".to_string(), bin.display().to_string()];
+        }
+        let status = namespace::run_inside(&extra).await?;
+        anyhow::ensure!(status.success(), "the side-by-side run failed ({status})");
+        return Ok(());
+    }
+    let scenarios = if args.scenario == "all" {
+        side_by_side::SCENARIOS
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    } else {
+        let named: Vec<String> = args.scenario.split(',').map(str::to_string).collect();
+        if let Some(unknown) = named
+            .iter()
+            .find(|n| !side_by_side::SCENARIOS.contains(&n.as_str()))
+        {
+            anyhow::bail!(
+                "no side-by-side scenario {unknown}: {}",
+                side_by_side::SCENARIOS.join(", ")
+            );
+        }
+        named
+    };
+    let existing = args
+        .peer_bin
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--peer-bin is missing inside the namespace"))?;
+    side_by_side::side_by_side(&side_by_side::PeerArgs {
+        ours: std::fs::canonicalize(&args.provider_bin)?,
+        existing: std::fs::canonicalize(existing)?,
+        scenarios,
+        rounds: args.rounds.max(1),
+        mounts: args.mounts,
+        latency_ms: args.latency_ms,
+        rotation_pods: args.rotation_pods,
+        rotation_intervals: args.rotation_intervals,
+        throughput_mounts: args.throughput_mounts,
+        existing_throughput_mounts: args.peer_throughput_mounts,
+    })
+    .await
 }
 
 const SECRETS: usize = 5;
@@ -525,6 +626,9 @@ async fn main() -> anyhow::Result<()> {
         args.provider_bin.display()
     );
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    if args.peer {
+        return peer(&args).await;
+    }
     if args.scenario == "soak" {
         return soak(&args).await;
     }

@@ -4,12 +4,13 @@
 //! to the provider's cgroup) and handed back (driver writes). Reports the cgroup's peak,
 //! what it holds after the mounts, the peak RSS and how every mount ended.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use provider::adapters::csi::proto::MountRequest;
 use testkit::aws_stub;
+
+use crate::cgroup::{Cgroup, Limits};
 
 use super::{bench_request, connect, fake_cluster, proc_status, start_provider_with, volume_dir};
 
@@ -17,92 +18,6 @@ const OBJECTS: usize = 256;
 const DRIVER_OBJECTS: usize = 60;
 const VALUE_BYTES: usize = 65_000;
 const LIMIT: u64 = 100 * 1024 * 1024;
-
-/// A child memory cgroup of this process's own, removed on drop.
-struct Cgroup {
-    dir: PathBuf,
-    v1: bool,
-}
-
-impl Cgroup {
-    fn create(name: &str) -> anyhow::Result<Cgroup> {
-        let text = std::fs::read_to_string("/proc/self/cgroup")?;
-        let mut v1 = None;
-        let mut v2 = None;
-        for line in text.lines() {
-            let parts: Vec<&str> = line.splitn(3, ':').collect();
-            if parts.len() != 3 {
-                continue;
-            }
-            if parts[1].split(',').any(|c| c == "memory") {
-                v1 = Some(parts[2].trim_start_matches('/').to_string());
-            } else if parts[1].is_empty() {
-                v2 = Some(parts[2].trim_start_matches('/').to_string());
-            }
-        }
-        let (dir, v1) = match (v1, v2) {
-            (Some(p), _) => (Path::new("/sys/fs/cgroup/memory").join(p).join(name), true),
-            (None, Some(p)) => (Path::new("/sys/fs/cgroup").join(p).join(name), false),
-            _ => anyhow::bail!("no memory cgroup"),
-        };
-        std::fs::create_dir_all(&dir)?;
-        let limit = if v1 {
-            "memory.limit_in_bytes"
-        } else {
-            "memory.max"
-        };
-        std::fs::write(dir.join(limit), LIMIT.to_string())?;
-        Ok(Cgroup { dir, v1 })
-    }
-
-    fn read(&self, v1: &str, v2: &str) -> u64 {
-        let file = if self.v1 { v1 } else { v2 };
-        std::fs::read_to_string(self.dir.join(file))
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0)
-    }
-
-    fn usage(&self) -> u64 {
-        self.read("memory.usage_in_bytes", "memory.current")
-    }
-
-    fn peak(&self) -> u64 {
-        self.read("memory.max_usage_in_bytes", "memory.peak")
-    }
-
-    fn reset_peak(&self) {
-        let file = if self.v1 {
-            "memory.max_usage_in_bytes"
-        } else {
-            "memory.peak"
-        };
-        let _ = std::fs::write(self.dir.join(file), "0");
-    }
-
-    fn oom_kills(&self) -> u64 {
-        let file = if self.v1 {
-            "memory.oom_control"
-        } else {
-            "memory.events"
-        };
-        std::fs::read_to_string(self.dir.join(file))
-            .ok()
-            .and_then(|t| {
-                t.lines().find_map(|l| {
-                    l.strip_prefix("oom_kill ")
-                        .and_then(|v| v.trim().parse().ok())
-                })
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Cgroup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.dir);
-    }
-}
 
 fn class(objects: usize) -> String {
     (0..objects)
@@ -124,18 +39,19 @@ fn request(pod: usize, target: &Path, objects: usize) -> MountRequest {
 /// One mode: the first mount alone, then 8 at once; each line of the report.
 async fn run_mode(bin: &Path, driver_writes: bool) -> anyhow::Result<Vec<String>> {
     let dir = volume_dir()?;
-    let cgroup = Cgroup::create(&format!("storm-{}-{driver_writes}", std::process::id()))?;
+    let cgroup = Cgroup::create(
+        &format!("storm-{}-{driver_writes}", std::process::id()),
+        Limits {
+            memory_bytes: Some(LIMIT),
+            cpu_millis: None,
+        },
+    )?;
     let stub = aws_stub::start(Duration::from_millis(5)).await?;
     stub.set_value_bytes(VALUE_BYTES as u64);
     let api = fake_cluster().await;
     // Joins the cgroup before exec, so every page the provider touches is charged there.
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg("echo $$ > \"$0\" && exec \"$@\"")
-        .arg(cgroup.dir.join("cgroup.procs"))
-        .arg(bin)
-        .arg(format!("--driver-writes-secrets={driver_writes}"));
+    let mut command = cgroup.wrap(bin);
+    command.arg(format!("--driver-writes-secrets={driver_writes}"));
     let provider = start_provider_with(command, dir.path(), &api, &stub.url).await?;
     let client = connect(&provider.socket).await?;
     let pid = provider.child.id();
