@@ -66,7 +66,8 @@ impl Footprint {
 impl ParsedObjects {
     /// Before the fetch: every object at its size limit, once per copy, from both
     /// regions while failover decides; each selection's reserved matches likewise; each
-    /// known file's overhead; the response's copies; and one evaluation's allowance.
+    /// known file's overhead; the response's copies; planning's base (each value as
+    /// fetched); and one evaluation's allowance.
     pub fn worst_case_bytes(&self, limits: &Footprint, regions: &Regions) -> WorstCase {
         let regions_asked = regions.iter().count();
         let objects = self
@@ -98,9 +99,22 @@ impl ParsedObjects {
                 .len()
                 .saturating_mul(limits.reserved_matches()),
         );
+        // Planning's base: the fetched values stay held while the files are made from
+        // them (as in `needed_bytes`, which this must not fall short of).
+        let base = self
+            .objects
+            .iter()
+            .map(|o| limits.largest(o.primary.kind.max_value_bytes()))
+            .chain(self.selections.iter().map(|s| {
+                limits
+                    .largest(s.selection.kind().max_value_bytes())
+                    .saturating_mul(limits.reserved_matches())
+            }))
+            .fold(0, usize::saturating_add);
         let bytes = values
             .saturating_add(files.saturating_mul(FILE_OVERHEAD_BYTES))
             .saturating_mul(limits.response_copies())
+            .saturating_add(base)
             .saturating_add(self.evaluation_bytes(limits));
         WorstCase {
             bytes,
@@ -108,8 +122,9 @@ impl ParsedObjects {
         }
     }
 
-    /// After the fetch: every value once per copy, each file planning makes (its
-    /// overhead counted), and one evaluation's allowance. A value over
+    /// After the fetch: what planning holds at its peak: its base (the fetched values and
+    /// one evaluation's allowance), every value once per copy made of it, and each file
+    /// planning makes (its overhead counted). A value over
     /// `max_secret_bytes` fails here, before the budget is resized for it: the one
     /// place a mount checks that rule.
     pub fn needed_bytes(
@@ -141,9 +156,13 @@ impl ParsedObjects {
             .iter()
             .map(Vec::len)
             .fold(self.listed_files(), usize::saturating_add);
+        // Planning holds its base (the fetched values, one evaluation) while it makes the
+        // files: counted here too, or the reservation trimmed to this would have to grow
+        // during planning, when a busy budget refuses growth (50 mounts at once of 300 KB
+        // each failed that way in the side-by-side memory scenario).
         Ok(values
             .saturating_add(files.saturating_mul(FILE_OVERHEAD_BYTES))
-            .saturating_add(self.evaluation_bytes(limits)))
+            .saturating_add(self.planning_base_bytes(limits, fetched, selected)))
     }
 
     /// While planning, besides the files and parsed secrets the plan asks for as it
@@ -231,11 +250,13 @@ mod tests {
         let ssm = 8 * 1024;
         let files = 3 * FILE_OVERHEAD_BYTES;
         let one = parsed.worst_case_bytes(&limits(false), &regions(false));
-        assert_eq!(one.bytes, 3 * sm + ssm + files + 1000);
+        // Planning's base: each value as fetched, held while its files are made.
+        let base = sm + ssm;
+        assert_eq!(one.bytes, 3 * sm + ssm + files + base + 1000);
         let two = parsed.worst_case_bytes(&limits(false), &regions(true));
-        assert_eq!(two.bytes, 2 * (3 * sm + ssm) + files + 1000);
+        assert_eq!(two.bytes, 2 * (3 * sm + ssm) + files + base + 1000);
         let driver = parsed.worst_case_bytes(&limits(true), &regions(false));
-        assert_eq!(driver.bytes, 2 * (3 * sm + ssm + files) + 1000);
+        assert_eq!(driver.bytes, 2 * (3 * sm + ssm + files) + base + 1000);
         assert!(one.selection_shares.is_empty());
     }
 
@@ -249,7 +270,9 @@ mod tests {
         // Failover asks a selection's regions one after the other: counted once.
         assert_eq!(
             worst.bytes,
-            share + SELECTION_RESERVED_MATCHES * FILE_OVERHEAD_BYTES
+            share
+                + SELECTION_RESERVED_MATCHES * FILE_OVERHEAD_BYTES
+                + 8 * 1024 * SELECTION_RESERVED_MATCHES
         );
         let few = Footprint {
             max_matches: 2,
@@ -279,12 +302,46 @@ mod tests {
         let needed = parsed
             .needed_bytes(&limits(false), &[fetched(100)], &found)
             .unwrap();
-        assert_eq!(needed, 2 * 100 + 2 * (10 + 20) + 3 * FILE_OVERHEAD_BYTES);
+        // Every copy, each file's overhead, and planning's base (the values as fetched).
+        assert_eq!(
+            needed,
+            2 * 100 + 2 * (10 + 20) + 3 * FILE_OVERHEAD_BYTES + (100 + 10 + 20)
+        );
         assert_eq!(
             parsed.planning_base_bytes(&limits(false), &[fetched(100)], &found),
             130
         );
         assert_eq!(limits(true).kept_bytes(500), 1000);
+    }
+
+    #[test]
+    fn what_a_mount_needs_after_the_fetch_never_exceeds_what_it_reserved() {
+        // The reservation is trimmed to `needed_bytes` after the fetch; growing back
+        // later would meet a busy budget, so the worst case must cover it, for every
+        // kind of object, values at their limit, one region or two.
+        let parsed = class("- {objectName: a, objectType: secretsmanager}\n- {objectName: b, objectType: secretsmanager, objectEncoding: base64, jmesPath: [{path: k, objectAlias: k}]}\n- {objectName: c, objectType: ssmparameter}\n- {objectType: ssmparameter, select: {path: /app}}\n");
+        let full: Vec<Fetched> = [64 * 1024, 64 * 1024, 8 * 1024]
+            .into_iter()
+            .map(fetched)
+            .collect();
+        let matches = vec![(0..SELECTION_RESERVED_MATCHES)
+            .map(|i| Selected {
+                name: format!("/app/{i}"),
+                fetched: fetched(8 * 1024),
+            })
+            .collect::<Vec<_>>()];
+        for driver_writes in [false, true] {
+            for failover in [false, true] {
+                let footprint = limits(driver_writes);
+                let worst = parsed.worst_case_bytes(&footprint, &regions(failover));
+                let needed = parsed.needed_bytes(&footprint, &full, &matches).unwrap();
+                assert!(
+                    needed <= worst.bytes,
+                    "driver writes {driver_writes}, failover {failover}: {needed} > {}",
+                    worst.bytes
+                );
+            }
+        }
     }
 
     #[test]
