@@ -1,8 +1,9 @@
-//! The real Secrets Store CSI Driver v1.6.0 in the loop (`common::csi_node`): the
-//! driver's node server, playing against a csikubelet that calls it as the kubelet does,
-//! mounts a tmpfs and calls our provider binary as deployed (its ServiceAccount's
-//! kubeconfig, IRSA with a token bound to the pod, moto behind the fault proxy as AWS),
-//! against the real API server with the driver's CRDs and RBAC.
+//! The real Secrets Store CSI Driver v1.6.0 in the loop (`common::csi_node` runs the
+//! node, `common::csi_cluster` the cluster side): the driver's node server, called by
+//! csikubelet as the kubelet calls it, mounts a tmpfs and calls our provider binary as
+//! deployed (its ServiceAccount's kubeconfig, IRSA with a token bound to the pod, moto
+//! behind the fault proxy as AWS), against the real API server with the driver's CRDs and
+//! RBAC.
 //!
 //! Rotation: the driver runs with rotation on and a poll interval of an hour, and a test
 //! makes a target's rotation due by setting the target's mtime an hour back (the driver
@@ -13,7 +14,8 @@ use crate::common;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use common::csi_node::{self, age, mounted_type, Node, NodeConfig, PodVolume};
+use common::csi_cluster::{self, PodVolume};
+use common::csi_node::{age, mounted_type, Node, NodeConfig};
 use common::fault_proxy::{Fault, Proxy};
 use common::kube_fixtures::{create, eventually, label_node, namespace, shared, ROLE};
 use common::moto::Moto;
@@ -43,7 +45,7 @@ struct Scene {
 /// A namespace `ns` with ServiceAccount `web` (role ROLE), MySecret in moto, our
 /// provider installed as `-<ns>` and run with `provider_flags`, and a node `node-<ns>`.
 async fn scene(ns: &str, provider_flags: &[&str]) -> Option<Scene> {
-    let tools = csi_node::tools()?;
+    let tools = csi_cluster::tools()?;
     let plane = shared()?;
     let moto = common::moto::start()?;
     let proxy = common::fault_proxy::start(&moto.url).await;
@@ -56,7 +58,7 @@ async fn scene(ns: &str, provider_flags: &[&str]) -> Option<Scene> {
     let provider_kubeconfig = plane
         .install_provider(&format!("-{ns}"), &plane.url(), |_| {})
         .await;
-    let driver_kubeconfig = csi_node::install_driver(plane, &tools).await;
+    let driver_kubeconfig = csi_cluster::install_driver(plane, &tools).await;
     let node = Node::start(
         &tools,
         NodeConfig {
@@ -80,11 +82,11 @@ async fn scene(ns: &str, provider_flags: &[&str]) -> Option<Scene> {
 impl Scene {
     async fn class(&self, name: &str, objects: &str, secret_objects: Option<serde_json::Value>) {
         let parameters = [("objects", objects), ("region", REGION)];
-        csi_node::class(&self.admin, &self.ns, name, &parameters, secret_objects).await;
+        csi_cluster::class(&self.admin, &self.ns, name, &parameters, secret_objects).await;
     }
 
     async fn pod(&self, name: &str, class: &str) -> PodVolume {
-        csi_node::pod_volume(&self.admin, &self.node, &self.ns, name, "web", class).await
+        csi_cluster::pod_volume(&self.admin, &self.node, &self.ns, name, "web", class).await
     }
 
     async fn publish(&self, volume: &PodVolume) {
@@ -127,7 +129,7 @@ impl Scene {
         let api = Api::<DynamicObject>::namespaced_with(
             self.admin.clone(),
             &self.ns,
-            &csi_node::pod_status_resource(),
+            &csi_cluster::pod_status_resource(),
         );
         let all = api.list(&ListParams::default()).await.unwrap();
         all.items

@@ -10,6 +10,7 @@ pub mod attack_node;
 pub mod aws_env;
 pub mod binary;
 pub mod cgroup;
+pub mod csi_cluster;
 pub mod csi_node;
 pub mod fault_proxy;
 pub mod kube_fixtures;
