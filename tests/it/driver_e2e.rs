@@ -23,6 +23,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, ListParams};
 
 const REGION: &str = "eu-west-1";
+const REMOUNT_FAILURES: &str = "secrets_store_provider_aws_remount_failures_total";
 const CLASS: &str = "aws-secrets";
 const VALUE: &str = r#"{"username":"memeuser","password":"hunter2"}"#;
 const OBJECTS: &str = r#"
@@ -268,8 +269,9 @@ async fn secret_objects_sync_and_follow_a_rotation() {
     assert_eq!(synced("whole").await.as_deref(), Some(rotated));
 }
 
-/// A class error and a missing secret fail NodePublishVolume with our message inside
-/// the driver's, and leave nothing mounted; the class error before any AWS call.
+/// A class error and a missing secret fail NodePublishVolume with our code and message
+/// inside the driver's, and leave nothing mounted; the class error before any AWS call.
+/// The kubelet's next try mounts once the secret exists.
 #[tokio::test]
 async fn our_errors_reach_the_kubelet_through_the_driver() {
     let Some(scene) = scene("drv-errors", &[]).await else {
@@ -299,6 +301,11 @@ async fn our_errors_reach_the_kubelet_through_the_driver() {
         "{err}"
     );
     assert_eq!(mounted_type(&missing.target), None);
+    // The kubelet tries again; once the secret exists, the mount succeeds (the failed
+    // target was removed, so rotation's "not due yet" does not skip it).
+    common::create_secret(&scene.moto.url, REGION, "NoSuchSecret", "late").await;
+    scene.publish(&missing).await;
+    assert_eq!(read(&missing.target, "NoSuchSecret"), "late");
 
     let reads = scene.reads();
     let broken = scene.pod("web-broken", "broken").await;
@@ -319,8 +326,8 @@ async fn our_errors_reach_the_kubelet_through_the_driver() {
 /// every remount, so the next rotation is an interval away; the driver's writer leaves
 /// unchanged files alone, so in driver-writes mode the target stays due and every
 /// republish reads again until a value changes. Then a remount that fails (AWS answers
-/// 500) keeps the old files, is counted in the driver's metrics, and the next one
-/// recovers.
+/// 500) keeps the old files, is counted in the driver's metrics and ours, and the next
+/// one recovers.
 async fn reads_per_republish(ns: &str, provider_flags: &[&str], expected: [usize; 4]) {
     let Some(scene) = scene(ns, provider_flags).await else {
         return;
@@ -346,6 +353,7 @@ async fn reads_per_republish(ns: &str, provider_flags: &[&str], expected: [usize
         .node
         .driver_metric("rotation_reconcile_error_total")
         .await;
+    let ours = scene.node.provider_metric(REMOUNT_FAILURES).await;
     scene.rotate(r#"{"username":"rotated"}"#).await;
     scene.proxy.fail_region(
         REGION,
@@ -369,6 +377,7 @@ async fn reads_per_republish(ns: &str, provider_flags: &[&str], expected: [usize
             .await,
         errors + 1
     );
+    assert_eq!(scene.node.provider_metric(REMOUNT_FAILURES).await, ours + 1);
     scene.proxy.state.lock().unwrap().faults.clear();
     age(&volume.target);
     scene.publish(&volume).await;

@@ -25,6 +25,7 @@ pub struct Node {
     provider: Child,
     endpoint: String,
     metrics: u16,
+    provider_metrics: u16,
 }
 
 /// How the node runs: our provider's extra flags.
@@ -46,11 +47,13 @@ impl Node {
             .tempdir()
             .expect("node directory");
         let providers = dir.path().join("providers");
-        let provider = super::deployed_provider(
+        let provider_metrics = free_port();
+        let provider = super::deployed_provider_on(
             &providers,
             config.provider_kubeconfig,
             config.name,
             config.aws_endpoint,
+            &format!("127.0.0.1:{provider_metrics}"),
         )
         .args(config.provider_flags)
         .stdout(Stdio::null())
@@ -85,6 +88,7 @@ impl Node {
             provider,
             endpoint,
             metrics,
+            provider_metrics,
         };
         super::wait_for_socket(&providers.join("aws.sock")).await;
         let started = Instant::now();
@@ -171,24 +175,12 @@ impl Node {
 
     /// The driver's counter `name` (its metrics endpoint), summed over its labels.
     pub async fn driver_metric(&self, name: &str) -> u64 {
-        let port = self.metrics;
-        let text = tokio::task::spawn_blocking(move || {
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
-            stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-            let mut text = String::new();
-            stream.read_to_string(&mut text)?;
-            Ok::<_, std::io::Error>(text)
-        })
-        .await
-        .unwrap()
-        .expect("the driver's metrics");
-        text.lines()
-            .filter(|line| {
-                line.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
+        counter(self.metrics, name).await
+    }
+
+    /// Our provider's counter `name` (its operations endpoint), summed over its labels.
+    pub async fn provider_metric(&self, name: &str) -> u64 {
+        counter(self.provider_metrics, name).await
     }
 
     /// Both processes' logs, for failure messages.
@@ -245,6 +237,28 @@ pub fn age(target: &Path) {
     std::fs::File::open(target)
         .and_then(|dir| dir.set_modified(SystemTime::now() - Duration::from_secs(3600)))
         .unwrap_or_else(|e| panic!("aging {}: {e}", target.display()));
+}
+
+/// The Prometheus counter `name` served on 127.0.0.1:`port`, summed over its labels.
+async fn counter(port: u16, name: &str) -> u64 {
+    let name = name.to_string();
+    let text = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text)?;
+        Ok::<_, std::io::Error>(text)
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("metrics on port {port}: {e}"));
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(name.as_str())
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 fn tail(text: &str) -> String {
