@@ -44,7 +44,16 @@ const OTHER_TOOLS: &[(&str, &[&str])] = &[
             "watch-cache",
         ],
     ),
-    ("the CSI driver", &["providers-dir"]),
+    (
+        "the CSI driver",
+        &[
+            "enable-secret-rotation",
+            "endpoint",
+            "nodeid",
+            "providers-dir",
+            "rotation-poll-interval",
+        ],
+    ),
     (
         "storm, the benchmark (bench/)",
         &[

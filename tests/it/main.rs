@@ -12,6 +12,7 @@ mod cli;
 mod csi_transport;
 mod deploy;
 mod driver_client;
+mod driver_e2e;
 mod faults;
 mod fuzz_corpus;
 mod http_hardening;

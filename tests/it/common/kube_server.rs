@@ -361,19 +361,27 @@ fn wait_for_etcd(etcd: &mut Child, log: &Path) {
     }
 }
 
-/// Until the API server's authorizer grants `user` every verb `role` names: a binding is
-/// created before the RBAC cache has seen it, and a test must not meet that gap.
-async fn wait_until_authorized(admin: &kube::Client, user: &str, role: &ClusterRole) {
+/// Until the API server's authorizer grants `user` every verb `role` names (in the rule's
+/// first API group, on its first resource name if it names any): a binding is created
+/// before the RBAC cache has seen it, and a test must not meet that gap.
+pub async fn wait_until_authorized(admin: &kube::Client, user: &str, role: &ClusterRole) {
     let reviews = Api::<SubjectAccessReview>::all(admin.clone());
     for rule in role.rules.iter().flatten() {
         for resource in rule.resources.iter().flatten() {
+            let (name, subresource) = match resource.split_once('/') {
+                Some((name, sub)) => (name, Some(sub)),
+                None => (resource.as_str(), None),
+            };
             for verb in &rule.verbs {
                 let review = SubjectAccessReview {
                     spec: SubjectAccessReviewSpec {
                         user: Some(user.to_string()),
                         resource_attributes: Some(ResourceAttributes {
                             verb: Some(verb.clone()),
-                            resource: Some(resource.clone()),
+                            group: rule.api_groups.iter().flatten().next().cloned(),
+                            resource: Some(name.to_string()),
+                            subresource: subresource.map(str::to_string),
+                            name: rule.resource_names.iter().flatten().next().cloned(),
                             ..Default::default()
                         }),
                         ..Default::default()

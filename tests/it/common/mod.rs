@@ -10,6 +10,8 @@ pub mod attack_node;
 pub mod aws_env;
 pub mod binary;
 pub mod cgroup;
+pub mod csi_cluster;
+pub mod csi_node;
 pub mod fault_proxy;
 pub mod kube_fixtures;
 pub mod kube_server;
@@ -213,11 +215,22 @@ pub fn deployed_provider(
     node: &str,
     aws_endpoint: &str,
 ) -> std::process::Command {
+    deployed_provider_on(volume, kubeconfig, node, aws_endpoint, "127.0.0.1:0")
+}
+
+/// The same, its operations endpoint (metrics) on `metrics_addr`.
+pub fn deployed_provider_on(
+    volume: &Path,
+    kubeconfig: &Path,
+    node: &str,
+    aws_endpoint: &str,
+    metrics_addr: &str,
+) -> std::process::Command {
     let mut command =
         std::process::Command::new(env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws"));
     command
         .arg(format!("--provider-volume={}", volume.display()))
-        .arg("--metrics-addr=127.0.0.1:0")
+        .arg(format!("--metrics-addr={metrics_addr}"))
         .env("KUBECONFIG", kubeconfig)
         .env_remove("KUBERNETES_SERVICE_HOST")
         .env("NODE_NAME", node)

@@ -1,0 +1,400 @@
+//! The real Secrets Store CSI Driver v1.6.0 in the loop (`common::csi_node` runs the
+//! node, `common::csi_cluster` the cluster side): the driver's node server, called by
+//! csikubelet as the kubelet calls it, mounts a tmpfs and calls our provider binary as
+//! deployed (its ServiceAccount's kubeconfig, IRSA with a token bound to the pod, moto
+//! behind the fault proxy as AWS), against the real API server with the driver's CRDs and
+//! RBAC.
+//!
+//! Rotation: the driver runs with rotation on and a poll interval of an hour, and a test
+//! makes a target's rotation due by setting the target's mtime an hour back (the driver
+//! decides from that mtime alone), so no test sleeps or depends on timing.
+
+use crate::common;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+
+use common::csi_cluster::{self, PodVolume};
+use common::csi_node::{age, mounted_type, Node, NodeConfig};
+use common::fault_proxy::{Fault, Proxy};
+use common::kube_fixtures::{create, eventually, label_node, namespace, shared, ROLE};
+use common::moto::Moto;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DynamicObject, ListParams};
+
+const REGION: &str = "eu-west-1";
+const REMOUNT_FAILURES: &str = "secrets_store_provider_aws_remount_failures_total";
+const CLASS: &str = "aws-secrets";
+const VALUE: &str = r#"{"username":"memeuser","password":"hunter2"}"#;
+const OBJECTS: &str = r#"
+- objectName: MySecret
+  objectType: secretsmanager
+  jmesPath:
+    - {path: username, objectAlias: user, filePermission: "0400"}
+"#;
+
+/// One namespace's world: a node (driver and provider), moto behind the proxy, the
+/// admin's client. The node is dropped first (its mounts undone), then AWS.
+struct Scene {
+    node: Node,
+    admin: kube::Client,
+    proxy: Proxy,
+    moto: Moto,
+    ns: String,
+}
+
+/// A namespace `ns` with ServiceAccount `web` (role ROLE), MySecret in moto, our
+/// provider installed as `-<ns>` and run with `provider_flags`, and a node `node-<ns>`.
+async fn scene(ns: &str, provider_flags: &[&str]) -> Option<Scene> {
+    let tools = csi_cluster::tools()?;
+    let plane = shared()?;
+    let moto = common::moto::start()?;
+    let proxy = common::fault_proxy::start(&moto.url).await;
+    let admin = plane.admin().await.unwrap();
+    let accounts = namespace(&admin, ns).await;
+    create(&accounts, "web", Some(ROLE)).await;
+    let node_name = format!("node-{ns}");
+    label_node(&admin, &node_name, REGION).await;
+    common::create_secret(&moto.url, REGION, "MySecret", VALUE).await;
+    let provider_kubeconfig = plane
+        .install_provider(&format!("-{ns}"), &plane.url(), |_| {})
+        .await;
+    let driver_kubeconfig = csi_cluster::install_driver(plane, &tools).await;
+    let node = Node::start(
+        &tools,
+        NodeConfig {
+            name: &node_name,
+            provider_kubeconfig: &provider_kubeconfig,
+            driver_kubeconfig: &driver_kubeconfig,
+            aws_endpoint: &proxy.url,
+            provider_flags,
+        },
+    )
+    .await;
+    Some(Scene {
+        node,
+        admin,
+        proxy,
+        moto,
+        ns: ns.into(),
+    })
+}
+
+impl Scene {
+    async fn class(&self, name: &str, objects: &str, secret_objects: Option<serde_json::Value>) {
+        let parameters = [("objects", objects), ("region", REGION)];
+        csi_cluster::class(&self.admin, &self.ns, name, &parameters, secret_objects).await;
+    }
+
+    async fn pod(&self, name: &str, class: &str) -> PodVolume {
+        csi_cluster::pod_volume(&self.admin, &self.node, &self.ns, name, "web", class).await
+    }
+
+    async fn publish(&self, volume: &PodVolume) {
+        if let Err(e) = self.node.publish(volume).await {
+            panic!("NodePublishVolume failed: {e}\n{}", self.node.logs());
+        }
+    }
+
+    /// Reads of secret values our provider made (through the proxy).
+    fn reads(&self) -> usize {
+        self.proxy.count("GetSecretValue") + self.proxy.count("BatchGetSecretValue")
+    }
+
+    /// Puts a new value (a new version id) into MySecret; returns that version id.
+    async fn rotate(&self, value: &str) -> String {
+        let client = self.secrets_manager().await;
+        client
+            .put_secret_value()
+            .secret_id("MySecret")
+            .secret_string(value)
+            .send()
+            .await
+            .expect("new version")
+            .version_id
+            .expect("version id")
+    }
+
+    async fn current_version(&self) -> String {
+        let client = self.secrets_manager().await;
+        let value = client.get_secret_value().secret_id("MySecret").send().await;
+        value.unwrap().version_id.unwrap()
+    }
+
+    async fn secrets_manager(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&common::seed_config(&self.moto.url, REGION).await)
+    }
+
+    /// The SecretProviderClassPodStatus the driver made for `volume`'s pod.
+    async fn pod_status(&self, volume: &PodVolume) -> DynamicObject {
+        let api = Api::<DynamicObject>::namespaced_with(
+            self.admin.clone(),
+            &self.ns,
+            &csi_cluster::pod_status_resource(),
+        );
+        let all = api.list(&ListParams::default()).await.unwrap();
+        all.items
+            .into_iter()
+            .find(|s| s.data["status"]["podName"] == volume.name.as_str())
+            .unwrap_or_else(|| panic!("no pod status for {}", volume.name))
+    }
+
+    async fn synced_secret(&self, name: &str) -> Option<Secret> {
+        Api::<Secret>::namespaced(self.admin.clone(), &self.ns)
+            .get_opt(name)
+            .await
+            .unwrap()
+    }
+}
+
+fn read(target: &Path, file: &str) -> String {
+    std::fs::read_to_string(target.join(file))
+        .unwrap_or_else(|e| panic!("{}: {e}", target.join(file).display()))
+}
+
+fn mode(target: &Path, file: &str) -> u32 {
+    std::fs::metadata(target.join(file))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// Files and modes in the driver's tmpfs, the pod status with the object's version, and
+/// NodeUnpublishVolume undoing it all: in either write mode.
+async fn publish_and_unpublish(ns: &str, provider_flags: &[&str]) {
+    let Some(scene) = scene(ns, provider_flags).await else {
+        return;
+    };
+    scene.class(CLASS, OBJECTS, None).await;
+    let volume = scene.pod("web-0", CLASS).await;
+    scene.publish(&volume).await;
+    let target = &volume.target;
+
+    assert_eq!(mounted_type(target).as_deref(), Some("tmpfs"));
+    assert_eq!(read(target, "MySecret"), VALUE);
+    assert_eq!(read(target, "user"), "memeuser");
+    assert_eq!(mode(target, "user"), 0o400);
+    // The driver asks for 0644 unless the class says otherwise.
+    assert_eq!(mode(target, "MySecret"), 0o644);
+    // Both writers publish through `..data`, so a pod never sees half a mount.
+    assert!(target.join("..data").is_symlink());
+
+    let status = scene.pod_status(&volume).await;
+    let version = scene.current_version().await;
+    assert_eq!(status.data["status"]["mounted"], true, "{status:?}");
+    assert_eq!(status.data["status"]["secretProviderClassName"], CLASS);
+    assert_eq!(
+        status.data["status"]["targetPath"],
+        target.display().to_string()
+    );
+    let objects = status.data["status"]["objects"].as_array().unwrap();
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["version"] == version.as_str()
+                && o["id"].as_str().unwrap().contains("MySecret")),
+        "{objects:?} should hold MySecret at {version}"
+    );
+    let labels = status.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(
+        labels.get("internal.secrets-store.csi.k8s.io/node-name"),
+        Some(&scene.node.name)
+    );
+    let owner = &status.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Pod", volume.uid.as_str())
+    );
+
+    scene.node.unpublish(&volume).await.unwrap();
+    assert_eq!(mounted_type(target), None);
+    assert!(!target.exists(), "NodeUnpublishVolume removes the target");
+}
+
+#[tokio::test]
+async fn provider_writes_files_into_the_drivers_tmpfs() {
+    publish_and_unpublish("drv-provider-writes", &[]).await;
+}
+
+#[tokio::test]
+async fn driver_writes_the_same_files() {
+    publish_and_unpublish("drv-driver-writes", &["--driver-writes-secrets"]).await;
+}
+
+/// `secretObjects` become a Kubernetes Secret holding our values, and a rotation that
+/// changes the version id reaches the files, the pod status and the Secret.
+#[tokio::test]
+async fn secret_objects_sync_and_follow_a_rotation() {
+    let Some(scene) = scene("drv-sync", &[]).await else {
+        return;
+    };
+    let secret_objects = serde_json::json!([{
+        "secretName": "web-synced",
+        "type": "Opaque",
+        "data": [
+            {"objectName": "user", "key": "username"},
+            {"objectName": "MySecret", "key": "whole"},
+        ],
+    }]);
+    scene.class(CLASS, OBJECTS, Some(secret_objects)).await;
+    let volume = scene.pod("web-0", CLASS).await;
+    scene.publish(&volume).await;
+    let synced = async |key: &str| {
+        let secret = scene.synced_secret("web-synced").await?;
+        let data = secret.data?;
+        Some(String::from_utf8(data.get(key)?.0.clone()).unwrap())
+    };
+    eventually("the Secret is synced", async || {
+        synced("username").await.as_deref() == Some("memeuser")
+    })
+    .await;
+    assert_eq!(synced("whole").await.as_deref(), Some(VALUE));
+
+    let rotated = r#"{"username":"rotated","password":"hunter3"}"#;
+    let version = scene.rotate(rotated).await;
+    age(&volume.target);
+    scene.publish(&volume).await;
+    assert_eq!(read(&volume.target, "user"), "rotated");
+    let status = scene.pod_status(&volume).await;
+    let objects = status.data["status"]["objects"].as_array().unwrap();
+    assert!(
+        objects.iter().any(|o| o["version"] == version.as_str()),
+        "{objects:?}"
+    );
+    eventually("the Secret follows the rotation", async || {
+        synced("username").await.as_deref() == Some("rotated")
+    })
+    .await;
+    assert_eq!(synced("whole").await.as_deref(), Some(rotated));
+}
+
+/// A class error and a missing secret fail NodePublishVolume with our code and message
+/// inside the driver's, and leave nothing mounted; the class error before any AWS call.
+/// The kubelet's next try mounts once the secret exists.
+#[tokio::test]
+async fn our_errors_reach_the_kubelet_through_the_driver() {
+    let Some(scene) = scene("drv-errors", &[]).await else {
+        return;
+    };
+    scene
+        .class(
+            "missing",
+            "- {objectName: NoSuchSecret, objectType: secretsmanager}",
+            None,
+        )
+        .await;
+    scene
+        .class(
+            "broken",
+            "- {objectName: MySecret, objectType: secretsmanager, objectAlias: ../escape}",
+            None,
+        )
+        .await;
+
+    let missing = scene.pod("web-missing", "missing").await;
+    let err = scene.node.publish(&missing).await.unwrap_err();
+    // Our code and message, inside the driver's own words.
+    assert!(err.starts_with("NotFound: "), "{err}");
+    assert!(
+        err.contains("GetSecretValue NoSuchSecret in eu-west-1: ResourceNotFoundException"),
+        "{err}"
+    );
+    assert_eq!(mounted_type(&missing.target), None);
+    // The kubelet tries again; once the secret exists, the mount succeeds (the failed
+    // target was removed, so rotation's "not due yet" does not skip it).
+    common::create_secret(&scene.moto.url, REGION, "NoSuchSecret", "late").await;
+    scene.publish(&missing).await;
+    assert_eq!(read(&missing.target, "NoSuchSecret"), "late");
+
+    let reads = scene.reads();
+    let broken = scene.pod("web-broken", "broken").await;
+    let err = scene.node.publish(&broken).await.unwrap_err();
+    assert!(err.starts_with("InvalidArgument: "), "{err}");
+    assert!(err.contains("invalid SecretProviderClass"), "{err}");
+    assert!(err.contains("../escape"), "{err}");
+    assert_eq!(mounted_type(&broken.target), None);
+    assert_eq!(
+        scene.reads(),
+        reads,
+        "a bad class is refused before any read"
+    );
+}
+
+/// Reads per republish: a republish before the poll interval is skipped; a due one reads
+/// every object (v1.6 sends no current versions). Our writer renews the target's mtime on
+/// every remount, so the next rotation is an interval away; the driver's writer leaves
+/// unchanged files alone, so in driver-writes mode the target stays due and every
+/// republish reads again until a value changes. Then a remount that fails (AWS answers
+/// 500) keeps the old files, is counted in the driver's metrics and ours, and the next
+/// one recovers.
+async fn reads_per_republish(ns: &str, provider_flags: &[&str], expected: [usize; 4]) {
+    let Some(scene) = scene(ns, provider_flags).await else {
+        return;
+    };
+    scene.class(CLASS, OBJECTS, None).await;
+    let volume = scene.pod("web-0", CLASS).await;
+    let mut reads = Vec::new();
+    let mut republish = async |aged: bool| {
+        let before = scene.reads();
+        if aged {
+            age(&volume.target);
+        }
+        scene.publish(&volume).await;
+        reads.push(scene.reads() - before);
+    };
+    republish(false).await; // the first mount
+    republish(false).await; // not due
+    republish(true).await; // due
+    republish(false).await; // due again only if the target's mtime was left old
+    assert_eq!(reads, expected, "reads per NodePublishVolume");
+
+    let errors = scene
+        .node
+        .driver_metric("rotation_reconcile_error_total")
+        .await;
+    let ours = scene.node.provider_metric(REMOUNT_FAILURES).await;
+    scene.rotate(r#"{"username":"rotated"}"#).await;
+    scene.proxy.fail_region(
+        REGION,
+        Fault {
+            status: 500,
+            code: "InternalServiceError",
+        },
+    );
+    age(&volume.target);
+    // The driver hides a remount's error from the kubelet; only its metrics show it.
+    scene.publish(&volume).await;
+    assert_eq!(
+        read(&volume.target, "user"),
+        "memeuser",
+        "the old files stay"
+    );
+    assert_eq!(
+        scene
+            .node
+            .driver_metric("rotation_reconcile_error_total")
+            .await,
+        errors + 1
+    );
+    assert_eq!(scene.node.provider_metric(REMOUNT_FAILURES).await, ours + 1);
+    scene.proxy.state.lock().unwrap().faults.clear();
+    age(&volume.target);
+    scene.publish(&volume).await;
+    assert_eq!(read(&volume.target, "user"), "rotated");
+}
+
+#[tokio::test]
+async fn provider_writes_renew_the_rotation_interval() {
+    reads_per_republish("drv-reads-provider", &[], [1, 0, 1, 0]).await;
+}
+
+#[tokio::test]
+async fn driver_writes_read_on_every_republish_once_due() {
+    reads_per_republish(
+        "drv-reads-driver",
+        &["--driver-writes-secrets"],
+        [1, 0, 1, 1],
+    )
+    .await;
+}
