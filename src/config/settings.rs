@@ -113,7 +113,7 @@ declare_settings! {
             chart: "errorCodes",
         }
         /// Deadline of one mount, a Go duration; past it the mount fails with
-        /// `DEADLINE_EXCEEDED` and publishes nothing.
+        /// `INTERNAL` and publishes nothing.
         mount_timeout: GoDuration {
             default: GoDuration(Duration::from_secs(30)),
             flag: String [value_name = "DURATION"],
@@ -190,7 +190,7 @@ declare_settings! {
             default: MountSettings::default().yaml_limits.max_jmes_path_bytes,
         }
         /// Evaluation steps of all the jmesPath entries of one mount together
-        /// (`RESOURCE_EXHAUSTED` over it).
+        /// (`OUT_OF_RANGE` over it).
         max_jmes_path_steps: u64 {
             default: MountSettings::default().jmes.max_steps,
         }

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 const UNIT: usize = 1024;
 
 /// How long before its deadline a waiting mount gives up, so that it reports the
-/// budget (RESOURCE_EXHAUSTED) rather than a bare deadline.
+/// budget (OUT_OF_RANGE) rather than a bare deadline.
 const GIVE_UP_BEFORE_DEADLINE: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone)]

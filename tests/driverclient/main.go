@@ -564,9 +564,9 @@ func overLimit(e *env) error {
 	if err == nil {
 		return fmt.Errorf("MountContent of %d x %d bytes succeeded: %v", overCount, bigValueBytes, versions)
 	}
-	// Our own refusal (ResourceExhausted with max_response_bytes), not gRPC's
+	// Our own refusal (OutOfRange with max_response_bytes), not gRPC's
 	// "received message larger than max" on the driver's side.
-	if code != internalerrors.GRPCProviderError || status.Code(err) != codes.ResourceExhausted ||
+	if code != internalerrors.GRPCProviderError || status.Code(err) != codes.OutOfRange ||
 		!strings.Contains(err.Error(), "max_response_bytes") || strings.Contains(err.Error(), "larger than max") {
 		return fmt.Errorf("code %q, gRPC code %s, error %v", code, status.Code(err), err)
 	}

@@ -398,3 +398,34 @@ async fn driver_writes_read_on_every_republish_once_due() {
     )
     .await;
 }
+
+/// A refusal over a limit is final for the kubelet: it removes the target and its retry
+/// is a first mount, refused again. (With a code the kubelet retries in place, such as
+/// RESOURCE_EXHAUSTED, the driver answered the retry with success and nothing mounted:
+/// the pod would have started with an empty directory.)
+#[tokio::test]
+async fn a_refusal_over_a_limit_is_final_and_leaves_no_empty_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, "max_secret_bytes = 4\n").unwrap();
+    let flag = format!("--config={}", config.display());
+    let Some(scene) = scene("drv-limit", &[&flag]).await else {
+        return;
+    };
+    scene.class(CLASS, OBJECTS, None).await;
+    let volume = scene.pod("web-0", CLASS).await;
+    for attempt in 1..=2 {
+        let err = scene
+            .node
+            .publish(&volume)
+            .await
+            .expect_err("a value over max_secret_bytes is refused on every try");
+        assert!(err.starts_with("OutOfRange: "), "try {attempt}: {err}");
+        assert!(err.contains("max_secret_bytes"), "try {attempt}: {err}");
+        assert_eq!(mounted_type(&volume.target), None, "try {attempt}");
+        assert!(
+            !volume.target.exists(),
+            "try {attempt}: a final error, so the kubelet removed the target"
+        );
+    }
+}

@@ -51,7 +51,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024 - 64 * 1024;
 pub const DEFAULT_MAX_CONCURRENT_MOUNTS: usize = 64;
 
 impl CsiProvider {
-    /// `deadline` bounds each mount; past it the mount fails with DEADLINE_EXCEEDED.
+    /// `deadline` bounds each mount; past it the mount fails with INTERNAL.
     pub fn new(mounter: Arc<dyn Mounter>, deadline: Duration, metrics: Arc<Metrics>) -> Self {
         CsiProvider {
             mounter,

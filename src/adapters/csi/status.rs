@@ -19,15 +19,21 @@ pub const MAX_STATUS_MESSAGE_BYTES: usize = 8 * 1024;
 
 /// Never UNAVAILABLE: the driver retries that three times on top of our own retries, so
 /// a dependency that did not answer is INTERNAL here.
+///
+/// Only codes the kubelet treats as final. After DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED,
+/// UNAVAILABLE, ABORTED or CANCELLED it keeps the target and retries, and the driver
+/// (v1.6, rotation on) answers that retry with success without mounting anything, so
+/// the pod would start with an empty directory. So a mount past its deadline is
+/// INTERNAL, and one over a limit OUT_OF_RANGE (our metrics still tell them apart by
+/// their code label: MountTimeout, LimitExceeded, MemoryPressure).
 fn grpc_code(failure: Failure) -> Code {
     match failure {
         Failure::Invalid => Code::InvalidArgument,
         Failure::NotFound => Code::NotFound,
         Failure::Denied => Code::PermissionDenied,
         Failure::Precondition => Code::FailedPrecondition,
-        Failure::Unavailable | Failure::Internal => Code::Internal,
-        Failure::Timeout => Code::DeadlineExceeded,
-        Failure::Exhausted => Code::ResourceExhausted,
+        Failure::Unavailable | Failure::Internal | Failure::Timeout => Code::Internal,
+        Failure::Exhausted => Code::OutOfRange,
     }
 }
 
@@ -48,6 +54,32 @@ mod tests {
             region: Region::parse("us-east-1").unwrap(),
             error: StoreError::new(class, "boom"),
             also_failed: 0,
+        }
+    }
+
+    #[test]
+    fn every_failure_is_final_for_the_kubelet() {
+        // The kubelet's non-final codes: after them it keeps the target and retries, and
+        // the driver may answer that retry with success without mounting.
+        let not_final = [
+            Code::Cancelled,
+            Code::DeadlineExceeded,
+            Code::Unavailable,
+            Code::ResourceExhausted,
+            Code::Aborted,
+        ];
+        for failure in [
+            Failure::Invalid,
+            Failure::NotFound,
+            Failure::Denied,
+            Failure::Precondition,
+            Failure::Unavailable,
+            Failure::Internal,
+            Failure::Timeout,
+            Failure::Exhausted,
+        ] {
+            let code = grpc_code(failure);
+            assert!(!not_final.contains(&code), "{failure:?} maps to {code:?}");
         }
     }
 
@@ -73,7 +105,7 @@ mod tests {
         );
         assert_eq!(
             code_of(&MountError::Deadline(std::time::Duration::from_secs(1))),
-            Code::DeadlineExceeded
+            Code::Internal
         );
     }
 

@@ -306,13 +306,13 @@ impl Node {
         }
     }
 
-    /// Each answer a success or a refusal for memory (RESOURCE_EXHAUSTED).
+    /// Each answer a success or a refusal for memory (OUT_OF_RANGE).
     pub fn check_succeeded_or_refused(&mut self, answers: &[Answer]) {
         let refused = answers.iter().filter(|a| a.is_err()).count();
         eprintln!("{} succeeded, {refused} refused", answers.len() - refused);
         let mut others: BTreeMap<String, usize> = BTreeMap::new();
         for status in answers.iter().filter_map(|a| a.as_ref().err()) {
-            if status.code() != Code::ResourceExhausted {
+            if status.code() != Code::OutOfRange {
                 let why = format!("{:?} {}", status.code(), status.message());
                 *others.entry(why).or_default() += 1;
             }
