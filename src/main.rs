@@ -22,8 +22,9 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize_go_flags(std::env::args_os()));
-    // One TLS crypto provider for the whole process (the AWS SDK and kube both use rustls).
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // One TLS crypto provider for the whole process (the AWS SDK and kube both use rustls):
+    // ring, chosen by measurement over aws-lc-rs (docs/performance.md, "TLS crypto").
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -603,7 +603,7 @@ async fn main() -> anyhow::Result<()> {
         "{} not found: build it with `cargo build --release`",
         args.provider_bin.display()
     );
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if args.peer {
         return peer(&args).await;
     }

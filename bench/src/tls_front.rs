@@ -38,7 +38,7 @@ pub fn pki(names: &[String]) -> anyhow::Result<Pki> {
         .push(DnType::CommonName, names.first().map_or("localhost", |n| n));
     let leaf_key = KeyPair::generate()?;
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     // No ALPN: both clients then speak HTTP/1.1, which is what the doubles serve.
     let server = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

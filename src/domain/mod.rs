@@ -5,6 +5,7 @@ pub mod arn;
 pub mod assume;
 pub mod attributes;
 pub mod class;
+pub mod class_cache;
 pub mod duration;
 pub mod encoding;
 pub mod expand;

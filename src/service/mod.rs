@@ -1,6 +1,7 @@
 //! The mount use case: from a raw request to published files, over the ports.
 
 mod budget;
+mod class_cache;
 mod classify;
 mod deadline;
 mod error;

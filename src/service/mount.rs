@@ -24,6 +24,7 @@ use crate::ports::{
 };
 
 use super::budget::MemoryBudget;
+use super::class_cache::ClassCache;
 use super::error::MountError;
 use super::fetch::Fetch;
 use super::memory_watch::{MemoryWatch, Writes, Writing};
@@ -95,6 +96,8 @@ pub struct MountService {
     store: Arc<dyn SecretStore>,
     sink: Arc<dyn MountSink>,
     cache: Arc<ValueCache>,
+    /// Classes checked once for every mount of them.
+    classes: ClassCache,
     budget: MemoryBudget,
     writes: Writes,
     settings: MountSettings,
@@ -127,6 +130,7 @@ impl MountService {
             sink,
             budget: MemoryBudget::new(settings.memory_budget_bytes.saturating_sub(cache_share)),
             cache,
+            classes: ClassCache::default(),
             writes: Writes::default(),
             settings,
         }
@@ -186,13 +190,16 @@ impl MountService {
     async fn mount_parsed(&self, request: MountRequest) -> Result<MountOutcome, MountError> {
         let (attributes, gate) = (&request.attributes, &request.gate);
         // The class first: a broken one is refused before anyone is asked anything.
-        let class = ClassSpec::of(attributes, self.settings.default_region.as_ref())
-            .check(&self.class_rules(request.default_mode))?;
+        // Checked once per class (the cache): each mount takes its own copy to consume.
+        let spec = ClassSpec::of(attributes, self.settings.default_region.as_ref());
+        let class = self
+            .classes
+            .check(&spec, &self.class_rules(request.default_mode))?;
         let regions = match &class.regions {
             Some(regions) => regions.clone(),
             None => class.in_region(self.node_region(attributes).await?)?,
         };
-        let parsed = class.parsed;
+        let parsed = class.parsed.clone();
         self.check_memory(0)?;
         let footprint = self.footprint();
         let worst = parsed.worst_case_bytes(&footprint, &regions);

@@ -51,7 +51,7 @@ pub enum SdkError {
     CaBundle { path: String, reason: String },
 }
 
-/// The process's one HTTP client, built like the SDK's default (rustls with aws-lc,
+/// The process's one HTTP client, built like the SDK's default but with ring (rustls,
 /// proxies from the environment), trusting only the certificates of `AWS_CA_BUNDLE`
 /// when given (as the other AWS SDKs do). Its connectors are cached by their settings,
 /// which every client shares, so every client uses one connection pool.
@@ -64,7 +64,7 @@ fn shared_http_client(ca_bundle: Option<&str>) -> Result<SharedHttpClient, SdkEr
         aws_smithy_http_client::Builder::new().build_with_connector_fn(
             move |settings, components| {
                 let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
-                    tls::rustls_provider::CryptoMode::AwsLc,
+                    tls::rustls_provider::CryptoMode::Ring,
                 ));
                 if let Some(context) = &context {
                     builder = builder.tls_context(context.clone());

@@ -157,9 +157,11 @@ pub const OBJECTS: &str = r#"
   objectType: ssmparameter
 "#;
 
-/// Seeding clients talk to moto directly with static credentials.
+/// Seeding clients talk to moto directly with static credentials, over plain HTTP (the
+/// SDK crates are built without their default HTTPS client: see CONTRIBUTING.md).
 pub async fn seed_config(moto_url: &str, region: &str) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
         .region(aws_config::Region::new(region.to_string()))
         .credentials_provider(aws_credential_types::Credentials::new(
             "test", "test", None, None, "seed",
