@@ -168,6 +168,7 @@ async fn peer(args: &Args) -> anyhow::Result<()> {
     .await
 }
 
+/// The storm's class: this many secrets and parameters.
 const SECRETS: usize = 5;
 const PARAMETERS: usize = 12;
 

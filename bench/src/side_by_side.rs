@@ -17,12 +17,10 @@ use testkit::aws_stub;
 use crate::cgroup::{Cgroup, Limits};
 use crate::namespace::{self, World};
 use crate::tls_front::{self, Front};
-use crate::{bench_request, connect, fake_cluster, percentile, proc_status};
+use crate::{bench_request, connect, fake_cluster, percentile, proc_status, PARAMETERS, SECRETS};
 
 /// The regions the workloads use; their AWS host names go to 127.0.0.1.
 const REGIONS: [&str; 2] = ["us-east-1", "us-west-2"];
-const SECRETS: usize = 5;
-const PARAMETERS: usize = 12;
 /// The chart's limits for the provider container.
 const CHART_CPU_MILLIS: u64 = 50;
 const CHART_MEMORY: u64 = 100 * 1024 * 1024;
@@ -62,8 +60,8 @@ enum Who {
 struct Sample {
     mounts: usize,
     failed: usize,
-    /// Milliseconds, sorted.
-    latencies: Vec<f64>,
+    /// Sorted.
+    latencies: Vec<Duration>,
     wall: f64,
     cpu: f64,
     idle_rss_kib: u64,
@@ -308,12 +306,12 @@ async fn run_one(
         &[]
     };
     let started = Instant::now();
-    let mut results: Vec<Result<f64, String>> = Vec::new();
+    let mut results: Vec<Result<Duration, String>> = Vec::new();
     for remount in 0..=work.remounts {
         if remount > 0 && remount % 2 == 0 {
             stub.rotate();
         }
-        let batch: Vec<Result<f64, String>> = futures::stream::iter(0..work.pods)
+        let batch: Vec<Result<Duration, String>> = futures::stream::iter(0..work.pods)
             .map(|pod| {
                 let mut client = client.clone();
                 let target = dir.join(format!("pod-{pod}"));
@@ -325,7 +323,7 @@ async fn run_one(
                     client
                         .mount(request)
                         .await
-                        .map(|_| t.elapsed().as_secs_f64() * 1000.0)
+                        .map(|_| t.elapsed())
                         .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
                 }
             })
@@ -335,7 +333,7 @@ async fn run_one(
         results.extend(batch);
     }
     let wall = started.elapsed().as_secs_f64();
-    let cpu = (cgroup.cpu_ns() - cpu_before) as f64 / 1e9;
+    let cpu = cgroup.cpu_ns().saturating_sub(cpu_before) as f64 / 1e9;
     let peak_rss_kib = proc_status(pid, "VmHWM:");
     let k8s = k8s_requests(&api) - k8s_before;
     let mut aws = BTreeMap::new();
@@ -343,8 +341,8 @@ async fn run_one(
         *aws.entry(op).or_default() += n;
     }
     let first_failure = results.iter().find_map(|r| r.clone().err());
-    let mut latencies: Vec<f64> = results.iter().filter_map(|r| r.clone().ok()).collect();
-    latencies.sort_by(f64::total_cmp);
+    let mut latencies: Vec<Duration> = results.iter().filter_map(|r| r.clone().ok()).collect();
+    latencies.sort();
     let failed = results.len() - latencies.len();
     if let Some(failure) = &first_failure {
         eprintln!(
@@ -482,7 +480,7 @@ fn table(title: &str, existing: &[Sample], ours: &[Sample], sizes: (u64, u64)) {
             Unit::Millis,
             existing,
             ours,
-            |s| percentile_ms(&s.latencies, p),
+            |s| percentile(&s.latencies, p),
         );
     }
     row("throughput", Unit::PerSecond, existing, ours, |s| {
@@ -530,14 +528,6 @@ fn table(title: &str, existing: &[Sample], ours: &[Sample], sizes: (u64, u64)) {
             println!("\n{who}: first failure: {}", f.replace('|', "/"));
         }
     }
-}
-
-fn percentile_ms(sorted_ms: &[f64], p: f64) -> f64 {
-    let as_durations: Vec<Duration> = sorted_ms
-        .iter()
-        .map(|ms| Duration::from_secs_f64(ms / 1000.0))
-        .collect();
-    percentile(&as_durations, p)
 }
 
 fn machine() -> String {
