@@ -20,7 +20,7 @@ there too.
 The existing chart comes from the peer tarball (never copied into the tree): by default
 ../shared/peer/secrets-store-csi-driver-provider-aws-3.1.1.tar.gz from the repository
 root, whose sha256 is checked, unpacked once into target/existing-provider/<sha256>/ by
-scripts/existing_provider.py (which the benchmark's build of the binary shares).
+scripts/peers.py (which the benchmark's build of the binary shares).
 EXISTING_PROVIDER_SOURCE (or
 --existing-source) names another tarball of the 3.1.1 sources or an unpacked directory,
 e.g. a `git clone --branch v3.1.1` of github.com/aws/secrets-store-csi-driver-provider-aws.
@@ -44,7 +44,9 @@ import sys
 import yaml
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "scripts"))
-import existing_provider  # noqa: E402  (scripts/, beside deploy/)
+import peers  # noqa: E402  (scripts/, beside deploy/)
+
+EXISTING = peers.PEERS["existing-provider"]
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OURS = ROOT / "deploy/helm/secrets-store-csi-driver-provider-aws"
@@ -89,13 +91,13 @@ def check(condition, message):
 def existing_chart(source):
     """The existing chart's directory, or None (skipped) when there is no source."""
     try:
-        directory = existing_provider.source_dir(source)
-    except existing_provider.NoSource as e:
+        directory = peers.source_dir(EXISTING, source)
+    except peers.NoSource as e:
         if os.environ.get("REQUIRE_PEER") == "1":
             sys.exit(f"existing chart comparison: {e} (REQUIRE_PEER=1; REQUIRE_PEER=0 skips the comparison)")
         print(f"existing chart comparison skipped: {e} (REQUIRE_PEER=1 makes this a failure)")
         return None
-    source = source or existing_provider.given_source()
+    source = source or peers.given_source(EXISTING)
     chart = directory / "charts" / CHART_NAME
     if not (chart / "Chart.yaml").is_file():
         sys.exit(f"{source}: no charts/{CHART_NAME}/Chart.yaml (want the 3.1.1 tarball or a clone of the v3.1.1 tag)")

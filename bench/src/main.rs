@@ -75,7 +75,7 @@ struct Args {
     #[arg(long)]
     peer: bool,
     /// The existing provider's binary; by default built from its source by
-    /// `scripts/existing_provider.py build`.
+    /// `scripts/peers.py existing-provider build`.
     #[arg(long)]
     peer_bin: Option<PathBuf>,
     /// The existing provider's source: its 3.1.1 tarball or a clone of the v3.1.1 tag
@@ -103,9 +103,12 @@ fn existing_binary(args: &Args) -> anyhow::Result<PathBuf> {
     if let Some(bin) = &args.peer_bin {
         return Ok(bin.clone());
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/existing_provider.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/peers.py");
     let mut command = Command::new("python3");
-    command.arg(script).arg("build").stderr(Stdio::inherit());
+    command
+        .arg(script)
+        .args(["existing-provider", "build"])
+        .stderr(Stdio::inherit());
     if let Some(source) = &args.peer_source {
         command.env("EXISTING_PROVIDER_SOURCE", source);
     }

@@ -23,6 +23,8 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, ListParams};
 
 const REGION: &str = "eu-west-1";
+/// A region whose every call the proxy refuses as IAM does.
+const DENIED_REGION: &str = "eu-west-2";
 const REMOUNT_FAILURES: &str = "secrets_store_provider_aws_remount_failures_total";
 const CLASS: &str = "aws-secrets";
 const VALUE: &str = r#"{"username":"memeuser","password":"hunter2"}"#;
@@ -319,6 +321,25 @@ async fn our_errors_reach_the_kubelet_through_the_driver() {
         reads,
         "a bad class is refused before any read"
     );
+
+    // A read IAM refuses: every call in the class's region answers AccessDenied.
+    scene.proxy.fail_region(
+        DENIED_REGION,
+        Fault {
+            status: 400,
+            code: "AccessDeniedException",
+        },
+    );
+    let parameters = [("objects", OBJECTS), ("region", DENIED_REGION)];
+    csi_cluster::class(&scene.admin, &scene.ns, "denied", &parameters, None).await;
+    let denied = scene.pod("web-denied", "denied").await;
+    let err = scene.node.publish(&denied).await.unwrap_err();
+    assert!(err.starts_with("PermissionDenied: "), "{err}");
+    assert!(
+        err.contains("GetSecretValue MySecret in eu-west-2: AccessDeniedException"),
+        "{err}"
+    );
+    assert_eq!(mounted_type(&denied.target), None);
 }
 
 /// Reads per republish: a republish before the poll interval is skipped; a due one reads
@@ -397,6 +418,47 @@ async fn driver_writes_read_on_every_republish_once_due() {
         [1, 0, 1, 1],
     )
     .await;
+}
+
+/// What rotation costs a node with the value cache off and on: the reads of AWS of three
+/// pods' first mounts of one class, then of one due republish of each (v1.6 sends no
+/// versions, so without the cache each reads every object again).
+async fn reads_of_three_pods(ns: &str, provider_flags: &[&str], expected: [usize; 2]) {
+    let Some(scene) = scene(ns, provider_flags).await else {
+        return;
+    };
+    scene.class(CLASS, OBJECTS, None).await;
+    let mut volumes = Vec::new();
+    for i in 0..3 {
+        volumes.push(scene.pod(&format!("web-{i}"), CLASS).await);
+    }
+    let before = scene.reads();
+    for volume in &volumes {
+        scene.publish(volume).await;
+    }
+    let first_mounts = scene.reads() - before;
+    let before = scene.reads();
+    for volume in &volumes {
+        age(&volume.target);
+        scene.publish(volume).await;
+        assert_eq!(read(&volume.target, "user"), "memeuser");
+    }
+    let rotation = scene.reads() - before;
+    assert_eq!(
+        [first_mounts, rotation],
+        expected,
+        "reads of [first mounts, a due republish] of three pods"
+    );
+}
+
+#[tokio::test]
+async fn without_the_value_cache_every_due_republish_reads() {
+    reads_of_three_pods("drv-cache-off", &[], [3, 3]).await;
+}
+
+#[tokio::test]
+async fn with_the_value_cache_a_node_reads_once_per_ttl() {
+    reads_of_three_pods("drv-cache-on", &["--value-cache-ttl=1h"], [1, 0]).await;
 }
 
 /// A refusal over a limit is final for the kubelet: it removes the target and its retry

@@ -25,4 +25,5 @@ mod operations;
 mod pod_identity;
 mod properties;
 mod selection;
+mod sync_controller_e2e;
 mod value_cache;

@@ -79,30 +79,9 @@ pub async fn install_driver(plane: &ControlPlane, tools: &Tools) -> PathBuf {
         .get_or_init(|| async {
             let admin = plane.admin().await.expect("admin client");
             let deploy = tools.module.join("deploy");
-            for kind in ["secretproviderclasses", "secretproviderclasspodstatuses"] {
-                let file = deploy.join(format!("secrets-store.csi.x-k8s.io_{kind}.yaml"));
-                let crd: CustomResourceDefinition = read_yaml(&file).remove(0);
-                create(&Api::all(admin.clone()), crd).await;
-            }
-            let crds = Api::<CustomResourceDefinition>::all(admin.clone());
-            eventually("the driver's CRDs are established", async || {
-                let mut ready = 0;
-                for crd in crds.list(&Default::default()).await.unwrap() {
-                    let established = crd
-                        .status
-                        .iter()
-                        .flat_map(|s| s.conditions.iter().flatten());
-                    if crd.spec.group == "secrets-store.csi.x-k8s.io"
-                        && established
-                            .into_iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                    {
-                        ready += 1;
-                    }
-                }
-                ready == 2
-            })
-            .await;
+            let crds = ["secretproviderclasses", "secretproviderclasspodstatuses"]
+                .map(|kind| deploy.join(format!("secrets-store.csi.x-k8s.io_{kind}.yaml")));
+            establish(&admin, &crds).await;
             let user = format!("system:serviceaccount:{DRIVER_NAMESPACE}:{DRIVER_SERVICE_ACCOUNT}");
             let mut roles = Vec::new();
             for file in [
@@ -144,13 +123,40 @@ pub async fn install_driver(plane: &ControlPlane, tools: &Tools) -> PathBuf {
         .clone()
 }
 
-fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
+/// Creates the CustomResourceDefinitions of `files` (one each; kept if there already) and
+/// waits until every one is established.
+pub async fn establish(admin: &kube::Client, files: &[PathBuf]) {
+    let crds = Api::<CustomResourceDefinition>::all(admin.clone());
+    let mut names = Vec::new();
+    for file in files {
+        let crd: CustomResourceDefinition = read_yaml(file).remove(0);
+        names.push(crd.metadata.name.clone().expect("a CRD has a name"));
+        create(&crds, crd).await;
+    }
+    for name in names {
+        eventually(&format!("CRD {name} is established"), async || {
+            let Some(crd) = crds.get_opt(&name).await.unwrap() else {
+                return false;
+            };
+            let conditions = crd
+                .status
+                .iter()
+                .flat_map(|s| s.conditions.iter().flatten());
+            conditions
+                .into_iter()
+                .any(|c| c.type_ == "Established" && c.status == "True")
+        })
+        .await;
+    }
+}
+
+pub fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path) -> Vec<T> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Creates `object`; one that is there already (another test binary's run) is kept.
-async fn create<K>(api: &Api<K>, object: K)
+pub async fn create<K>(api: &Api<K>, object: K)
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -162,7 +168,7 @@ where
 }
 
 /// A token of `account` from the TokenRequest API, for `audiences`, bound to `pod`.
-async fn token(
+pub async fn token(
     accounts: &Api<ServiceAccount>,
     account: &str,
     audiences: Vec<String>,

@@ -240,7 +240,7 @@ pub fn age(target: &Path) {
 }
 
 /// The Prometheus counter `name` served on 127.0.0.1:`port`, summed over its labels.
-async fn counter(port: u16, name: &str) -> u64 {
+pub async fn counter(port: u16, name: &str) -> u64 {
     let name = name.to_string();
     let text = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
@@ -261,7 +261,7 @@ async fn counter(port: u16, name: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-fn tail(text: &str) -> String {
+pub fn tail(text: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(60)..].join("\n")
 }

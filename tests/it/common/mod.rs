@@ -17,6 +17,7 @@ pub mod kube_fixtures;
 pub mod kube_server;
 pub mod moto;
 pub mod request;
+pub mod sync_controller;
 pub mod tcp_relay;
 
 use std::path::{Path, PathBuf};
