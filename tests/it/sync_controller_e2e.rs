@@ -14,7 +14,7 @@ use common::csi_cluster;
 use common::fault_proxy::{Fault, Proxy};
 use common::kube_fixtures::{create, namespace, shared, ROLE};
 use common::moto::Moto;
-use common::sync_controller::{self, Sidecar, SidecarConfig, Tools};
+use common::sync_controller::{self, Installed, Sidecar, SidecarConfig, Tools};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 
@@ -39,8 +39,7 @@ struct World {
     admin: kube::Client,
     proxy: Proxy,
     moto: Moto,
-    controller_kubeconfig: std::path::PathBuf,
-    provider_kubeconfig: std::path::PathBuf,
+    installed: &'static Installed,
 }
 
 impl World {
@@ -48,8 +47,7 @@ impl World {
         Sidecar::start(
             &self.tools,
             SidecarConfig {
-                controller_kubeconfig: &self.controller_kubeconfig,
-                provider_kubeconfig: &self.provider_kubeconfig,
+                installed: self.installed,
                 aws_endpoint: &self.proxy.url,
                 provider_flags,
             },
@@ -172,17 +170,13 @@ async fn the_sync_controller_syncs_our_values_through_its_sidecar() {
     let accounts = namespace(&admin, NS).await;
     create(&accounts, "web", Some(ROLE)).await;
     common::create_secret(&moto.url, REGION, "MySecret", VALUE).await;
-    let provider_kubeconfig = plane
-        .install_provider("-sync-controller", &plane.url(), |_| {})
-        .await;
-    let controller_kubeconfig = sync_controller::install(plane, &tools).await;
+    let installed = sync_controller::install(plane, &tools).await;
     let world = World {
         tools,
         admin,
         proxy,
         moto,
-        controller_kubeconfig,
-        provider_kubeconfig,
+        installed,
     };
     world.class(CLASS, OBJECTS, REGION).await;
 
