@@ -55,6 +55,14 @@ const OTHER_TOOLS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "the sync controller",
+        &[
+            "leader-elect",
+            "rotation-poll-interval",
+            "token-request-audience",
+        ],
+    ),
+    (
         "storm, the benchmark (bench/)",
         &[
             "intervals",
