@@ -272,6 +272,7 @@ EXPECT = {
     "kubeletPath": lambda k, a: _volume(k, "mountpoint-dir")["hostPath"]["path"] == a["kubeletPath"] + "/pods"
     and _mount(k, "mountpoint-dir")["mountPath"] == a["kubeletPath"] + "/pods",
     "useFipsEndpoint": lambda k, a: _env(k).get("AWS_USE_FIPS_ENDPOINT") == "true",
+    "env": lambda k, a: all(_env(k).get(e["name"]) == e["value"] for e in a["env"]),
     "resources": lambda k, a: _c(k)["resources"] == a["resources"],
     "securityContext": lambda k, a: _c(k)["securityContext"] == a["securityContext"],
     "priorityClassName": lambda k, a: _pod(k)["priorityClassName"] == a["priorityClassName"],

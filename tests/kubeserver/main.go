@@ -2,7 +2,7 @@
 // kube-apiserver of the pinned Kubernetes release and an embedded etcd, in one binary
 // built from the Go module proxy (envtest-style, without downloading release binaries).
 //
-//	kubeserver pki DIR            CA, serving certificate for 127.0.0.1, service-account keys, admin token
+//	kubeserver pki DIR [IP...]    CA, serving certificate for 127.0.0.1 (and each IP), service-account keys, admin token
 //	kubeserver etcd DIR CLIENT PEER   etcd with its data in DIR, listening on two loopback URLs
 //	kubeserver compact CLIENT     compacts etcd's history up to its current revision
 //	kubeserver apiserver FLAGS... kube-apiserver, exactly as its own command parses FLAGS
@@ -53,8 +53,18 @@ func main() {
 	}
 	switch os.Args[1] {
 	case "pki":
-		need(args, 1)
-		if err := writePKI(args[0]); err != nil {
+		if len(args) < 1 {
+			fail("pki: expected DIR [IP...]")
+		}
+		var extra []net.IP
+		for _, arg := range args[1:] {
+			ip := net.ParseIP(arg)
+			if ip == nil {
+				fail("pki: %q is not an IP address", arg)
+			}
+			extra = append(extra, ip)
+		}
+		if err := writePKI(args[0], extra); err != nil {
 			fail("pki: %v", err)
 		}
 	case "etcd":
@@ -102,7 +112,7 @@ func fail(format string, a ...any) {
 // writePKI writes, into dir: ca.crt (trusted by clients), server.crt/server.key (for
 // 127.0.0.1, ::1 and localhost), sa.key/sa.pub (service-account token signing), and
 // tokens.csv with admin.token (a random bearer token in system:masters).
-func writePKI(dir string) error {
+func writePKI(dir string, extraIPs []net.IP) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -140,7 +150,7 @@ func writePKI(dir string) error {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     []string{"localhost", "kubernetes.default.svc"},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+		IPAddresses:  append([]net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}, extraIPs...),
 	}
 	serverDER, err := x509.CreateCertificate(rand.Reader, server, caCert, &serverKey.PublicKey, caKey)
 	if err != nil {
