@@ -37,7 +37,8 @@ TOOLS = ROOT / ".tools"
 NODE_TOOLS = TOOLS / "node"
 KUBE_VERSION = "v1.37.2"
 DRIVER_VERSION = "v1.6.0"
-PACKAGES = ["containerd", "runc", "containernetworking-plugins", "umoci", "busybox-static", "iptables"]
+PACKAGES = ["containerd", "runc", "containernetworking-plugins", "umoci", "busybox-static", "iptables",
+            "ca-certificates"]
 # The node's private network (in its own namespace): pods on a bridge, the control plane
 # and moto on the bridge's address, the API server's Service address DNAT'ed to it.
 BRIDGE = "cni0"
@@ -49,7 +50,9 @@ APISERVER_PORT = 6443
 MOTO_PORT = 5000
 NODE = "node-1"
 REGION = "us-east-1"
-ROLE = "arn:aws:iam::111122223333:role/nginx-deployment-role"
+# moto keeps each account apart: the role is in the account that boto3's test keys use,
+# where the walk-through creates the secret.
+ROLE = "arn:aws:iam::123456789012:role/nginx-deployment-role"
 # As ./scripts/test builds it (the version it reports: helm's charts compare it).
 KUBESERVER_LDFLAGS = ("-s -w -X k8s.io/component-base/version.gitVersion=v1.37.2"
                       " -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=37")
@@ -152,6 +155,20 @@ def remove_cgroups(before):
             log(f"host: could not remove cgroup {top}: {e}")
 
 
+# Host directories the cluster's programs create when a setting is missed (each is
+# pointed into the work directory): any that appears is removed and reported.
+HOST_PATHS = ["/usr/libexec/kubernetes", "/var/lib/kubelet", "/var/log/pods", "/var/log/containers",
+              "/etc/kubernetes", "/etc/cni/net.d", "/var/lib/cni", "/var/lib/containerd",
+              "/run/containerd", "/run/secrets-store-csi-providers"]
+
+
+def remove_new_host_paths(before):
+    for path in map(pathlib.Path, HOST_PATHS):
+        if path.exists() and path not in before:
+            shutil.rmtree(path, ignore_errors=True)
+            log(f"host: removed {path}, which a program of the cluster created")
+
+
 def outside(args):
     if os.geteuid() != 0:
         log("SKIPPED: the cluster needs root (containerd, the kubelet's mounts, namespaces)")
@@ -165,6 +182,7 @@ def outside(args):
     work = pathlib.Path(tempfile.mkdtemp(prefix="e2e-", dir=ROOT / "target"))
     saved = read_sysctls()
     cgroups_before = cgroup_dirs()
+    paths_before = {p for p in map(pathlib.Path, HOST_PATHS) if p.exists()}
     log(f"host: saved {', '.join(f'{k.replace(chr(47), chr(46))}={v}' for k, v in saved.items())}; work in {work}")
     inner = subprocess.Popen(
         ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child",
@@ -184,6 +202,7 @@ def outside(args):
             inner.wait()
         restore_sysctls(saved)
         remove_cgroups(cgroups_before)
+        remove_new_host_paths(paths_before)
         left = [p for p in cgroup_dirs() - cgroups_before]
         if args.keep:
             log(f"kept {work}")

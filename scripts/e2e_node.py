@@ -102,9 +102,15 @@ class Node:
 
     def mounts(self):
         """Mount events propagate inside the namespace (the kubelet's Bidirectional and
-        HostToContainer volumes need shared mounts); /run is the namespace's own tmpfs."""
+        HostToContainer volumes need shared mounts); /run is the namespace's own tmpfs, and
+        /var/lib a directory of the work directory: the kubelet's device-plugin socket and
+        the CNI plugins' results have fixed places there, which would otherwise stay on the
+        host."""
         sh("mount", "--make-rshared", "/")
         sh("mount", "-t", "tmpfs", "-o", "mode=755", "tmpfs", "/run")
+        var_lib = self.work / "var-lib"
+        var_lib.mkdir()
+        sh("mount", "--bind", var_lib, "/var/lib")
         for d in [self.kubelet_dir, self.providers_dir, self.work / "cni", self.work / "pod-logs"]:
             d.mkdir(parents=True, exist_ok=True)
 
@@ -123,7 +129,9 @@ class Node:
                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                    f"--service-account-key-file={p('sa.pub')}",
                    f"--service-account-signing-key-file={p('sa.key')}",
-                   f"--service-cluster-ip-range={E2E.SERVICE_CIDR}", "--allow-privileged=true", "--v=0")
+                   f"--service-cluster-ip-range={E2E.SERVICE_CIDR}", "--allow-privileged=true",
+                   # exec and logs dial the kubelet at its address: the node name has no DNS here.
+                   "--kubelet-preferred-address-types=InternalIP", "--v=0")
         token = (self.pki / "admin.token").read_text().strip()
         self.admin_kubeconfig.write_text(kubeconfig(f"https://{E2E.BRIDGE_IP}:{E2E.APISERVER_PORT}",
                                                     self.pki / "ca.crt", token))
@@ -139,7 +147,9 @@ class Node:
         self.start("controller-manager", NODE_TOOLS / "kube-controller-manager",
                    f"--kubeconfig={self.admin_kubeconfig}", "--leader-elect=false",
                    f"--root-ca-file={p('ca.crt')}", f"--service-account-private-key-file={p('sa.key')}",
-                   "--use-service-account-credentials=false", "--secure-port=0", "--v=1")
+                   "--use-service-account-credentials=false", "--secure-port=0",
+                   # Its default is the host's /usr/libexec/kubernetes/…, which it creates.
+                   f"--flex-volume-plugin-dir={self.work / 'volume-plugins'}", "--v=1")
         self.start("scheduler", NODE_TOOLS / "kube-scheduler", f"--kubeconfig={self.admin_kubeconfig}",
                    "--leader-elect=false", "--secure-port=0", "--v=1")
 
@@ -183,7 +193,10 @@ state = "/run/containerd"
         self.image(build, "pause", {"pause": NODE_TOOLS / "pause"}, "/pause")
         self.image(build, "busybox", {"bin/busybox": pathlib.Path("/bin/busybox")}, "/bin/sh", links=busybox)
         provider = "secrets-store-csi-driver-provider-aws"
-        self.image(build, "provider", {provider: self.provider_bin}, f"/{provider}")
+        # As the shipped image (distroless cc: glibc and the CA certificates).
+        certificates = "etc/ssl/certs/ca-certificates.crt"
+        self.image(build, "provider", {provider: self.provider_bin,
+                                       certificates: pathlib.Path("/") / certificates}, f"/{provider}")
         driver = "secrets-store-csi-driver"
         # The driver mounts a tmpfs per volume with mount(8), as in its own image.
         tools = {f"bin/{t}": pathlib.Path(shutil.which(t)) for t in ["mount", "umount", "findmnt"]}
@@ -245,7 +258,7 @@ clusterDomain: cluster.local
         self.start("kubelet", NODE_TOOLS / "kubelet", f"--config={config}",
                    f"--kubeconfig={self.admin_kubeconfig}", f"--root-dir={self.kubelet_dir}",
                    f"--cert-dir={self.work / 'kubelet-pki'}", f"--hostname-override={E2E.NODE}",
-                   f"--node-ip={E2E.BRIDGE_IP}", "--v=1")
+                   f"--node-ip={E2E.BRIDGE_IP}", f"--volume-plugin-dir={self.work / 'volume-plugins'}", "--v=1")
 
         def ready():
             got = self.kubectl("get", "node", E2E.NODE, "-o", "json", check=False)

@@ -145,8 +145,20 @@ class Walkthrough:
 
     # ------------------------------------------------------------ the README's steps
     def secret_and_role(self):
+        policy = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+            "Resource": ["arn:*:secretsmanager:*:*:secret:MySecret-??????"]}]})
+        trust = json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::123456789012:oidc-provider/e2e"},
+            "Action": "sts:AssumeRoleWithWebIdentity"}]})
+        role_name = E2E.ROLE.rsplit("/", 1)[1]
         self.aws(f"client('secretsmanager').create_secret(Name='MySecret', SecretString={SECRET_VALUE!r})\n"
-                 "client('ssm').put_parameter(Name='MyParameter', Value='parameter-value', Type='String')\n")
+                 "client('ssm').put_parameter(Name='MyParameter', Value='parameter-value', Type='String')\n"
+                 "iam = client('iam')\n"
+                 f"arn = iam.create_policy(PolicyName='nginx-deployment-policy', PolicyDocument={policy!r})"
+                 "['Policy']['Arn']\n"
+                 f"iam.create_role(RoleName={role_name!r}, AssumeRolePolicyDocument={trust!r})\n"
+                 f"iam.attach_role_policy(RoleName={role_name!r}, PolicyArn=arn)\n")
         self.apply(f"""apiVersion: v1
 kind: ServiceAccount
 metadata:
@@ -155,7 +167,7 @@ metadata:
   annotations:
     eks.amazonaws.com/role-arn: {E2E.ROLE}
 """)
-        return "MySecret and MyParameter in moto; ServiceAccount nginx-deployment-sa annotated with the role"
+        return "MySecret, MyParameter, the policy and the role in moto; ServiceAccount nginx-deployment-sa annotated"
 
     def class_and_deployment(self):
         self.apply(f"""apiVersion: secrets-store.csi.x-k8s.io/v1

@@ -65,11 +65,18 @@ impl Coalescing {
             answers
         });
         let shared = async move {
-            Arc::new(task.await.unwrap_or_else(|_| {
+            Arc::new(task.await.unwrap_or_else(|e| {
+                // Only a panic ends the task early (nothing aborts it): name it as the
+                // bug it is, and where its message went, rather than as a network fault.
+                let what = if e.is_panic() {
+                    "the fetch panicked: a bug of the provider; its log has the panic message"
+                } else {
+                    "the fetch was cancelled while the provider shut down"
+                };
                 vec![
                     Err(StoreError::new(
                         crate::domain::failover::ErrorClass::Transport,
-                        "the shared fetch task failed"
+                        what
                     ));
                     size
                 ]

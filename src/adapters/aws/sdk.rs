@@ -49,16 +49,70 @@ pub fn app_id(eks_addon_version: &str) -> String {
 pub enum SdkError {
     #[error("AWS_CA_BUNDLE {path}: {reason}")]
     CaBundle { path: String, reason: String },
+    #[error(
+        "no CA certificates found to verify AWS's TLS certificates ({detail}): the image must \
+         carry them (the shipped image does), or set SSL_CERT_FILE or AWS_CA_BUNDLE to a PEM \
+         bundle, e.g. one mounted from the host"
+    )]
+    NoRootCertificates { detail: String },
+}
+
+/// What the connector trusts.
+enum Trust {
+    /// The system's certificates (SSL_CERT_FILE, SSL_CERT_DIR or the usual places).
+    System,
+    /// Only these (AWS_CA_BUNDLE), or none when every endpoint is plain HTTP.
+    Only(tls::TlsContext),
+}
+
+/// The SDK's connector panics on each new connection when the system has no CA
+/// certificates (an image built without them): the fetch then fails with no cause a
+/// user can act on. So look once, at startup, and refuse to start with the remedy,
+/// unless AWS is reached over plain HTTP (a local endpoint), which needs none.
+fn system_trust(
+    found: usize,
+    errors: &[String],
+    endpoint: Option<&str>,
+) -> Result<Trust, SdkError> {
+    if found > 0 {
+        return Ok(Trust::System);
+    }
+    if endpoint.is_some_and(|url| url.starts_with("http://")) {
+        let context = tls::TlsContext::builder()
+            .with_trust_store(tls::TrustStore::empty().with_native_roots(false))
+            .build()
+            .map_err(|e| SdkError::NoRootCertificates {
+                detail: e.to_string(),
+            })?;
+        return Ok(Trust::Only(context));
+    }
+    let detail = if errors.is_empty() {
+        "none in SSL_CERT_FILE, SSL_CERT_DIR or the system's places".to_string()
+    } else {
+        errors.join("; ")
+    };
+    Err(SdkError::NoRootCertificates { detail })
 }
 
 /// The process's one HTTP client, built like the SDK's default but with ring (rustls,
 /// proxies from the environment), trusting only the certificates of `AWS_CA_BUNDLE`
 /// when given (as the other AWS SDKs do). Its connectors are cached by their settings,
 /// which every client shares, so every client uses one connection pool.
-fn shared_http_client(ca_bundle: Option<&str>) -> Result<SharedHttpClient, SdkError> {
-    let context = match ca_bundle {
-        Some(path) => Some(ca_bundle_context(path)?),
-        None => None,
+fn shared_http_client(
+    ca_bundle: Option<&str>,
+    endpoint: Option<&str>,
+) -> Result<SharedHttpClient, SdkError> {
+    let trust = match ca_bundle {
+        Some(path) => Trust::Only(ca_bundle_context(path)?),
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            let errors: Vec<String> = native.errors.iter().map(|e| e.to_string()).collect();
+            system_trust(native.certs.len(), &errors, endpoint)?
+        }
+    };
+    let context = match trust {
+        Trust::System => None,
+        Trust::Only(context) => Some(context),
     };
     Ok(
         aws_smithy_http_client::Builder::new().build_with_connector_fn(
@@ -121,7 +175,14 @@ pub async fn load(settings: &SdkSettings) -> Result<SdkConfig, SdkError> {
     let ca_bundle = std::env::var("AWS_CA_BUNDLE")
         .ok()
         .filter(|p| !p.is_empty());
-    loader = loader.http_client(shared_http_client(ca_bundle.as_deref())?);
+    let endpoint = settings
+        .endpoint_url
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    loader = loader.http_client(shared_http_client(
+        ca_bundle.as_deref(),
+        endpoint.as_deref(),
+    )?);
     Ok(loader.load().await)
 }
 
@@ -131,8 +192,33 @@ mod tests {
 
     #[test]
     fn an_unreadable_ca_bundle_is_a_clear_error() {
-        let err = shared_http_client(Some("/nonexistent/ca.pem")).unwrap_err();
+        let err = shared_http_client(Some("/nonexistent/ca.pem"), None).unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"));
+    }
+
+    #[test]
+    fn no_system_certificates_is_a_startup_error_with_the_remedy() {
+        let err = system_trust(0, &[], None).err().expect("refused");
+        let message = err.to_string();
+        assert!(message.contains("no CA certificates"), "{message}");
+        assert!(message.contains("AWS_CA_BUNDLE"), "{message}");
+        let err = system_trust(
+            0,
+            &["open /etc/ssl/certs: denied".into()],
+            Some("https://x"),
+        )
+        .err()
+        .expect("refused");
+        assert!(err.to_string().contains("denied"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_endpoints_need_no_certificates_and_found_ones_are_used() {
+        assert!(matches!(
+            system_trust(0, &[], Some("http://127.0.0.1:5000")),
+            Ok(Trust::Only(_))
+        ));
+        assert!(matches!(system_trust(3, &[], None), Ok(Trust::System)));
     }
 
     #[tokio::test]
