@@ -189,7 +189,7 @@ state = "/run/containerd"
         build = self.work / "images"
         build.mkdir()
         busybox = {f"bin/{link}": "busybox" for link in
-                   ["sh", "cat", "ls", "sleep", "env", "echo", "test", "printenv", "wc", "grep"]}
+                   ["sh", "cat", "ls", "sleep", "env", "echo", "test", "wc", "grep"]}
         self.image(build, "pause", {"pause": NODE_TOOLS / "pause"}, "/pause")
         self.image(build, "busybox", {"bin/busybox": pathlib.Path("/bin/busybox")}, "/bin/sh", links=busybox)
         provider = "secrets-store-csi-driver-provider-aws"

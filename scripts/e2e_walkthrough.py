@@ -3,7 +3,9 @@ with kubectl and helm: the AWS steps against moto, the IAM and eksctl steps as t
 role and the ServiceAccount's annotation. Each step prints its outcome; the first that
 does not hold ends the run with status 1.
 """
+import base64
 import json
+import pathlib
 import shutil
 import subprocess
 import time
@@ -14,6 +16,11 @@ from e2e_node import IMAGE_TAG, IMAGES, ROOT
 RELEASE = "secrets-provider-aws"
 NAMESPACE = "default"
 SECRET_VALUE = '{"username":"memeuser", "password":"hunter2"}'
+ROTATED = '{"username":"memeuser2", "password":"hunter3"}'
+# Kinds whose objects come and go by themselves (not the release's).
+EPHEMERAL = {"events", "leases", "endpoints", "endpointslices"}
+# What the walk-through itself creates and a user removes (not the chart's).
+USERS_OBJECTS = {"ServiceAccount/default/nginx-deployment-sa"}
 
 
 class StepFailed(Exception):
@@ -135,8 +142,9 @@ class Walkthrough:
                    for s in sets)
 
     def install(self):
-        chart = self.chart()
-        values = self.values()
+        self.before_install = self.objects()
+        self.chart_dir = chart = self.chart()
+        self.values_file = values = self.values()
         self.node.helm("install", "-n", "kube-system", RELEASE, chart, "-f", values)
         took = self.until("the provider's and the driver's DaemonSets to be Ready", self.daemonsets_ready, 240)
         sets = json.loads(self.kubectl("get", "daemonsets", "-n", "kube-system", "-o", "json").stdout)["items"]
@@ -213,7 +221,7 @@ spec:
         - name: nginx
           image: {IMAGES['busybox']}:{IMAGE_TAG}
           imagePullPolicy: Never
-          command: ["sh", "-c", "while true; do sleep 1; done"]
+          command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
           env:
             - name: DB_USERNAME
               valueFrom:
@@ -239,12 +247,212 @@ spec:
             raise StepFailed(f"/mnt/secrets-store/MySecret holds {value!r}")
         return "kubectl exec … cat /mnt/secrets-store/MySecret printed the secret"
 
+    def jmespath_and_ssm(self):
+        pod = self.pod_of("app=nginx")
+        files = sorted(self.kubectl("exec", pod, "--", "ls", "/mnt/secrets-store").stdout.split())
+        if files != ["MyParameter", "MySecret", "dbusername"]:
+            raise StepFailed(f"/mnt/secrets-store holds {files}")
+        if self.exec_cat(pod, "/mnt/secrets-store/dbusername") != "memeuser":
+            raise StepFailed("dbusername does not hold the secret's username")
+        if self.exec_cat(pod, "/mnt/secrets-store/MyParameter") != "parameter-value":
+            raise StepFailed("MyParameter does not hold the parameter's value")
+        return f"files {', '.join(files)}: the jmesPath alias holds the username, the SSM parameter its value"
+
+    def synced_username(self):
+        secret = json.loads(self.kubectl("get", "secret", "nginx-synced", "-o", "json").stdout)
+        return base64.b64decode(secret["data"]["username"]).decode()
+
+    def secret_objects_as_env(self):
+        pod = self.pod_of("app=nginx")
+        env = self.kubectl("exec", pod, "--", "sh", "-c", 'echo "$DB_USERNAME"').stdout.strip()
+        if env != "memeuser":
+            raise StepFailed(f"DB_USERNAME is {env!r}")
+        if self.synced_username() != "memeuser":
+            raise StepFailed("the Secret nginx-synced does not hold the username")
+        # The driver's patcher (every 5 s) makes the pod's owner the Secret's owner, so that
+        # the garbage collector removes it with the Deployment.
+        owners = lambda: [f"{o['kind']}/{o['name']}" for o in json.loads(  # noqa: E731
+            self.kubectl("get", "secret", "nginx-synced", "-o", "json").stdout)["metadata"].get("ownerReferences", [])]
+        self.until("the driver to give Secret nginx-synced an owner", owners, 60)
+        return (f"the driver made Secret nginx-synced (owner {', '.join(owners())}) from secretObjects; "
+                "the pod has it as env DB_USERNAME")
+
+    def rotation(self):
+        pod = self.pod_of("app=nginx")
+        restarts = lambda: json.loads(self.kubectl("get", "pod", pod, "-o", "json").stdout)[  # noqa: E731
+            "status"]["containerStatuses"][0]["restartCount"]
+        before = restarts()
+        self.aws(f"client('secretsmanager').put_secret_value(SecretId='MySecret', SecretString={ROTATED!r})\n")
+        took = self.until("the rotated value in the running pod",
+                          lambda: self.exec_cat(pod, "/mnt/secrets-store/MySecret") == ROTATED, 120)
+        synced = self.until("the rotated username in Secret nginx-synced",
+                            lambda: self.synced_username() == "memeuser2", 120)
+        if restarts() != before:
+            raise StepFailed("the container restarted")
+        return (f"put-secret-value; the running pod's file had the new value {took:.1f} s later, "
+                f"Secret nginx-synced {took + synced:.1f} s later, no restart")
+
+    def broken_class(self):
+        self.apply(f"""apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: broken-class
+  namespace: {NAMESPACE}
+spec:
+  provider: aws
+  parameters:
+    objects: |
+        - objectName: "MySecret"
+          objectType: "SecretsManager"
+""")
+        self.apply(f"""apiVersion: v1
+kind: Pod
+metadata:
+  name: broken-pod
+  namespace: {NAMESPACE}
+spec:
+  serviceAccountName: nginx-deployment-sa
+  containers:
+    - name: app
+      image: {IMAGES['busybox']}:{IMAGE_TAG}
+      imagePullPolicy: Never
+      command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+      volumeMounts:
+        - {{name: secrets, mountPath: /mnt/secrets-store, readOnly: true}}
+  volumes:
+    - name: secrets
+      csi:
+        driver: secrets-store.csi.k8s.io
+        readOnly: true
+        volumeAttributes: {{secretProviderClass: broken-class}}
+""")
+        found = {}
+
+        def event():
+            described = self.kubectl("describe", "pod", "broken-pod").stdout
+            lines = [line.strip() for line in described.splitlines() if "FailedMount" in line]
+            hit = [line for line in lines if "SecretsManager" in line]
+            if hit:
+                found["line"] = hit[0]
+            return bool(hit)
+        took = self.until("a FailedMount event naming the bad objectType", event, 120)
+        self.kubectl("delete", "pod", "broken-pod", "--wait=true", "--timeout=60s")
+        self.kubectl("delete", "secretproviderclass", "broken-class")
+        return f"kubectl describe pod, {took:.1f} s after apply:\n        {found['line']}"
+
+    def status_of(self, pod):
+        statuses = json.loads(self.kubectl("get", "secretproviderclasspodstatuses", "-o", "json").stdout)["items"]
+        return [s["metadata"]["name"] for s in statuses if s.get("status", {}).get("podName") == pod]
+
+    def delete_pod(self):
+        pod = self.pod_of("app=nginx")
+        uid = json.loads(self.kubectl("get", "pod", pod, "-o", "json").stdout)["metadata"]["uid"]
+        statuses = self.status_of(pod)
+        if not statuses:
+            raise StepFailed(f"no SecretProviderClassPodStatus for {pod}")
+        mounted = lambda: any(uid in line for line in  # noqa: E731
+                              pathlib.Path("/proc/self/mounts").read_text().splitlines())
+        if not mounted():
+            raise StepFailed(f"no mount of pod {uid} on the node")
+        self.kubectl("delete", "pod", pod, "--wait=false")
+        unmounted = self.until("the pod's volume to be unmounted", lambda: not mounted(), 120)
+        collected = self.until("the garbage collector to remove the status", lambda: not self.status_of(pod), 120)
+        self.until("the Deployment's new pod", lambda: self.pod_of("app=nginx"), 120)
+        return (f"kubectl delete pod: its tmpfs unmounted after {unmounted:.1f} s, "
+                f"{statuses[0]} collected after {unmounted + collected:.1f} s")
+
+    def helm_upgrade(self):
+        old_pod = self.pod_of("app=nginx")
+        provider = self.pod_of_ns("kube-system", "app=csi-secrets-store-provider-aws")
+        # A new pod template, so the DaemonSet rolls (a user's upgrade brings a new image).
+        self.node.helm("upgrade", "-n", "kube-system", RELEASE, self.chart_dir, "-f", self.values_file,
+                       "--set", "podAnnotations.e2e/upgraded=yes")
+        self.kubectl("scale", "deployment", "nginx-deployment", "--replicas=2")
+        took = self.until("the provider's new pod to be Ready", lambda: self.provider_replaced(provider), 180)
+        self.until("two nginx pods to run", lambda: len(self.running("app=nginx")) == 2, 180)
+        if self.exec_cat(old_pod, "/mnt/secrets-store/MySecret") != ROTATED:
+            raise StepFailed(f"{old_pod} lost its file in the upgrade")
+        new_pod = next(p for p in self.running("app=nginx") if p != old_pod)
+        if self.exec_cat(new_pod, "/mnt/secrets-store/MySecret") != ROTATED:
+            raise StepFailed(f"{new_pod}, mounted during the rollout, lacks the secret")
+        return (f"helm upgrade: the provider's pod replaced in {took:.1f} s; {old_pod} kept its files; "
+                f"{new_pod}, created with the upgrade, mounted")
+
+    def provider_replaced(self, old):
+        pods = self.running("app=csi-secrets-store-provider-aws", "kube-system", ready=True)
+        return bool(pods) and old not in pods
+
+    def uninstall(self):
+        self.kubectl("delete", "deployment", "nginx-deployment", "--wait=true")
+        self.until("the nginx pods to go", lambda: not self.all_pods("app=nginx"), 120)
+        self.kubectl("delete", "secretproviderclass", "nginx-deployment-aws-secrets")
+        self.node.helm("uninstall", "-n", "kube-system", RELEASE, "--wait", "--timeout", "120s")
+        self.until("the provider's and the driver's pods to go",
+                   lambda: not self.kubectl("get", "pods", "-n", "kube-system", "-o", "name").stdout.strip(), 120)
+        found = {}
+
+        def nothing_left():
+            left = sorted(self.objects() - self.before_install - USERS_OBJECTS)
+            found["crds"] = [o for o in left if o.startswith("CustomResourceDefinition/")]
+            # The API server serves each CRD's group as an APIService (<version>.<group>).
+            groups = {o.rsplit("/", 1)[1].split(".", 1)[1] for o in found["crds"]}
+            found["others"] = [o for o in left if o not in found["crds"] and not (
+                o.startswith("APIService/") and o.rsplit("/", 1)[1].split(".", 1)[1] in groups)]
+            if found["others"]:
+                raise StepFailed(f"left behind: {found['others']}")
+            return True
+        # The synced Secret goes when the garbage collector has removed its owners, the
+        # pods' status objects: not at once.
+        self.until("every object of the release and the walk-through to go", nothing_left, 90)
+        kept_crds = found["crds"]
+        sockets = list(self.node.providers_dir.iterdir())
+        if sockets:
+            raise StepFailed(f"left in the providers directory: {sockets}")
+        return (f"helm uninstall: no object of the release left, no socket; the driver's {len(kept_crds)} CRDs "
+                "stay, as helm keeps every chart's crds/")
+
+    # ------------------------------------------------------------ listing
+    def running(self, selector, namespace=NAMESPACE, ready=False):
+        pods = json.loads(self.kubectl("get", "pods", "-n", namespace, "-l", selector, "-o", "json").stdout)["items"]
+        names = []
+        for p in pods:
+            if p["status"].get("phase") != "Running" or p["metadata"].get("deletionTimestamp"):
+                continue
+            if ready and not all(c.get("ready") for c in p["status"].get("containerStatuses", [])):
+                continue
+            names.append(p["metadata"]["name"])
+        return names
+
+    def pod_of_ns(self, namespace, selector):
+        pods = self.running(selector, namespace)
+        if not pods:
+            raise StepFailed(f"no running pod of {selector} in {namespace}")
+        return pods[0]
+
+    def all_pods(self, selector):
+        return self.kubectl("get", "pods", "-l", selector, "-o", "name").stdout.split()
+
+    def objects(self):
+        """Every object of every listable kind but the ephemeral ones, as Kind/namespace/name."""
+        kinds = self.kubectl("api-resources", "--verbs=list", "-o", "name").stdout.split()
+        kinds = [k for k in kinds if k.split(".")[0] not in EPHEMERAL]
+        listed = self.kubectl("get", ",".join(kinds), "-A", "-o",
+                              "jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}{'\\n'}{end}")
+        return set(listed.stdout.split())
+
     def run(self):
         steps = [
             ("helm install of our chart with the driver's", self.install),
             ("create the secret and the role (moto)", self.secret_and_role),
             ("the SecretProviderClass and the Deployment", self.class_and_deployment),
             ("the pod reads the secret's file", self.read_the_file),
+            ("jmesPath entries and an SSM parameter", self.jmespath_and_ssm),
+            ("secretObjects: a Secret used as env", self.secret_objects_as_env),
+            ("rotation reaches the running pod", self.rotation),
+            ("a broken class, as kubectl describe pod shows it", self.broken_class),
+            ("deleting the pod unmounts; its status is collected", self.delete_pod),
+            ("helm upgrade over running pods", self.helm_upgrade),
+            ("helm uninstall leaves nothing behind", self.uninstall),
         ]
         try:
             for name, action in steps:
