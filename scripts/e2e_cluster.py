@@ -169,6 +169,22 @@ def remove_new_host_paths(before):
             log(f"host: removed {path}, which a program of the cluster created")
 
 
+def existing_provider():
+    """The existing provider 3.1.1 (its binary and its source, which holds its chart) from
+    scripts/peers.py, for the walk from its chart to ours and back; skipped without its
+    source unless REQUIRE_PEER=1."""
+    import peers  # (scripts/, beside this file)
+    try:
+        source = peers.source_dir(peers.PEERS["existing-provider"])
+    except peers.NoSource as e:
+        if os.environ.get("REQUIRE_PEER") == "1":
+            raise SystemExit(f"e2e-cluster: the existing provider's source is required: {e}")
+        log(f"SKIPPED: the existing chart to ours and back ({e})")
+        return None
+    log("the existing provider 3.1.1 from its source (scripts/peers.py)")
+    return peers.build(peers.PEERS["existing-provider"]), source
+
+
 def outside(args):
     if os.geteuid() != 0:
         log("SKIPPED: the cluster needs root (containerd, the kubelet's mounts, namespaces)")
@@ -179,6 +195,7 @@ def outside(args):
         ROOT / "target/debug/secrets-store-csi-driver-provider-aws")
     if not args.provider_bin:
         run("cargo", "build", "--locked", "--bin", "secrets-store-csi-driver-provider-aws", timeout=3600)
+    existing = existing_provider()
     work = pathlib.Path(tempfile.mkdtemp(prefix="e2e-", dir=ROOT / "target"))
     saved = read_sysctls()
     cgroups_before = cgroup_dirs()
@@ -186,7 +203,8 @@ def outside(args):
     log(f"host: saved {', '.join(f'{k.replace(chr(47), chr(46))}={v}' for k, v in saved.items())}; work in {work}")
     inner = subprocess.Popen(
         ["unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--kill-child",
-         sys.executable, __file__, "--inside", str(work), "--provider-bin", str(provider)])
+         sys.executable, __file__, "--inside", str(work), "--provider-bin", str(provider)]
+        + (["--existing-bin", str(existing[0]), "--existing-source", str(existing[1])] if existing else []))
 
     def forward(signum, _frame):
         inner.send_signal(signum)
@@ -217,10 +235,14 @@ def main():
     parser.add_argument("--provider-bin", help="the provider binary (default: cargo build's debug binary)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
     parser.add_argument("--inside", help=argparse.SUPPRESS)
+    parser.add_argument("--existing-bin", help=argparse.SUPPRESS)
+    parser.add_argument("--existing-source", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.inside:
         import e2e_node  # (scripts/, beside this file)
-        return e2e_node.Node(pathlib.Path(args.inside), pathlib.Path(args.provider_bin)).run()
+        existing = (pathlib.Path(args.existing_bin), pathlib.Path(args.existing_source)) \
+            if args.existing_bin else None
+        return e2e_node.Node(pathlib.Path(args.inside), pathlib.Path(args.provider_bin), existing).run()
     return outside(args)
 
 

@@ -29,7 +29,28 @@ IMAGES = {
     "driver": "localhost/e2e/driver",
     "registrar": "localhost/e2e/registrar",
     "livenessprobe": "localhost/e2e/livenessprobe",
+    "existing": "localhost/e2e/existing-provider",
 }
+# The EKS Pod Identity agent's address, where both providers ask for a pod's credentials.
+AGENT_IP = "169.254.170.23"
+# A stand-in for the agent: any pod's token gets moto's test credentials (the existing
+# provider's STS client for IRSA ignores AWS_ENDPOINT_URL, so only Pod Identity brings it
+# to moto).
+AGENT = """
+import http.server, json
+class Agent(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if not self.headers.get("Authorization"):
+            self.send_response(400); self.end_headers(); return
+        body = json.dumps({"AccessKeyId": "test", "SecretAccessKey": "test", "Token": "test",
+                           "AccountId": "123456789012", "Expiration": "2099-01-01T00:00:00Z"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("%s", 80), Agent).serve_forever()
+""" % AGENT_IP
 
 
 def log(message):
@@ -41,9 +62,11 @@ def sh(*args, **kwargs):
 
 
 class Node:
-    def __init__(self, work, provider_bin):
+    def __init__(self, work, provider_bin, existing=None):
         self.work = work
         self.provider_bin = provider_bin
+        # (binary, source) of the existing provider 3.1.1, or None.
+        self.existing = existing
         self.processes = []
         self.pki = work / "pki"
         self.kubelet_dir = work / "kubelet"
@@ -201,6 +224,10 @@ state = "/run/containerd"
         # The driver mounts a tmpfs per volume with mount(8), as in its own image.
         tools = {f"bin/{t}": pathlib.Path(shutil.which(t)) for t in ["mount", "umount", "findmnt"]}
         self.image(build, "driver", {driver: TOOLS / driver, **tools}, f"/{driver}")
+        if self.existing:
+            existing = "bin/secrets-store-csi-driver-provider-aws"
+            self.image(build, "existing", {existing: self.existing[0],
+                                           certificates: pathlib.Path("/") / certificates}, f"/{existing}")
         self.image(build, "registrar", {"registrar": NODE_TOOLS / "registrar"}, "/registrar")
         self.image(build, "livenessprobe", {"livenessprobe": NODE_TOOLS / "livenessprobe"}, "/livenessprobe")
 
@@ -275,6 +302,12 @@ clusterDomain: cluster.local
         self.wait("moto", lambda: urllib.request.urlopen(
             f"http://{E2E.BRIDGE_IP}:{E2E.MOTO_PORT}/moto-api/", timeout=5).status == 200)
 
+    def pod_identity_agent(self):
+        sh("ip", "addr", "add", f"{AGENT_IP}/32", "dev", E2E.BRIDGE)
+        self.start("agent", sys.executable, "-c", AGENT)
+        self.wait("the Pod Identity stand-in", lambda: urllib.request.urlopen(urllib.request.Request(
+            f"http://{AGENT_IP}/v1/credentials", headers={"Authorization": "x"}), timeout=5).status == 200)
+
     def up(self):
         self.mounts()
         self.network()
@@ -283,6 +316,7 @@ clusterDomain: cluster.local
         self.images()
         self.kubelet()
         self.moto()
+        self.pod_identity_agent()
 
     def run(self):
         try:

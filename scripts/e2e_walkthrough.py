@@ -21,6 +21,10 @@ ROTATED = '{"username":"memeuser2", "password":"hunter3"}'
 EPHEMERAL = {"events", "leases", "endpoints", "endpointslices"}
 # What the walk-through itself creates and a user removes (not the chart's).
 USERS_OBJECTS = {"ServiceAccount/default/nginx-deployment-sa"}
+# The provider's DaemonSet and pod label under each chart (release RELEASE).
+OUR_DAEMONSET, OUR_APP = "csi-secrets-store-provider-aws", "csi-secrets-store-provider-aws"
+EXISTING_DAEMONSET = f"{RELEASE}-secrets-store-csi-driver-provider-aws"
+EXISTING_APP = "secrets-store-csi-driver-provider-aws"
 
 
 class StepFailed(Exception):
@@ -382,8 +386,21 @@ spec:
         pods = self.running("app=csi-secrets-store-provider-aws", "kube-system", ready=True)
         return bool(pods) and old not in pods
 
+    def secret_owners(self):
+        return json.loads(self.kubectl("get", "secret", "nginx-synced", "-o", "json").stdout)[
+            "metadata"].get("ownerReferences", [])
+
     def uninstall(self):
-        self.kubectl("delete", "deployment", "nginx-deployment", "--wait=true")
+        # How often the synced Secret has an owner, sampled over 10 s (see below).
+        samples = []
+        for _ in range(20):
+            samples.append(bool(self.secret_owners()))
+            time.sleep(0.5)
+        # Foreground: the ReplicaSet, the synced Secret's owner, goes after its pods. In the
+        # background (kubectl's default) the Secret can go first, while the pods terminate,
+        # and the driver's controllers, reading pods from their cache, create it again
+        # without an owner: a race of the driver (v1.6.0) seen here, which leaves it behind.
+        self.kubectl("delete", "deployment", "nginx-deployment", "--cascade=foreground", "--wait=true")
         self.until("the nginx pods to go", lambda: not self.all_pods("app=nginx"), 120)
         self.kubectl("delete", "secretproviderclass", "nginx-deployment-aws-secrets")
         self.node.helm("uninstall", "-n", "kube-system", RELEASE, "--wait", "--timeout", "120s")
@@ -399,17 +416,182 @@ spec:
             found["others"] = [o for o in left if o not in found["crds"] and not (
                 o.startswith("APIService/") and o.rsplit("/", 1)[1].split(".", 1)[1] in groups)]
             if found["others"]:
-                raise StepFailed(f"left behind: {found['others']}")
+                detail = ""
+                if "Secret/default/nginx-synced" in found["others"]:
+                    meta = json.loads(self.kubectl("get", "secret", "nginx-synced", "-o", "json").stdout)["metadata"]
+                    detail = (f" (nginx-synced created {meta['creationTimestamp']}, owners "
+                              f"{meta.get('ownerReferences', [])})")
+                raise StepFailed(f"left behind: {found['others']}{detail}")
             return True
         # The synced Secret goes when the garbage collector has removed its owners, the
         # pods' status objects: not at once.
-        self.until("every object of the release and the walk-through to go", nothing_left, 90)
+        orphan = ""
+        try:
+            self.until("every object of the release and the walk-through to go", nothing_left, 60)
+        except StepFailed:
+            if found["others"] != ["Secret/default/nginx-synced"] or self.secret_owners():
+                raise
+            # The driver's rotation rewrites the synced Secret without the owner its patcher
+            # sets every 5 s; deleted in between, the ReplicaSet leaves it behind. Not the
+            # chart's: reported, and removed as its user would have to.
+            orphan = (f"; the driver left Secret nginx-synced without an owner (it had one in "
+                      f"{sum(samples)} of {len(samples)} samples over 10 s before): deleted by hand")
+            self.kubectl("delete", "secret", "nginx-synced")
         kept_crds = found["crds"]
         sockets = list(self.node.providers_dir.iterdir())
         if sockets:
             raise StepFailed(f"left in the providers directory: {sockets}")
         return (f"helm uninstall: no object of the release left, no socket; the driver's {len(kept_crds)} CRDs "
-                "stay, as helm keeps every chart's crds/")
+                f"stay, as helm keeps every chart's crds/{orphan}")
+
+    # ------------------------------------------------------------ the existing chart, ours, and back
+    def existing_chart(self):
+        """The existing provider's chart (3.1.1) from its source, the driver's chart packaged
+        into it as for ours, and its values: the same driver values as ours."""
+        dest = self.node.work / "chart" / "existing"
+        source = self.node.existing[1] / "charts" / E2E.CHART.name
+        shutil.copytree(source, dest, ignore=shutil.ignore_patterns("charts", "*.tgz", "Chart.lock"))
+        shutil.copytree(self.chart_dir / "charts", dest / "charts")
+        ours = json.loads(self.values_file.read_text())
+        values = {
+            "image": {"repository": IMAGES["existing"], "tag": IMAGE_TAG, "pullPolicy": "Never"},
+            "providerVolume": ours["providerVolume"],
+            "kubeletPath": ours["kubeletPath"],
+            E2E.DRIVER_CHART_NAME: ours[E2E.DRIVER_CHART_NAME],
+        }
+        values_file = self.node.work / "existing-values.yaml"
+        values_file.write_text(json.dumps(values, indent=2))
+        # It has no value for extra env: AWS_ENDPOINT_URL (moto) is added after rendering,
+        # as a user of that chart would have to.
+        renderer = self.node.work / "add-endpoint"
+        renderer.write_text(f"""#!{ROOT / '.venv/bin/python'}
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
+for d in docs:
+    if d.get("kind") == "DaemonSet" and d["metadata"]["name"].endswith("secrets-store-csi-driver-provider-aws"):
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            c.setdefault("env", []).append(
+                {{"name": "AWS_ENDPOINT_URL", "value": "http://{E2E.BRIDGE_IP}:{E2E.MOTO_PORT}"}})
+yaml.safe_dump_all(docs, sys.stdout)
+""")
+        renderer.chmod(0o755)
+        return dest, values_file, renderer
+
+    def daemonset_names(self):
+        sets = json.loads(self.kubectl("get", "daemonsets", "-n", "kube-system", "-o", "json").stdout)["items"]
+        return {s["metadata"]["name"]: s for s in sets}
+
+    def only_provider_ready(self, name):
+        sets = self.daemonset_names()
+        providers = [n for n in sets if n != E2E.DRIVER_CHART_NAME]
+        ready = lambda s: s["status"].get("numberReady", 0) >= 1 and (  # noqa: E731
+            s["status"].get("updatedNumberScheduled", 0) == s["status"].get("desiredNumberScheduled", -1))
+        return providers == [name] and all(ready(s) for s in sets.values()) and len(
+            self.running(f"app={self.provider_app}", "kube-system", ready=True)) == 1
+
+    def install_existing(self):
+        self.existing = self.existing_chart()
+        chart, values, renderer = self.existing
+        self.provider_app = EXISTING_APP
+        self.node.helm("install", "-n", "kube-system", RELEASE, chart, "-f", values, "--post-renderer", renderer)
+        took = self.until("the existing provider's DaemonSet to be Ready",
+                          lambda: self.only_provider_ready(EXISTING_DAEMONSET), 240)
+        return f"helm install of the existing chart 3.1.1: DaemonSet {EXISTING_DAEMONSET} Ready in {took:.1f} s"
+
+    def mount_through_existing(self):
+        self.apply(f"""apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: pod-identity-class
+  namespace: {NAMESPACE}
+spec:
+  provider: aws
+  parameters:
+    region: {E2E.REGION}
+    usePodIdentity: "true"
+    objects: |
+        - objectName: "MySecret"
+          objectType: "secretsmanager"
+""")
+        self.apply(f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: upgrade-app
+  namespace: {NAMESPACE}
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: upgrade-app}}
+  template:
+    metadata:
+      labels: {{app: upgrade-app}}
+    spec:
+      containers:
+        - name: app
+          image: {IMAGES['busybox']}:{IMAGE_TAG}
+          imagePullPolicy: Never
+          command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+          volumeMounts:
+            - {{name: secrets, mountPath: /mnt/secrets-store, readOnly: true}}
+      volumes:
+        - name: secrets
+          csi:
+            driver: secrets-store.csi.k8s.io
+            readOnly: true
+            volumeAttributes: {{secretProviderClass: pod-identity-class}}
+""")
+        took = self.until("a pod mounted by the existing provider", lambda: self.running("app=upgrade-app"), 120)
+        self.check_files("app=upgrade-app", 1)
+        return f"a Deployment's pod (Pod Identity) ran {took:.1f} s after kubectl apply and reads the secret"
+
+    def check_files(self, selector, count):
+        pods = self.running(selector)
+        if len(pods) != count:
+            raise StepFailed(f"{len(pods)} running pods of {selector}, not {count}")
+        for pod in pods:
+            if self.exec_cat(pod, "/mnt/secrets-store/MySecret") != ROTATED:
+                raise StepFailed(f"{pod} does not read the secret")
+        return pods
+
+    def restarts(self, selector):
+        pods = json.loads(self.kubectl("get", "pods", "-n", "kube-system", "-l", selector, "-o", "json").stdout)
+        return sum(c["restartCount"] for p in pods["items"] for c in p["status"].get("containerStatuses", []))
+
+    def switch(self, to_app, to_daemonset, helm_args, replicas):
+        """helm upgrade of the release to the other chart; then the running pods keep their
+        files, a new pod mounts, and the provider now serving never restarted."""
+        before = self.running("app=upgrade-app")
+        self.provider_app = to_app
+        self.node.helm("upgrade", "-n", "kube-system", RELEASE, *helm_args)
+        self.kubectl("scale", "deployment", "upgrade-app", f"--replicas={replicas}")
+        took = self.until(f"{to_daemonset} alone to serve", lambda: self.only_provider_ready(to_daemonset), 240)
+        mounted = self.until(f"{replicas} pods of upgrade-app",
+                             lambda: len(self.running("app=upgrade-app")) == replicas, 120)
+        pods = self.check_files("app=upgrade-app", replicas)
+        if not set(before) <= set(pods):
+            raise StepFailed(f"pods {before} did not all survive the upgrade: {pods}")
+        if self.restarts(f"app={to_app}"):
+            raise StepFailed(f"the provider {to_daemonset} restarted")
+        if not self.node.providers_dir.joinpath("aws.sock").is_socket():
+            raise StepFailed("no aws.sock after the upgrade")
+        return (f"helm upgrade: {to_daemonset} alone in {took:.1f} s, the other DaemonSet deleted; "
+                f"{len(before)} running pod(s) kept their files; {replicas} pods running "
+                f"{took + mounted:.1f} s after the upgrade; "
+                "no provider restart")
+
+    def existing_to_ours(self):
+        return self.switch(OUR_APP, OUR_DAEMONSET, [self.chart_dir, "-f", self.values_file], 2)
+
+    def ours_to_existing(self):
+        chart, values, renderer = self.existing
+        return self.switch(EXISTING_APP, EXISTING_DAEMONSET, [chart, "-f", values, "--post-renderer", renderer], 3)
+
+    def uninstall_existing(self):
+        self.kubectl("delete", "deployment", "upgrade-app", "--wait=true")
+        self.until("the pods to go", lambda: not self.all_pods("app=upgrade-app"), 120)
+        self.kubectl("delete", "secretproviderclass", "pod-identity-class")
+        self.node.helm("uninstall", "-n", "kube-system", RELEASE, "--wait", "--timeout", "120s")
+        return "helm uninstall"
 
     # ------------------------------------------------------------ listing
     def running(self, selector, namespace=NAMESPACE, ready=False):
@@ -454,6 +636,14 @@ spec:
             ("helm upgrade over running pods", self.helm_upgrade),
             ("helm uninstall leaves nothing behind", self.uninstall),
         ]
+        if self.node.existing:
+            steps += [
+                ("helm install of the existing provider's chart", self.install_existing),
+                ("a pod mounts through the existing provider", self.mount_through_existing),
+                ("helm upgrade from the existing chart to ours", self.existing_to_ours),
+                ("helm upgrade back to the existing chart", self.ours_to_existing),
+                ("helm uninstall of the existing chart", self.uninstall_existing),
+            ]
         try:
             for name, action in steps:
                 self.step(name, action)
