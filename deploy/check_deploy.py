@@ -262,6 +262,20 @@ def _mount(k, name):
     return next(m for m in _c(k)["volumeMounts"] if m["name"] == name)
 
 
+def _events_rule(k):
+    return any(r.get("apiGroups") == ["events.k8s.io"] and r["resources"] == ["events"]
+               and sorted(r["verbs"]) == ["create", "patch"] for r in k["ClusterRole"]["rules"])
+
+
+def check_events(defaults, enabled):
+    """events.enabled adds the flag and the ClusterRole's rule; by default neither."""
+    off, on = ours(defaults), ours(enabled)
+    check(not _events_rule(off) and not any(x.startswith("--events") for x in _c(off)["args"]),
+          "defaults: no pod events (no --events, no events rule)")
+    check(_events_rule(on) and "--events=failures" in _c(on)["args"],
+          "events.enabled=true: --events=failures and create/patch on events.k8s.io events")
+
+
 EXPECT = {
     "image": lambda k, a: _c(k)["image"] == f"{a['image']['repository']}:{a['image']['tag']}",
     "image.pullPolicy": lambda k, a: _c(k)["imagePullPolicy"] == a["image"]["pullPolicy"],
@@ -273,6 +287,10 @@ EXPECT = {
     and _mount(k, "mountpoint-dir")["mountPath"] == a["kubeletPath"] + "/pods",
     "useFipsEndpoint": lambda k, a: _env(k).get("AWS_USE_FIPS_ENDPOINT") == "true",
     "env": lambda k, a: all(_env(k).get(e["name"]) == e["value"] for e in a["env"]),
+    # The flag and the RBAC rule for events come and go together (check_events: the rule
+    # with our ClusterRole installed, which all-values turns off).
+    "events.enabled": lambda k, a: any(x.startswith("--events=") for x in _c(k)["args"]) == a["events"]["enabled"]
+    and ("ClusterRole" not in k or _events_rule(k) == a["events"]["enabled"]),
     "resources": lambda k, a: _c(k)["resources"] == a["resources"],
     "securityContext": lambda k, a: _c(k)["securityContext"] == a["securityContext"],
     "priorityClassName": lambda k, a: _pod(k)["priorityClassName"] == a["priorityClassName"],
@@ -439,7 +457,9 @@ def main():
         "defaults": helm.template("defaults"),
         "without-driver": helm.template("without-driver", *without_driver),
         "all-values": helm.template("all-values", "--values", str(ALL_VALUES)),
+        "events": helm.template("events", *without_driver, "--set", "events.enabled=true"),
     }
+    check_events(rendered["without-driver"], rendered["events"])
     check_chart_matches_installer(rendered["without-driver"])
     check_driver_dependency(rendered["defaults"], defaults[DRIVER]["tokenRequests"], defaults["providerVolume"])
     check_all_values(defaults, all_values, rendered["all-values"])

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A single-node Kubernetes cluster built from source, our chart installed by helm, and the
-existing provider's README walk-through replayed on it ("Tested on a real node",
-docs/real-node.md).
+existing provider's README walk-through replayed on it, then the existing chart (3.1.1)
+upgraded to ours and back (docs/driver.md, "Tested on a real node").
 
     sudo scripts/e2e-cluster [--provider-bin PATH] [--keep]     (runs this file)
 
@@ -9,8 +9,9 @@ Everything runs as root inside private namespaces this script creates (network, 
 PID): a bridge with private addresses, containerd and the kubelet's directories, and
 every process, are gone when it ends. What it cannot keep private it restores on success,
 failure and interrupt: the kubelet's sysctls (vm.overcommit_memory, kernel.panic,
-kernel.panic_on_oops) and the cgroups it and containerd create at the root of each
-hierarchy. It prints each host change it made and undid.
+kernel.panic_on_oops), the cgroups it and containerd create at the root of each
+hierarchy, and any of HOST_PATHS a program creates by default. It prints each host change
+it made and undid.
 
 Built from source and cached in .tools/ (Go module proxy, pins in tests/kubenode/go.mod and
 tests/kubeserver/go.mod): kube-apiserver and etcd (kubeserver), kube-controller-manager,
@@ -18,7 +19,9 @@ kube-scheduler, kubelet and kubectl v1.37.2, the driver v1.6.0, and stand-ins fo
 driver chart's node-driver-registrar and livenessprobe sidecars (their modules are not
 served here). Debian's containerd, runc, CNI plugins, umoci and busybox-static run the
 pods; images are built locally with umoci and imported into containerd (no registry).
-AWS is moto, reached through the chart's `env` value (AWS_ENDPOINT_URL).
+AWS is moto, reached through the chart's `env` value (AWS_ENDPOINT_URL); a stand-in for
+the EKS Pod Identity agent answers at 169.254.170.23. The existing provider is built from
+its source by scripts/peers.py (skipped without it, unless REQUIRE_PEER=1).
 
 Exit status 0 when every step of the walk-through held; 77 when it cannot run here (not
 root, no Go); 1 otherwise.

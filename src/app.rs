@@ -19,6 +19,7 @@ use crate::adapters::coalesce::Coalescing;
 use crate::adapters::csi::{self, BoundSocket, CsiProvider, SocketEvents, SocketWatch};
 use crate::adapters::driver_sink::DriverSink;
 use crate::adapters::fs_sink::FsSink;
+use crate::adapters::kube::events::KubeEvents;
 use crate::adapters::kube::{self as kube_adapter, KubeIdentity, KubeSettings};
 use crate::adapters::local::{LocalStore, NoClusterIdentity};
 use crate::adapters::metrics::Metrics;
@@ -31,6 +32,7 @@ use crate::domain::attributes::MountAttributes;
 use crate::domain::jmes::JmesLimits;
 use crate::domain::mode::FileMode;
 use crate::domain::objects::YamlLimits;
+use crate::domain::pod_events::EventsMode;
 use crate::domain::region::Region;
 use crate::domain::target::TargetPath;
 use crate::ports::{IdentityResolver, MountSink, SecretStore};
@@ -133,9 +135,13 @@ fn mount_settings(settings: &Settings) -> MountSettings {
 pub async fn build_identity(
     settings: &Settings,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<(Arc<dyn IdentityResolver>, Option<Arc<KubeIdentity>>)> {
+) -> anyhow::Result<(
+    Arc<dyn IdentityResolver>,
+    Option<Arc<KubeIdentity>>,
+    Option<kube::Client>,
+)> {
     if settings.store == StoreKind::Local {
-        return Ok((Arc::new(NoClusterIdentity::default()), None));
+        return Ok((Arc::new(NoClusterIdentity::default()), None, None));
     }
     let kube_settings = KubeSettings {
         qps: settings.qps,
@@ -148,8 +154,8 @@ pub async fn build_identity(
         .await
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG); the AWS store needs the cluster to find each pod's role")?;
     let client = kube_adapter::client(config, &kube_settings, metrics)?;
-    let kube = Arc::new(KubeIdentity::start(client, &kube_settings));
-    Ok((kube.clone(), Some(kube)))
+    let kube = Arc::new(KubeIdentity::start(client.clone(), &kube_settings));
+    Ok((kube.clone(), Some(kube), Some(client)))
 }
 
 /// What the socket watch changes elsewhere: `/readyz` says not ready while the socket
@@ -234,7 +240,7 @@ pub async fn serve(
         None
     };
 
-    let (identity, watches) = build_identity(&settings, metrics.clone()).await?;
+    let (identity, watches, client) = build_identity(&settings, metrics.clone()).await?;
     let sink: Arc<dyn MountSink> = if settings.driver_writes_secrets {
         Arc::new(DriverSink)
     } else {
@@ -246,10 +252,20 @@ pub async fn serve(
         service_settings.memory = MemoryWatch(cgroup);
     }
     let service = MountService::with_cache(identity, store, sink, service_settings, cache);
-    let provider = CsiProvider::new(Arc::new(service), settings.mount_timeout(), metrics.clone())
-        .with_kubelet_dir(settings.kubelet_dir.clone())
-        .with_error_codes(settings.error_codes)
-        .with_limits(settings.max_concurrent_mounts, settings.max_response_bytes);
+    let mut provider =
+        CsiProvider::new(Arc::new(service), settings.mount_timeout(), metrics.clone())
+            .with_kubelet_dir(settings.kubelet_dir.clone())
+            .with_error_codes(settings.error_codes)
+            .with_limits(settings.max_concurrent_mounts, settings.max_response_bytes);
+    if settings.events != EventsMode::Off {
+        // Events are about pods in a cluster: the local store has none.
+        let client =
+            client.context("--events needs the cluster (the AWS store), not --store local")?;
+        let node = std::env::var("NODE_NAME").ok().filter(|n| !n.is_empty());
+        let events = KubeEvents::start(client, node, metrics.clone());
+        provider = provider.with_events(settings.events, events);
+        tracing::info!(events = settings.events.name(), "pod events on");
+    }
     let (listener, guard) = csi::bind_socket(&settings.provider_volume).with_context(|| {
         format!(
             "binding {}",

@@ -54,6 +54,18 @@ pub struct CodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    /// `SecretMountFailed`, `SecretRotationFailed` or `SecretRotated`.
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DroppedEventLabels {
+    /// `pod_limit`, `node_limit`, `too_many_pods`, `queue_full` or `api_error`.
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabels {
     /// `irsa` or `pod_identity`.
     pub source: String,
@@ -92,6 +104,10 @@ pub struct Metrics {
     pub remount_failures: Family<CodeLabels, Counter>,
     /// Times `aws.sock` was found deleted and bound again.
     pub socket_rebinds: Counter,
+    /// Pod events recorded (`--events`), by reason.
+    pub events_recorded: Family<EventLabels, Counter>,
+    /// Pod events not recorded: over a limit, the queue full, or refused by the API server.
+    pub events_dropped: Family<DroppedEventLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -187,7 +203,21 @@ impl Metrics {
             "Times the socket was found deleted by another process and bound again",
             socket_rebinds.clone(),
         );
+        let events_recorded = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events_recorded",
+            "Kubernetes Events recorded on pods (--events), by reason",
+            events_recorded.clone(),
+        );
+        let events_dropped = Family::<DroppedEventLabels, Counter>::default();
+        registry.register(
+            "events_dropped",
+            "Kubernetes Events not recorded: over the per-pod or per-node limit, queue full, or refused by the API server",
+            events_dropped.clone(),
+        );
         Metrics {
+            events_recorded,
+            events_dropped,
             socket_rebinds,
             panics,
             mounts_with_unknown_keys,

@@ -63,6 +63,10 @@ const OTHER_TOOLS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "scripts/e2e-cluster, the real node",
+        &["keep", "provider-bin"],
+    ),
+    (
         "storm, the benchmark (bench/)",
         &[
             "intervals",

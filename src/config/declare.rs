@@ -22,6 +22,7 @@ use super::values::{value_enum_name, GoDuration, LogFormat, StoreKind};
 use super::{Settings, ENV_PREFIX, SETTINGS};
 use crate::adapters::csi::ErrorReporting;
 use crate::domain::duration::format_go_duration;
+use crate::domain::pod_events::EventsMode;
 
 /// One setting, as help, docs and tests see it.
 #[derive(Debug)]
@@ -143,6 +144,12 @@ impl Spelled for StoreKind {
 impl Spelled for LogFormat {
     fn spell(&self) -> String {
         value_enum_name(self)
+    }
+}
+
+impl Spelled for EventsMode {
+    fn spell(&self) -> String {
+        self.name().to_string()
     }
 }
 

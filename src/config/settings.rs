@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::declare::declare_settings;
-use super::values::{error_reporting, go_bool, GoDuration, LogFormat, StoreKind};
+use super::values::{error_reporting, events_mode, go_bool, GoDuration, LogFormat, StoreKind};
 use crate::adapters::aws::credentials::pod_identity::{
     DEFAULT_IPV4_ENDPOINT, DEFAULT_IPV6_ENDPOINT,
 };
@@ -18,6 +18,7 @@ use crate::adapters::csi::{
     ErrorReporting, DEFAULT_MAX_CONCURRENT_MOUNTS, DEFAULT_MAX_RESPONSE_BYTES,
 };
 use crate::adapters::kube::KubeSettings;
+use crate::domain::pod_events::EventsMode;
 use crate::service::MountSettings;
 
 declare_settings! {
@@ -111,6 +112,17 @@ declare_settings! {
                 default_missing_value = "true", value_parser = error_reporting,
                 value_name = "BOOL|remounts"],
             chart: "errorCodes",
+        }
+        /// Kubernetes Events on the pod: `failures` records a failed mount
+        /// (`SecretMountFailed`) or remount (`SecretRotationFailed`) as a Warning, `all`
+        /// also a remount that brought new versions (`SecretRotated`), `off` none. Needs
+        /// `create` and `patch` on `events.k8s.io` events (the chart adds them).
+        events: EventsMode {
+            default: EventsMode::Off,
+            flag: EventsMode [num_args = 0..=1, require_equals = true,
+                default_missing_value = "failures", value_parser = events_mode,
+                value_name = "off|failures|all"],
+            chart: "events.mode" = "failures",
         }
         /// Deadline of one mount, a Go duration; past it the mount fails with
         /// `INTERNAL` and publishes nothing.

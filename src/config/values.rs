@@ -66,3 +66,8 @@ pub fn error_reporting(text: &str) -> Result<ErrorReporting, String> {
     ErrorReporting::parse(text)
         .ok_or_else(|| format!("`{text}` is not a boolean (true/false, 1/0, t/f) or `remounts`"))
 }
+
+pub fn events_mode(text: &str) -> Result<crate::domain::pod_events::EventsMode, String> {
+    text.parse()
+        .map_err(|e: crate::domain::pod_events::BadEventsMode| e.to_string())
+}

@@ -25,6 +25,7 @@ pub mod object_id;
 pub mod object_kind;
 pub mod objects;
 pub mod plan;
+pub mod pod_events;
 pub mod region;
 pub mod secret;
 pub mod target;

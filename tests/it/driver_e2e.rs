@@ -20,6 +20,8 @@ use common::fault_proxy::{Fault, Proxy};
 use common::kube_fixtures::{create, eventually, label_node, namespace, shared, ROLE};
 use common::moto::Moto;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use kube::api::{Api, DynamicObject, ListParams};
 
 const REGION: &str = "eu-west-1";
@@ -48,6 +50,16 @@ struct Scene {
 /// A namespace `ns` with ServiceAccount `web` (role ROLE), MySecret in moto, our
 /// provider installed as `-<ns>` and run with `provider_flags`, and a node `node-<ns>`.
 async fn scene(ns: &str, provider_flags: &[&str]) -> Option<Scene> {
+    scene_with_role(ns, provider_flags, |_| {}).await
+}
+
+/// The same, with the provider's ClusterRole changed by `edit` (the chart's optional
+/// rules).
+async fn scene_with_role(
+    ns: &str,
+    provider_flags: &[&str],
+    edit: impl FnOnce(&mut ClusterRole),
+) -> Option<Scene> {
     let tools = csi_cluster::tools()?;
     let plane = shared()?;
     let moto = common::moto::start()?;
@@ -59,7 +71,7 @@ async fn scene(ns: &str, provider_flags: &[&str]) -> Option<Scene> {
     label_node(&admin, &node_name, REGION).await;
     common::create_secret(&moto.url, REGION, "MySecret", VALUE).await;
     let provider_kubeconfig = plane
-        .install_provider(&format!("-{ns}"), &plane.url(), |_| {})
+        .install_provider(&format!("-{ns}"), &plane.url(), edit)
         .await;
     let driver_kubeconfig = csi_cluster::install_driver(plane, &tools).await;
     let node = Node::start(
@@ -490,4 +502,131 @@ async fn a_refusal_over_a_limit_is_final_and_leaves_no_empty_target() {
             "try {attempt}: a final error, so the kubelet removed the target"
         );
     }
+}
+
+/// The pod's events of `reason` from our provider.
+async fn events_of(scene: &Scene, pod: &str, reason: &str) -> Vec<Event> {
+    let all = Api::<Event>::namespaced(scene.admin.clone(), &scene.ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    all.items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(pod)
+                && e.reason.as_deref() == Some(reason)
+                && e.reporting_controller.as_deref()
+                    == Some("secrets-store-csi-driver-provider-aws")
+        })
+        .collect()
+}
+
+fn series_count(event: &Event) -> i32 {
+    event.series.as_ref().map_or(1, |s| s.count)
+}
+
+#[tokio::test]
+async fn failed_rotations_show_as_pod_events() {
+    // The rule the chart adds with events.enabled (deploy/check_deploy.py checks it there).
+    let events_rule = |role: &mut ClusterRole| {
+        role.rules.get_or_insert_with(Vec::new).push(PolicyRule {
+            api_groups: Some(vec!["events.k8s.io".into()]),
+            resources: Some(vec!["events".into()]),
+            verbs: vec!["create".into(), "patch".into()],
+            ..Default::default()
+        })
+    };
+    let Some(scene) = scene_with_role("drv-events", &["--events=all"], events_rule).await else {
+        return;
+    };
+    scene.class(CLASS, OBJECTS, None).await;
+    let volume = scene.pod("web-0", CLASS).await;
+    scene.publish(&volume).await;
+
+    // Three due remounts fail: the driver hides each from the kubelet; the pod gets one
+    // Warning whose series counts three.
+    scene.proxy.fail_region(
+        REGION,
+        Fault {
+            status: 500,
+            code: "InternalServiceError",
+        },
+    );
+    for _ in 0..3 {
+        age(&volume.target);
+        scene.publish(&volume).await;
+    }
+    let failed = "SecretRotationFailed";
+    eventually("one SecretRotationFailed event counting 3", async || {
+        let events = events_of(&scene, &volume.name, failed).await;
+        events.len() == 1 && series_count(&events[0]) == 3
+    })
+    .await;
+    let event = events_of(&scene, &volume.name, failed).await.remove(0);
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    let regarding = event.regarding.clone().unwrap();
+    assert_eq!(regarding.uid.as_deref(), Some(volume.uid.as_str()));
+    assert_eq!(regarding.kind.as_deref(), Some("Pod"));
+    let note = event.note.clone().unwrap_or_default();
+    assert!(
+        note.contains(&format!("SecretProviderClass {CLASS}"))
+            && note.contains("the pod keeps its previous files")
+            && note.contains("\"MySecret\"")
+            && note.contains("InternalServiceError"),
+        "{note}"
+    );
+    assert!(
+        !note.contains("hunter2") && !note.contains("memeuser"),
+        "a value in {note}"
+    );
+
+    // AWS recovers with a new version: the next remount succeeds, records SecretRotated,
+    // and the failure's series stops growing.
+    scene.proxy.state.lock().unwrap().faults.clear();
+    scene
+        .rotate(r#"{"username":"rotated","password":"hunter3"}"#)
+        .await;
+    age(&volume.target);
+    scene.publish(&volume).await;
+    assert_eq!(read(&volume.target, "user"), "rotated");
+    eventually("a SecretRotated event", async || {
+        !events_of(&scene, &volume.name, "SecretRotated")
+            .await
+            .is_empty()
+    })
+    .await;
+    let rotated = events_of(&scene, &volume.name, "SecretRotated")
+        .await
+        .remove(0);
+    assert_eq!(rotated.type_.as_deref(), Some("Normal"));
+    let note = rotated.note.unwrap_or_default();
+    assert!(
+        note.contains("new versions of") && !note.contains("hunter3"),
+        "{note}"
+    );
+    let after = events_of(&scene, &volume.name, failed).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(series_count(&after[0]), 3, "no failure after the recovery");
+
+    // A first mount that fails gets its own Warning.
+    scene
+        .class(
+            "missing",
+            "- {objectName: NoSuchSecret, objectType: secretsmanager}",
+            None,
+        )
+        .await;
+    let broken = scene.pod("web-1", "missing").await;
+    assert!(scene.node.publish(&broken).await.is_err());
+    eventually("a SecretMountFailed event", async || {
+        !events_of(&scene, &broken.name, "SecretMountFailed")
+            .await
+            .is_empty()
+    })
+    .await;
+    let metric = scene
+        .node
+        .provider_metric("secrets_store_provider_aws_events_recorded_total")
+        .await;
+    assert!(metric >= 3, "events_recorded_total {metric}");
 }

@@ -17,9 +17,11 @@ use super::status::status_of;
 use crate::adapters::accept::unix_incoming;
 use crate::adapters::metrics::{CodeLabels, Metrics};
 use crate::domain::objects::Rule;
+use crate::domain::pod_events::{event_for, EventsMode, Outcome, SeenVersions};
 use crate::domain::target::TargetPath;
 use crate::domain::text::capped;
 use crate::domain::versions::ObjectVersion;
+use crate::ports::{EventSink, PodRef};
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
@@ -44,6 +46,21 @@ pub struct CsiProvider {
     max_response_bytes: usize,
     /// When set, targets must be pods' CSI volumes under this kubelet directory.
     kubelet_dir: Option<PathBuf>,
+    /// Pod events (`--events`): which mounts earn one, and where they go.
+    events: Option<(EventsMode, Arc<dyn EventSink>)>,
+    /// What each target got last, for `SecretRotated` (`--events=all` only).
+    seen: std::sync::Mutex<SeenVersions>,
+}
+
+/// Targets whose last versions are remembered for `SecretRotated`.
+const MAX_SEEN_TARGETS: usize = 4096;
+
+/// What an event about a mount needs from its request, kept before the request is
+/// consumed.
+struct EventSubject {
+    pod: PodRef,
+    class: String,
+    target: String,
 }
 
 /// The driver's default gRPC receive limit is 4 MiB; leave room for paths and framing.
@@ -61,6 +78,23 @@ impl CsiProvider {
             slots: Arc::new(Semaphore::new(DEFAULT_MAX_CONCURRENT_MOUNTS)),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             kubelet_dir: None,
+            events: None,
+            seen: std::sync::Mutex::new(SeenVersions::new(MAX_SEEN_TARGETS)),
+        }
+    }
+
+    /// Records an event on the pod of each mount that `mode` names (never when Off).
+    pub fn with_events(mut self, mode: EventsMode, sink: Arc<dyn EventSink>) -> Self {
+        self.events = (mode != EventsMode::Off).then_some((mode, sink));
+        self
+    }
+
+    fn record_event(&self, subject: Option<&EventSubject>, remount: bool, outcome: Outcome<'_>) {
+        let (Some((mode, sink)), Some(subject)) = (&self.events, subject) else {
+            return;
+        };
+        if let Some(event) = event_for(*mode, &subject.class, remount, outcome) {
+            sink.record(&subject.pod, event);
         }
     }
 
@@ -175,10 +209,25 @@ impl CsiDriverProvider for CsiProvider {
         // The target on its own: a remount whose attributes fail to parse is still a
         // remount, and must be reported as one.
         let target = TargetPath::parse(&request.target_path, self.kubelet_dir.as_deref()).ok();
+        let mut subject = None;
         let result = {
             let _in_flight = InFlight::enter(&self.metrics);
             match request.parse(self.kubelet_dir.as_deref()) {
-                Ok(request) => self.run(request).await,
+                Ok(request) => {
+                    if self.events.is_some() {
+                        let pod = &request.attributes.pod;
+                        subject = Some(EventSubject {
+                            pod: PodRef {
+                                namespace: pod.namespace.clone(),
+                                name: pod.name.clone(),
+                                uid: pod.uid.clone(),
+                            },
+                            class: request.attributes.class.clone(),
+                            target: request.target.to_string(),
+                        });
+                    }
+                    self.run(request).await
+                }
                 Err(e) => {
                     // The service logs every mount it runs; this one never reached it.
                     let error = capped(e.to_string(), MAX_LOGGED_ERROR_BYTES);
@@ -193,6 +242,14 @@ impl CsiDriverProvider for CsiProvider {
                     .mount_finished(None, started.elapsed(), Some(outcome.objects));
                 if !outcome.unknown_keys.is_empty() {
                     self.metrics.mounts_with_unknown_keys.inc();
+                }
+                if let (Some(subject), Some((EventsMode::All, _))) = (&subject, &self.events) {
+                    let changed = self.seen.lock().unwrap_or_else(|p| p.into_inner()).changed(
+                        &subject.target,
+                        &outcome.versions,
+                        Instant::now(),
+                    );
+                    self.record_event(Some(subject), true, Outcome::Succeeded(&changed));
                 }
                 outcome
             }
@@ -211,6 +268,10 @@ impl CsiDriverProvider for CsiProvider {
                             code: code.to_string(),
                         })
                         .inc();
+                }
+                if subject.is_some() {
+                    let message = e.to_string();
+                    self.record_event(subject.as_ref(), remount, Outcome::Failed(&message));
                 }
                 if self.error_codes.as_code(remount) {
                     return Ok(Response::new(MountResponse {

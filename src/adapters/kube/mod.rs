@@ -3,6 +3,7 @@
 //! API calls.
 
 mod errors;
+pub mod events;
 pub mod rate_limit;
 mod region;
 mod request_metrics;
