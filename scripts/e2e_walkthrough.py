@@ -27,6 +27,22 @@ EXISTING_DAEMONSET = f"{RELEASE}-secrets-store-csi-driver-provider-aws"
 EXISTING_APP = "secrets-store-csi-driver-provider-aws"
 
 
+def app_pod_spec(class_name, service_account=None):
+    """A busybox container that mounts `class_name` at /mnt/secrets-store and exits on
+    SIGTERM (as nginx does), so deleting its pod takes a second, not the grace period."""
+    spec = {
+        "containers": [{
+            "name": "app", "image": f"{IMAGES['busybox']}:{IMAGE_TAG}", "imagePullPolicy": "Never",
+            "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"],
+            "volumeMounts": [{"name": "secrets", "mountPath": "/mnt/secrets-store", "readOnly": True}]}],
+        "volumes": [{"name": "secrets", "csi": {"driver": "secrets-store.csi.k8s.io", "readOnly": True,
+                                                "volumeAttributes": {"secretProviderClass": class_name}}}],
+    }
+    if service_account:
+        spec["serviceAccountName"] = service_account
+    return spec
+
+
 class StepFailed(Exception):
     pass
 
@@ -309,27 +325,9 @@ spec:
         - objectName: "MySecret"
           objectType: "SecretsManager"
 """)
-        self.apply(f"""apiVersion: v1
-kind: Pod
-metadata:
-  name: broken-pod
-  namespace: {NAMESPACE}
-spec:
-  serviceAccountName: nginx-deployment-sa
-  containers:
-    - name: app
-      image: {IMAGES['busybox']}:{IMAGE_TAG}
-      imagePullPolicy: Never
-      command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
-      volumeMounts:
-        - {{name: secrets, mountPath: /mnt/secrets-store, readOnly: true}}
-  volumes:
-    - name: secrets
-      csi:
-        driver: secrets-store.csi.k8s.io
-        readOnly: true
-        volumeAttributes: {{secretProviderClass: broken-class}}
-""")
+        self.apply(json.dumps({"apiVersion": "v1", "kind": "Pod",
+                               "metadata": {"name": "broken-pod", "namespace": NAMESPACE},
+                               "spec": app_pod_spec("broken-class", "nginx-deployment-sa")}))
         found = {}
 
         def event():
@@ -513,33 +511,13 @@ spec:
         - objectName: "MySecret"
           objectType: "secretsmanager"
 """)
-        self.apply(f"""apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: upgrade-app
-  namespace: {NAMESPACE}
-spec:
-  replicas: 1
-  selector:
-    matchLabels: {{app: upgrade-app}}
-  template:
-    metadata:
-      labels: {{app: upgrade-app}}
-    spec:
-      containers:
-        - name: app
-          image: {IMAGES['busybox']}:{IMAGE_TAG}
-          imagePullPolicy: Never
-          command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
-          volumeMounts:
-            - {{name: secrets, mountPath: /mnt/secrets-store, readOnly: true}}
-      volumes:
-        - name: secrets
-          csi:
-            driver: secrets-store.csi.k8s.io
-            readOnly: true
-            volumeAttributes: {{secretProviderClass: pod-identity-class}}
-""")
+        labels = {"app": "upgrade-app"}
+        self.apply(json.dumps({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "upgrade-app", "namespace": NAMESPACE},
+            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": app_pod_spec("pod-identity-class")}}}))
         took = self.until("a pod mounted by the existing provider", lambda: self.running("app=upgrade-app"), 120)
         self.check_files("app=upgrade-app", 1)
         return f"a Deployment's pod (Pod Identity) ran {took:.1f} s after kubectl apply and reads the secret"

@@ -29,6 +29,8 @@ const REGION: &str = "eu-west-1";
 const DENIED_REGION: &str = "eu-west-2";
 const REMOUNT_FAILURES: &str = "secrets_store_provider_aws_remount_failures_total";
 const CLASS: &str = "aws-secrets";
+/// A class of one secret that does not exist.
+const MISSING_OBJECTS: &str = "- {objectName: NoSuchSecret, objectType: secretsmanager}";
 const VALUE: &str = r#"{"username":"memeuser","password":"hunter2"}"#;
 const OBJECTS: &str = r#"
 - objectName: MySecret
@@ -291,13 +293,7 @@ async fn our_errors_reach_the_kubelet_through_the_driver() {
     let Some(scene) = scene("drv-errors", &[]).await else {
         return;
     };
-    scene
-        .class(
-            "missing",
-            "- {objectName: NoSuchSecret, objectType: secretsmanager}",
-            None,
-        )
-        .await;
+    scene.class("missing", MISSING_OBJECTS, None).await;
     scene
         .class(
             "broken",
@@ -609,13 +605,7 @@ async fn failed_rotations_show_as_pod_events() {
     assert_eq!(series_count(&after[0]), 3, "no failure after the recovery");
 
     // A first mount that fails gets its own Warning.
-    scene
-        .class(
-            "missing",
-            "- {objectName: NoSuchSecret, objectType: secretsmanager}",
-            None,
-        )
-        .await;
+    scene.class("missing", MISSING_OBJECTS, None).await;
     let broken = scene.pod("web-1", "missing").await;
     assert!(scene.node.publish(&broken).await.is_err());
     eventually("a SecretMountFailed event", async || {
