@@ -12,3 +12,4 @@ pub mod local;
 pub mod metrics;
 pub mod ops_http;
 pub mod ops_listen;
+pub mod x509;

@@ -4,6 +4,7 @@
 pub mod arn;
 pub mod assume;
 pub mod attributes;
+pub mod certificate;
 pub mod class;
 pub mod class_cache;
 pub mod duration;

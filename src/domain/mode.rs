@@ -18,6 +18,8 @@ pub enum ModeError {
 impl FileMode {
     /// The mode the existing provider uses when nothing else is said: 0644.
     pub const DEFAULT: FileMode = FileMode(0o644);
+    /// A file that holds a private key, unless the class says otherwise.
+    pub const KEY: FileMode = FileMode(0o400);
 
     pub fn new(bits: u32) -> Option<FileMode> {
         (bits <= 0o777).then_some(FileMode(bits))

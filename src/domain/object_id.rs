@@ -44,6 +44,8 @@ pub fn names_of(kind: ObjectKind, spelling: &str) -> Vec<String> {
             }
             names
         }
+        // A certificate has one spelling: its ARN.
+        ObjectKind::Acm => vec![spelling.to_string()],
     }
 }
 

@@ -5,6 +5,7 @@
 use std::borrow::Borrow;
 use std::collections::BTreeMap;
 
+use super::certificate::{bundle, CertificateError};
 use super::encoding::DecodeError;
 use super::expand::{expand, ExpandError};
 use super::extract::{Document, ExtractError};
@@ -12,7 +13,7 @@ use super::fetched::{Fetched, Selected};
 use super::files::{FileSummary, OutputFile};
 use super::jmes::{BudgetError, Cancel, JmesLimits, Meter};
 use super::naming::{FileName, FileNameError, PathTranslation};
-use super::objects::{ObjectSpec, SelectionSpec};
+use super::objects::{ObjectKind, ObjectSpec, SelectionSpec};
 use super::text::bounded;
 use super::versions::{response_versions, ObjectVersion};
 
@@ -68,6 +69,12 @@ pub enum PlanError {
         object: String,
         #[source]
         source: DecodeError,
+    },
+    #[error("{object}: {source}")]
+    Certificate {
+        object: String,
+        #[source]
+        source: CertificateError,
     },
     #[error("{object}: {source}")]
     Expand {
@@ -265,10 +272,18 @@ pub fn plan_mount_metered(
                 },
             })?
         } else {
+            let contents = if object.primary.kind == ObjectKind::Acm {
+                bundle(value.expose()).map_err(|source| PlanError::Certificate {
+                    object: object.describe(),
+                    source,
+                })?
+            } else {
+                value
+            };
             vec![OutputFile {
                 path: object.file.clone(),
                 mode: object.mode,
-                contents: value,
+                contents,
             }]
         };
         claim(&mut room, own.len(), object.describe())?;
@@ -462,6 +477,58 @@ mod tests {
         assert_eq!(plan.files.len(), plan.summary.len());
         let ids: Vec<&str> = plan.versions.iter().map(|v| v.id.as_str()).collect();
         assert_eq!(ids, ["_app_p", "db", "u"], "sorted by id");
+    }
+
+    #[test]
+    fn a_certificate_is_its_bundle_and_the_parts_jmes_path_picks() {
+        let specs = objects("- {objectName: \"arn:aws:acm:us-east-1:1:certificate/c\", objectAlias: all.pem, jmesPath: [{path: certificate, objectAlias: tls.crt}, {path: privateKey, objectAlias: tls.key}]}\n");
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let chain = "-----BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n";
+        let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+        let document = crate::domain::certificate::document(cert, chain, key).unwrap();
+        let fetched = Fetched {
+            value: document,
+            version: "0a:1b".into(),
+        };
+        let plan = plan_mount(&specs, &[fetched], &[], limits(1 << 16, 1 << 20), &[]).unwrap();
+        let shown: Vec<(&str, u32, &str, &[u8])> = plan
+            .files
+            .iter()
+            .zip(&plan.summary)
+            .map(|(f, s)| {
+                (
+                    s.path.as_str(),
+                    f.mode.bits(),
+                    s.version.as_str(),
+                    f.contents.expose(),
+                )
+            })
+            .collect();
+        let bundle = format!("{cert}{chain}{key}");
+        assert_eq!(
+            shown,
+            [
+                ("all.pem", 0o400, "0a:1b", bundle.as_bytes()),
+                ("tls.crt", 0o644, "0a:1b", cert.as_bytes()),
+                ("tls.key", 0o400, "0a:1b", key.as_bytes()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_certificate_document_that_is_not_one_fails_its_object() {
+        let specs = objects(
+            "- {objectName: \"arn:aws:acm:us-east-1:1:certificate/c\", objectAlias: all.pem}\n",
+        );
+        let err = plan_mount(
+            &specs,
+            &[fetched("not json", "1")],
+            &[],
+            limits(1 << 16, 1 << 20),
+            &[],
+        )
+        .unwrap_err();
+        assert!(matches!(err, PlanError::Certificate { .. }), "{err}");
     }
 
     #[test]

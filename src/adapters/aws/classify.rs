@@ -46,6 +46,7 @@ fn by_code(code: &str) -> Option<ErrorClass> {
         | "KMSNotFoundException"
         | "RegionDisabledException" => ErrorClass::Client(AccessDenied),
         "ValidationException"
+        | "InvalidArnException"
         | "InvalidParameterException"
         | "InvalidParameterValue"
         | "InvalidRequestException"

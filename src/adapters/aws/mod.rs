@@ -1,5 +1,6 @@
-//! AWS: Secrets Manager, Parameter Store, and credentials from IRSA or Pod Identity.
+//! AWS: Secrets Manager, Parameter Store, ACM, and credentials from IRSA or Pod Identity.
 
+mod acm;
 pub mod classify;
 pub mod credentials;
 mod errors;

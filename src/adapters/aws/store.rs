@@ -35,18 +35,27 @@ pub struct AwsStore {
 /// AWS calls in flight at once for one mount in one region, unless configured.
 pub const DEFAULT_FETCH_CONCURRENCY: usize = 16;
 
-/// The AWS calls one fetch makes: one GetSecretValue per secret, and GetParameters calls
-/// of at most 10 names (in rounds that never ask two selectors of one name). Indices
-/// are into the fetched objects.
+/// The AWS calls one fetch makes: one GetSecretValue per secret, one ExportCertificate
+/// per certificate, and GetParameters calls of at most 10 names (in rounds that never
+/// ask two selectors of one name). Indices are into the fetched objects.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct CallPlan {
     pub secrets: Vec<usize>,
+    pub certificates: Vec<usize>,
     pub parameter_calls: Vec<Vec<usize>>,
 }
 
 pub(crate) fn plan_calls(objects: &[ObjectRef]) -> CallPlan {
-    let (secrets, parameters): (Vec<usize>, Vec<usize>) =
-        (0..objects.len()).partition(|&i| objects[i].kind == ObjectKind::SecretsManager);
+    let of = |kind: ObjectKind| -> Vec<usize> {
+        (0..objects.len())
+            .filter(|&i| objects[i].kind == kind)
+            .collect()
+    };
+    let (secrets, certificates, parameters) = (
+        of(ObjectKind::SecretsManager),
+        of(ObjectKind::Acm),
+        of(ObjectKind::SsmParameter),
+    );
     let parameter_refs: Vec<ObjectRef> = parameters.iter().map(|&i| objects[i].clone()).collect();
     let parameter_calls = rounds(&parameter_refs)
         .into_iter()
@@ -59,6 +68,7 @@ pub(crate) fn plan_calls(objects: &[ObjectRef]) -> CallPlan {
         .collect();
     CallPlan {
         secrets,
+        certificates,
         parameter_calls,
     }
 }
@@ -72,11 +82,13 @@ type ClientKey = (Region, Option<(String, String, Option<String>)>);
 pub(super) struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub acm: aws_sdk_acm::Client,
 }
 
 /// Clients kept at once (regions × live credential sets); the least recently used goes
-/// first, one at a time. A pair of clients holds about 40 KiB beyond the shared pool
-/// (measured over 3,000 fresh credential sets, debug build).
+/// first, one at a time. The Secrets Manager and SSM pair held about 40 KiB beyond the
+/// shared pool (measured over 3,000 fresh credential sets, debug build, before the ACM
+/// client joined them).
 const MAX_CLIENTS: usize = 256;
 /// Of those, clients of regions AWS does not list (newer or made-up ones): made-up
 /// regions can only push each other out, never the clients of listed regions.
@@ -182,14 +194,17 @@ impl AwsStore {
             let aws_region = aws_config::Region::new(region.to_string());
             let mut secrets =
                 aws_sdk_secretsmanager::config::Builder::from(&self.sdk).region(aws_region.clone());
-            let mut ssm = aws_sdk_ssm::config::Builder::from(&self.sdk).region(aws_region);
+            let mut ssm = aws_sdk_ssm::config::Builder::from(&self.sdk).region(aws_region.clone());
+            let mut acm = aws_sdk_acm::config::Builder::from(&self.sdk).region(aws_region);
             if let Signing::Pod(credentials) = signing {
                 secrets = secrets.credentials_provider(credentials.clone());
                 ssm = ssm.credentials_provider(credentials.clone());
+                acm = acm.credentials_provider(credentials.clone());
             }
             Clients {
                 secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
                 ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
+                acm: aws_sdk_acm::Client::from_conf(acm.build()),
             }
         })
     }
@@ -255,6 +270,17 @@ impl AwsStore {
                     let result = self.secret(client, region, object).await;
                     let stale =
                         matches!(&result, Err(c) if is_stale_credentials(c.code.as_deref()));
+                    (vec![i], vec![result.map_err(|c| c.error)], stale)
+                }
+                .boxed(),
+            );
+        }
+        for &i in &plan.certificates {
+            let (client, object) = (&clients.acm, &objects[i]);
+            calls.push(
+                async move {
+                    let result = self.certificate(client, region, object).await;
+                    let stale = matches!(&result, Err(c) if c.is_stale_credentials());
                     (vec![i], vec![result.map_err(|c| c.error)], stale)
                 }
                 .boxed(),
@@ -441,6 +467,9 @@ mod tests {
         (0..parameters)
             .map(|i| make(ObjectKind::SsmParameter, format!("p{i}")))
             .chain((0..secrets).map(|i| make(ObjectKind::SecretsManager, format!("s{i}"))))
+            .chain(
+                (0..2).map(|i| make(ObjectKind::Acm, format!("arn:aws:acm:r:1:certificate/{i}"))),
+            )
             .collect()
     }
 
@@ -449,6 +478,7 @@ mod tests {
             .secrets
             .iter()
             .map(|_| 1)
+            .chain(plan.certificates.iter().map(|_| 1))
             .chain(plan.parameter_calls.iter().map(Vec::len))
             .collect();
         sizes.sort();
@@ -494,16 +524,26 @@ mod tests {
     }
 
     #[test]
-    fn parameters_are_batched_by_ten_and_secrets_one_per_call() {
-        assert_eq!(sizes(&plan_calls(&objects(2, 12))), vec![1, 1, 2, 10]);
+    fn parameters_are_batched_by_ten_and_secrets_and_certificates_one_per_call() {
+        let objects = objects(2, 12);
+        let plan = plan_calls(&objects);
+        assert_eq!(sizes(&plan), vec![1, 1, 1, 1, 2, 10]);
+        assert!(plan
+            .certificates
+            .iter()
+            .all(|&i| objects[i].kind == ObjectKind::Acm));
+        assert!(plan
+            .secrets
+            .iter()
+            .all(|&i| objects[i].kind == ObjectKind::SecretsManager));
     }
 
     #[test]
     fn parameter_batches_at_the_boundaries_ten_eleven_and_twenty_five() {
         for (count, expected) in [
-            (10usize, vec![10usize]),
-            (11, vec![1, 10]),
-            (25, vec![5, 10, 10]),
+            (10usize, vec![1usize, 1, 10]),
+            (11, vec![1, 1, 1, 10]),
+            (25, vec![1, 1, 5, 10, 10]),
         ] {
             assert_eq!(
                 sizes(&plan_calls(&objects(0, count))),
@@ -521,6 +561,7 @@ mod tests {
             .secrets
             .iter()
             .copied()
+            .chain(plan.certificates.iter().copied())
             .chain(plan.parameter_calls.iter().flatten().copied())
             .collect();
         seen.sort();

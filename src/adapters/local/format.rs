@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use base64::Engine;
 use serde::Deserialize;
 
+use crate::adapters::x509::serial;
 use crate::domain::arn::Arn;
+use crate::domain::certificate::document;
 use crate::domain::failover::{ClientKind, ErrorClass};
 use crate::domain::objects::{ObjectKind, ObjectRef};
 use crate::domain::secret::SecretValue;
@@ -20,6 +22,9 @@ pub struct StoreFile {
     pub secretsmanager: BTreeMap<String, Vec<SecretVersion>>,
     #[serde(default)]
     pub ssmparameter: BTreeMap<String, Vec<ParameterVersion>>,
+    /// Certificates by ARN, as ACM would export them (the key in clear here).
+    #[serde(default)]
+    pub acm: BTreeMap<String, LocalCertificate>,
     /// Data that only one region holds, or holds differently: looked up first.
     #[serde(default)]
     pub regions: BTreeMap<String, RegionData>,
@@ -35,6 +40,18 @@ pub struct RegionData {
     pub secretsmanager: BTreeMap<String, Vec<SecretVersion>>,
     #[serde(default)]
     pub ssmparameter: BTreeMap<String, Vec<ParameterVersion>>,
+    #[serde(default)]
+    pub acm: BTreeMap<String, LocalCertificate>,
+}
+
+/// One certificate: PEM texts, the chain optional. Its version is its serial, as with ACM.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LocalCertificate {
+    pub certificate: String,
+    #[serde(default)]
+    pub certificate_chain: String,
+    pub private_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +141,18 @@ impl StoreFile {
                     })?;
                 select_parameter(versions, object)
             }
+            ObjectKind::Acm => {
+                let found = regional
+                    .and_then(|r| r.acm.get(&object.name))
+                    .or_else(|| self.acm.get(&object.name))
+                    .ok_or_else(|| {
+                        not_found(format!(
+                            "certificate {} not found in the local store for {region}",
+                            object.name
+                        ))
+                    })?;
+                local_certificate(found, &object.name)
+            }
         }
     }
 }
@@ -149,6 +178,24 @@ impl Failure {
             .unwrap_or_else(|| format!("injected {class} for {name} in {region}"));
         StoreError::new(class, message)
     }
+}
+
+/// A certificate of the file, as the AWS store would answer it: the document and serial.
+fn local_certificate(found: &LocalCertificate, name: &str) -> Result<Fetched, StoreError> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        StoreError::new(
+            ErrorClass::Client(ClientKind::Invalid),
+            format!("certificate {name} in the local store: {e}"),
+        )
+    };
+    let version = serial(&found.certificate).map_err(|e| invalid(&e))?;
+    let value = document(
+        &found.certificate,
+        &found.certificate_chain,
+        &found.private_key,
+    )
+    .map_err(|e| invalid(&e))?;
+    Ok(Fetched { value, version })
 }
 
 fn not_found(message: String) -> StoreError {

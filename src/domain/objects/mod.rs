@@ -74,7 +74,9 @@ pub struct ObjectSpec {
 impl ObjectSpec {
     /// How many copies of its value a mount may hold at once (see [`value_copies`]).
     pub fn copies(&self) -> usize {
+        // A certificate's own file is the bundle made from its document: one more copy.
         value_copies(self.encoding, self.jmes.len(), self.expand)
+            + usize::from(self.primary.kind == ObjectKind::Acm && !self.expand)
     }
 
     /// How messages name this object.
@@ -133,6 +135,8 @@ pub enum Rule {
     ExpandJson,
     /// A select is incomplete, or carries fields it cannot have.
     Select,
+    /// An acm object is not named by a certificate ARN, or sets a field it cannot have.
+    Certificate,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -384,5 +388,7 @@ fn list_error(rule: Rule, message: String) -> ObjectError {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_certificate;
 #[cfg(test)]
 mod tests_values;

@@ -9,6 +9,7 @@ use super::{
 };
 use crate::domain::arn::Arn;
 use crate::domain::attributes::parse_go_bool;
+use crate::domain::certificate;
 use crate::domain::mode::FileMode;
 use crate::domain::naming::FileName;
 use crate::domain::region::Region;
@@ -42,6 +43,37 @@ pub(super) fn arn_in_other_region(name: &str, region: &Region, which: &str) -> O
             bounded(&arn.region)
         )
     })
+}
+
+/// The default modes of one object's files. A file that may hold a private key (an ACM
+/// object's own file, and its jmesPath entries other than the certificate and chain)
+/// is 0400 unless the class says otherwise: readable by the pod's root user only.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Modes {
+    /// The object's filePermission, when given.
+    explicit: Option<FileMode>,
+    class_default: FileMode,
+    holds_key: bool,
+}
+
+impl Modes {
+    fn own_file(self) -> FileMode {
+        self.explicit.unwrap_or(if self.holds_key {
+            FileMode::KEY
+        } else {
+            self.class_default
+        })
+    }
+
+    /// The mode of a jmesPath entry that gives none.
+    fn entry(self, path: &str) -> FileMode {
+        let key = self.holds_key && !certificate::selects_public_part(path);
+        self.explicit.unwrap_or(if key {
+            FileMode::KEY
+        } else {
+            self.class_default
+        })
+    }
 }
 
 /// One entry of the list, checked.
@@ -188,14 +220,21 @@ impl ObjectChecker<'_, '_> {
                     "an SSM parameter may set objectVersion or objectVersionLabel, not both",
                 );
             }
+            if kind == ObjectKind::Acm {
+                self.certificate_fields(&name, &raw);
+            }
         }
-        let mode = match raw.file_permission.as_deref() {
-            None => self.ctx.default_mode,
-            Some(text) => FileMode::parse_octal(text).unwrap_or_else(|e| {
-                self.fail(&name, Rule::FilePermission, e.to_string());
-                self.ctx.default_mode
-            }),
+        let explicit_mode = raw.file_permission.as_deref().and_then(|text| {
+            FileMode::parse_octal(text)
+                .map_err(|e| self.fail(&name, Rule::FilePermission, e.to_string()))
+                .ok()
+        });
+        let modes = Modes {
+            explicit: explicit_mode,
+            class_default: self.ctx.default_mode,
+            holds_key: kind == Some(ObjectKind::Acm),
         };
+        let mode = modes.own_file();
         let file_source = raw.object_alias.clone().unwrap_or_else(|| name.clone());
         let file = FileName::from_object_name(&file_source, self.ctx.translation)
             .map_err(|e| self.fail(&name, Rule::FileName, e.to_string()))
@@ -218,7 +257,7 @@ impl ObjectChecker<'_, '_> {
                 false
             }),
         };
-        let jmes = self.jmes(&name, raw.jmes_path.unwrap_or_default(), mode, non_string);
+        let jmes = self.jmes(&name, raw.jmes_path.unwrap_or_default(), modes, non_string);
         let primary = ObjectRef {
             kind: kind.unwrap_or(ObjectKind::SecretsManager),
             name: name.clone(),
@@ -246,12 +285,42 @@ impl ObjectChecker<'_, '_> {
         })
     }
 
+    /// What an ACM object cannot have: a version or label (ExportCertificate exports the
+    /// certificate's current issue), or an objectEncoding (the value is PEM text).
+    fn certificate_fields(&mut self, name: &str, raw: &RawObject) {
+        let given = |v: &Option<String>| v.as_deref().is_some_and(|t| !t.is_empty());
+        for (field, set) in [
+            ("objectVersion", given(&raw.object_version)),
+            ("objectVersionLabel", given(&raw.object_version_label)),
+        ] {
+            if set {
+                self.fail(
+                    name,
+                    Rule::Certificate,
+                    format!("an acm object cannot set {field}: ACM exports the certificate's current issue"),
+                );
+            }
+        }
+        if raw
+            .object_encoding
+            .as_deref()
+            .is_some_and(|e| Encoding::parse(e).is_ok_and(|e| e != Encoding::Utf8))
+        {
+            self.fail(
+                name,
+                Rule::Certificate,
+                "an acm object cannot set objectEncoding: its files are PEM text",
+            );
+        }
+    }
+
     /// objectType, or the ARN's service when objectType is absent; both must agree.
     pub(super) fn kind(&mut self, name: &str, declared: Option<&str>) -> Option<ObjectKind> {
         let declared = match declared {
             None | Some("") => None,
             Some("secretsmanager") => Some(ObjectKind::SecretsManager),
             Some("ssmparameter") => Some(ObjectKind::SsmParameter),
+            Some("acm") => Some(ObjectKind::Acm),
             Some("ssm") => {
                 self.fail(
                     name,
@@ -265,7 +334,7 @@ impl ObjectChecker<'_, '_> {
                     name,
                     Rule::ObjectTypeInvalid,
                     format!(
-                        "objectType `{}` must be `secretsmanager` or `ssmparameter`",
+                        "objectType `{}` must be `secretsmanager`, `ssmparameter` or `acm`",
                         bounded(other)
                     ),
                 );
@@ -273,6 +342,14 @@ impl ObjectChecker<'_, '_> {
             }
         };
         if !Arn::looks_like_arn(name) {
+            if declared == Some(ObjectKind::Acm) {
+                self.fail(
+                    name,
+                    Rule::Certificate,
+                    "an acm object is named by its certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
+                );
+                return None;
+            }
             if declared.is_none() {
                 self.fail(
                     name,
@@ -292,18 +369,30 @@ impl ObjectChecker<'_, '_> {
         let from_arn = match arn.service.as_str() {
             "secretsmanager" => ObjectKind::SecretsManager,
             "ssm" => ObjectKind::SsmParameter,
+            "acm" => ObjectKind::Acm,
             other => {
                 self.fail(
                     name,
                     Rule::ObjectTypeArnMismatch,
                     format!(
-                        "the ARN's service `{}` is neither secretsmanager nor ssm",
+                        "the ARN's service `{}` is not secretsmanager, ssm or acm",
                         bounded(other)
                     ),
                 );
                 return None;
             }
         };
+        if from_arn == ObjectKind::Acm && !arn.resource.starts_with("certificate/") {
+            self.fail(
+                name,
+                Rule::Certificate,
+                format!(
+                    "the ACM ARN's resource `{}` is not a certificate (certificate/<id>)",
+                    bounded(&arn.resource)
+                ),
+            );
+            return None;
+        }
         if let Some(declared) = declared {
             if declared != from_arn {
                 self.fail(
@@ -330,7 +419,7 @@ impl ObjectChecker<'_, '_> {
         &mut self,
         name: &str,
         raw: Vec<RawJmes>,
-        parent_mode: FileMode,
+        parent_modes: Modes,
         parent_non_string: NonString,
     ) -> Option<Vec<JmesEntry>> {
         let before = self.errors.len();
@@ -380,7 +469,7 @@ impl ObjectChecker<'_, '_> {
                 }
             };
             let mode = match entry.file_permission.as_deref() {
-                None => Some(parent_mode),
+                None => Some(parent_modes.entry(&path)),
                 Some(text) => FileMode::parse_octal(text)
                     .map_err(|e| {
                         self.fail(
@@ -462,7 +551,13 @@ impl ObjectChecker<'_, '_> {
         {
             self.fail(name, Rule::SsmVersionAndLabel, "failoverObject of an SSM parameter may set objectVersion or objectVersionLabel, not both");
         }
-        if type_from_arn && !Arn::looks_like_arn(&fo_name) {
+        if primary.kind == ObjectKind::Acm && !Arn::looks_like_arn(&fo_name) {
+            self.fail(
+                name,
+                Rule::Certificate,
+                "failoverObject.objectName of an acm object must be a certificate ARN",
+            );
+        } else if type_from_arn && !Arn::looks_like_arn(&fo_name) {
             self.fail(
                 name,
                 Rule::FailoverArnRequired,
@@ -476,6 +571,7 @@ impl ObjectChecker<'_, '_> {
                     let service_ok = match primary.kind {
                         ObjectKind::SecretsManager => arn.service == "secretsmanager",
                         ObjectKind::SsmParameter => arn.service == "ssm",
+                        ObjectKind::Acm => arn.service == "acm",
                     };
                     if !service_ok {
                         self.fail(

@@ -12,6 +12,9 @@ use crate::domain::encoding::Encoding;
 use crate::domain::mode::FileMode;
 use crate::domain::text::bounded;
 
+const NO_CERTIFICATE_SELECTION: &str =
+    "select chooses secrets or parameters; list each acm certificate by its ARN";
+
 /// What one store is asked to choose.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Selection {
@@ -133,6 +136,10 @@ impl ObjectChecker<'_, '_> {
                 );
                 None
             }
+            Some("acm") => {
+                self.fail(name, Rule::Select, NO_CERTIFICATE_SELECTION);
+                None
+            }
             declared => self.kind(name, declared),
         };
         let too_long = |text: &Option<String>, max: usize| {
@@ -216,6 +223,10 @@ impl ObjectChecker<'_, '_> {
                         tag_value: select.tag_value,
                     })
                 }
+            }
+            Some(ObjectKind::Acm) => {
+                self.fail(name, Rule::Select, NO_CERTIFICATE_SELECTION);
+                None
             }
         };
         let mode = match raw.file_permission.as_deref() {
