@@ -5,6 +5,7 @@
 
 mod common;
 
+mod acm;
 mod attacks;
 mod aws_contract;
 mod aws_credentials_binary;

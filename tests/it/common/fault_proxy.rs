@@ -82,6 +82,12 @@ impl Proxy {
             .unwrap_or(0)
     }
 
+    /// The body of the last call of `operation`, as sent.
+    pub fn last_body(&self, operation: &str) -> String {
+        let state = self.state.lock().unwrap();
+        state.last_body.get(operation).cloned().unwrap_or_default()
+    }
+
     pub fn reset_counts(&self) {
         let mut state = self.state.lock().unwrap();
         state.calls.clear();
