@@ -119,6 +119,7 @@ fn mount_settings(settings: &Settings) -> MountSettings {
         },
         max_secret_bytes: settings.max_secret_bytes,
         strict_objects: settings.strict_objects,
+        acm_certificates: settings.acm_certificates,
         memory_budget_bytes: settings.memory_budget_bytes,
         memory: MemoryWatch::default(),
         value_cache: settings.value_cache(),

@@ -6,6 +6,7 @@ use super::class_file::{parse_classes, ClassManifest};
 use crate::domain::attributes::MountAttributes;
 use crate::domain::class::{ClassError, ClassRules, ClassSpec};
 use crate::domain::naming::PathTranslation;
+use crate::domain::objects::ObjectKind;
 use crate::domain::region::Region;
 
 /// What checking some files found.
@@ -84,14 +85,27 @@ pub fn validate_class(class: &ClassManifest, region: Option<&Region>, strict: bo
     let Some(spec) = spec else {
         return report;
     };
+    // A class is checked for any node: certificates are allowed, and named, since a node
+    // serves them only when its operator turned them on.
     let rules = ClassRules {
         strict,
+        certificates: true,
         ..ClassRules::default()
     };
     match spec.check(&rules) {
-        Ok(checked) => report
-            .warnings
-            .extend(checked.parsed.unknown_keys.iter().map(ToString::to_string)),
+        Ok(checked) => {
+            report
+                .warnings
+                .extend(checked.parsed.unknown_keys.iter().map(ToString::to_string));
+            report.warnings.extend(
+                checked
+                    .parsed
+                    .objects
+                    .iter()
+                    .filter(|o| o.primary.kind == ObjectKind::Acm)
+                    .map(|o| format!("{}: an ACM certificate, served only by nodes started with --acm-certificates (chart value acmCertificates: true)", o.describe())),
+            );
+        }
         Err(ClassError::Objects(errors)) => report
             .errors
             .extend(errors.0.iter().map(ToString::to_string)),

@@ -124,6 +124,15 @@ declare_settings! {
                 value_name = "off|failures|all"],
             chart: "events.mode" = "failures",
         }
+        /// Serve `objectType: acm` objects: ACM certificates exported with their private
+        /// key (`acm:ExportCertificate` on the pod's role). Off, a class naming one fails
+        /// its mount, saying so.
+        acm_certificates: bool {
+            default: MountSettings::default().acm_certificates,
+            flag: bool [num_args = 0..=1, require_equals = true, default_missing_value = "true",
+                value_parser = go_bool, value_name = "BOOL"],
+            chart: "acmCertificates",
+        }
         /// Deadline of one mount, a Go duration; past it the mount fails with
         /// `INTERNAL` and publishes nothing.
         mount_timeout: GoDuration {

@@ -33,6 +33,8 @@ pub struct ClassRules {
     pub limits: YamlLimits,
     /// Unknown keys are errors instead of warnings.
     pub strict: bool,
+    /// `objectType: acm` is served (the operator's opt-in: an export hands out a key).
+    pub certificates: bool,
 }
 
 impl Default for ClassRules {
@@ -41,6 +43,7 @@ impl Default for ClassRules {
             default_mode: FileMode::DEFAULT,
             limits: YamlLimits::default(),
             strict: false,
+            certificates: false,
         }
     }
 }
@@ -94,6 +97,7 @@ impl<'a> ClassSpec<'a> {
             failover_region: self.failover_region.as_ref(),
             limits: rules.limits,
             strict: rules.strict,
+            certificates: rules.certificates,
         };
         Ok(CheckedClass {
             parsed: parse_objects(self.objects, &ctx)?,

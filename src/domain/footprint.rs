@@ -216,6 +216,7 @@ mod tests {
             failover_region: None,
             limits: YamlLimits::default(),
             strict: false,
+            certificates: false,
         };
         parse_objects(yaml, &ctx).unwrap()
     }

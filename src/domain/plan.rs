@@ -425,6 +425,7 @@ mod tests {
             failover_region: None,
             limits: YamlLimits::default(),
             strict: false,
+            certificates: true,
         }
     }
 

@@ -42,6 +42,8 @@ pub struct MountSettings {
     pub max_secret_bytes: usize,
     /// Unknown keys in a class fail the mount instead of being reported.
     pub strict_objects: bool,
+    /// Serve `objectType: acm` (ExportCertificate); off by default.
+    pub acm_certificates: bool,
     /// Secret bytes held in memory at once across mounts.
     pub memory_budget_bytes: usize,
     /// The provider's memory cgroup: near its limit, mounts that write files are refused.
@@ -69,6 +71,7 @@ impl Default for MountSettings {
             // The largest value a store holds (Secrets Manager's; Parameter Store's is 8 KiB).
             max_secret_bytes: ObjectKind::SecretsManager.max_value_bytes(),
             strict_objects: false,
+            acm_certificates: false,
             memory_budget_bytes: 16 * 1024 * 1024,
             memory: MemoryWatch::default(),
             value_cache: ValueCacheSettings::default(),
@@ -269,6 +272,7 @@ impl MountService {
             default_mode,
             limits: self.settings.yaml_limits,
             strict: self.settings.strict_objects,
+            certificates: self.settings.acm_certificates,
         }
     }
 

@@ -19,6 +19,14 @@ use provider::service::{
 use testkit::clock::ManualClock;
 use x509_cert::der::DecodePem;
 
+/// The mount service with certificates turned on (they are off by default).
+fn certificates_on() -> MountSettings {
+    MountSettings {
+        acm_certificates: true,
+        ..MountSettings::default()
+    }
+}
+
 async fn acm_in(aws: &AwsEnv, region: &str) -> aws_sdk_acm::Client {
     aws_sdk_acm::Client::new(&common::seed_config(&aws.proxy.url, region).await)
 }
@@ -101,7 +109,7 @@ fn key_matches(certificate_pem: &str, key_pem: &str) -> bool {
 #[tokio::test]
 async fn an_exported_certificate_mounts_as_tls_crt_and_tls_key_whose_key_matches() {
     let Some(aws) = aws_env().await else { return };
-    let service = aws.service();
+    let service = aws.service_with(certificates_on());
     let arn = private_certificate(&aws, REGION, "app.example.com").await;
     let described = acm_in(&aws, REGION)
         .await
@@ -163,7 +171,7 @@ async fn an_exported_certificate_mounts_as_tls_crt_and_tls_key_whose_key_matches
 #[tokio::test]
 async fn each_export_asks_with_a_fresh_passphrase() {
     let Some(aws) = aws_env().await else { return };
-    let service = aws.service();
+    let service = aws.service_with(certificates_on());
     let arn = private_certificate(&aws, REGION, "fresh.example.com").await;
     let class = tls_class(&arn);
     let mut passphrases = Vec::new();
@@ -206,7 +214,7 @@ async fn certificates_go_through_the_value_cache_and_are_exported_again_when_it_
         Arc::new(Irsa),
         aws.store.clone(),
         Arc::new(DriverSink),
-        MountSettings::default(),
+        certificates_on(),
         cache,
     );
     let arn = private_certificate(&aws, REGION, "cached.example.com").await;
@@ -239,7 +247,7 @@ async fn certificates_go_through_the_value_cache_and_are_exported_again_when_it_
 #[tokio::test]
 async fn a_certificate_fails_over_on_a_server_error() {
     let Some(aws) = aws_env().await else { return };
-    let service = aws.service();
+    let service = aws.service_with(certificates_on());
     let primary = private_certificate(&aws, REGION, "east.example.com").await;
     let standby = private_certificate(&aws, FAILOVER_REGION, "west.example.com").await;
     let class = format!(
@@ -285,7 +293,7 @@ async fn refusal(service: &MountService, arn: &str) -> MountError {
 #[tokio::test]
 async fn each_refusal_says_which_and_what_to_do() {
     let Some(aws) = aws_env().await else { return };
-    let service = aws.service();
+    let service = aws.service_with(certificates_on());
     let acm = acm_in(&aws, REGION).await;
     let exportable = private_certificate(&aws, REGION, "ok.example.com").await;
 
@@ -386,7 +394,13 @@ fn mount_locally(
     std::fs::create_dir(&target).unwrap();
     let run =
         std::process::Command::new(env!("CARGO_BIN_EXE_secrets-store-csi-driver-provider-aws"))
-            .args(["mount", "--store", "local", "--local-store"])
+            .args([
+                "mount",
+                "--acm-certificates",
+                "--store",
+                "local",
+                "--local-store",
+            ])
             .arg(dir.path().join("store.yaml"))
             .arg("--class")
             .arg(dir.path().join("class.yaml"))
@@ -405,7 +419,7 @@ async fn the_local_store_serves_certificates_and_refuses_a_huge_chain_writing_no
     // A real certificate and key, exported from moto, given to the local store in clear.
     let arn = private_certificate(&aws, REGION, "local.example.com").await;
     let out = aws
-        .service()
+        .service_with(certificates_on())
         .mount(Mount::of(&tls_class(&arn)).parsed())
         .await
         .unwrap();
@@ -441,5 +455,27 @@ async fn the_local_store_serves_certificates_and_refuses_a_huge_chain_writing_no
             .unwrap()
             .count(),
         0
+    );
+}
+
+#[tokio::test]
+async fn certificates_are_off_unless_the_operator_turns_them_on() {
+    let Some(aws) = aws_env().await else { return };
+    let arn = private_certificate(&aws, REGION, "off.example.com").await;
+    let err = aws
+        .service()
+        .mount(Mount::of(&tls_class(&arn)).parsed())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("--acm-certificates"), "{text}");
+    assert_eq!(
+        provider::adapters::csi::status_of(&err).code(),
+        tonic::Code::InvalidArgument
+    );
+    assert_eq!(
+        aws.proxy.count("ExportCertificate"),
+        0,
+        "refused before any call"
     );
 }

@@ -23,6 +23,7 @@ fn ctx(translation: PathTranslation) -> ClassContext<'static> {
         failover_region: None,
         limits: YamlLimits::default(),
         strict: false,
+        certificates: false,
     }
 }
 

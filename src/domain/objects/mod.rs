@@ -246,6 +246,8 @@ pub struct ClassContext<'a> {
     pub limits: YamlLimits,
     /// Unknown keys are errors instead of warnings.
     pub strict: bool,
+    /// `objectType: acm` is served; off, an acm object is refused naming the setting.
+    pub certificates: bool,
 }
 
 /// Parses and validates the `objects` YAML.

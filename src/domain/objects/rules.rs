@@ -76,6 +76,9 @@ impl Modes {
     }
 }
 
+/// The refusal of an acm object where the operator has not turned certificates on.
+pub const CERTIFICATES_OFF: &str = "ACM certificates are off on this node: the operator turns them on with --acm-certificates (chart value acmCertificates: true)";
+
 /// One entry of the list, checked.
 pub(super) enum Checked {
     Object(ObjectSpec),
@@ -221,6 +224,9 @@ impl ObjectChecker<'_, '_> {
                 );
             }
             if kind == ObjectKind::Acm {
+                if !self.ctx.certificates {
+                    self.fail(&name, Rule::Certificate, CERTIFICATES_OFF);
+                }
                 self.certificate_fields(&name, &raw);
             }
         }

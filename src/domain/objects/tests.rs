@@ -18,6 +18,7 @@ fn parse_with(
         failover_region: failover,
         limits: YamlLimits::default(),
         strict: false,
+        certificates: false,
     };
     parse_objects(yaml, &ctx).map(|parsed| parsed.objects)
 }
@@ -91,6 +92,7 @@ fn too_large() {
             ..YamlLimits::default()
         },
         strict: false,
+        certificates: false,
     };
     let errors = parse_objects("- objectName: abcdefghij\n", &ctx).unwrap_err();
     assert!(errors.has(Rule::TooLarge));
@@ -130,6 +132,7 @@ fn parse_full(yaml: &str, strict: bool) -> Result<ParsedObjects, ClassErrors> {
         failover_region: Some(&west),
         limits: YamlLimits::default(),
         strict,
+        certificates: false,
     };
     parse_objects(yaml, &ctx)
 }
@@ -373,6 +376,7 @@ fn file_name_without_translation_makes_subdirectories() {
         failover_region: None,
         limits: YamlLimits::default(),
         strict: false,
+        certificates: false,
     };
     let specs = parse_objects(
         "- objectName: /app/db/pass\n  objectType: ssmparameter\n",
@@ -506,6 +510,7 @@ fn duplicate_file_a_file_cannot_also_be_a_directory() {
         failover_region: None,
         limits: YamlLimits::default(),
         strict: false,
+        certificates: false,
     };
     let errors = parse_objects("- {objectName: a, objectType: ssmparameter}\n- {objectName: a/b, objectType: ssmparameter}\n", &ctx).unwrap_err();
     assert!(errors.has(Rule::DuplicateFile), "{errors}");
@@ -533,6 +538,7 @@ fn jmes_path_invalid_when_too_long_or_too_deep() {
             ..YamlLimits::default()
         },
         strict: false,
+        certificates: false,
     };
     let errors = parse_objects(&yaml, &ctx).unwrap_err();
     assert!(errors.has(Rule::JmesPathInvalid), "{errors}");
@@ -562,6 +568,7 @@ fn too_many_objects() {
             ..YamlLimits::default()
         },
         strict: false,
+        certificates: false,
     };
     let yaml = "- {objectName: a, objectType: ssmparameter}\n- {objectName: b, objectType: ssmparameter}\n- {objectName: c, objectType: ssmparameter}\n";
     let errors = parse_objects(yaml, &ctx).unwrap_err();

@@ -17,6 +17,7 @@ fn parse_in(yaml: &str, failover: Option<&Region>) -> Result<Vec<ObjectSpec>, Cl
         failover_region: failover,
         limits: YamlLimits::default(),
         strict: false,
+        certificates: true,
     };
     parse_objects(yaml, &ctx).map(|parsed| parsed.objects)
 }
@@ -150,6 +151,32 @@ fn a_certificate_fails_over_to_a_certificate_of_the_failover_region() {
     assert!(errors.has(Rule::ObjectTypeArnMismatch), "{errors}");
     let errors = parse_in(&yaml.replace(OTHER, "plain-name"), Some(&west)).unwrap_err();
     assert!(errors.has(Rule::Certificate), "{errors}");
+}
+
+#[test]
+fn certificates_are_refused_where_the_operator_has_not_turned_them_on() {
+    let east = Region::parse("us-east-1").unwrap();
+    let ctx = ClassContext {
+        translation: PathTranslation::default(),
+        default_mode: FileMode::DEFAULT,
+        primary_region: Some(&east),
+        failover_region: None,
+        limits: YamlLimits::default(),
+        strict: false,
+        certificates: false,
+    };
+    let yaml = format!("- {{objectName: \"{CERT}\", objectAlias: tls}}\n");
+    let errors = parse_objects(&yaml, &ctx).map(|_| ()).unwrap_err();
+    assert!(errors.has(Rule::Certificate), "{errors}");
+    assert!(
+        errors.to_string().contains("--acm-certificates"),
+        "{errors}"
+    );
+    let secret = "- {objectName: s, objectType: secretsmanager}\n";
+    assert!(
+        parse_objects(secret, &ctx).is_ok(),
+        "secrets are not affected"
+    );
 }
 
 #[test]

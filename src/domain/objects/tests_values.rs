@@ -11,6 +11,7 @@ fn parsed(yaml: &str) -> Result<ParsedObjects, ClassErrors> {
         failover_region: None,
         limits: YamlLimits::default(),
         strict: false,
+        certificates: false,
     };
     parse_objects(yaml, &ctx)
 }
