@@ -517,6 +517,40 @@ mod tests {
     }
 
     #[test]
+    fn an_expanded_certificate_is_a_directory_of_its_three_parts_at_the_key_mode() {
+        let specs = objects("- {objectName: \"arn:aws:acm:us-east-1:1:certificate/c\", objectAlias: tls, expandJson: true}\n");
+        let pem = |label: &str| format!("-----BEGIN {label}-----\nMIIB\n-----END {label}-----\n");
+        let document = crate::domain::certificate::document(
+            &pem("CERTIFICATE"),
+            &pem("CERTIFICATE"),
+            &pem("PRIVATE KEY"),
+        )
+        .unwrap();
+        let fetched = Fetched {
+            value: document,
+            version: "01".into(),
+        };
+        let plan = plan_mount(&specs, &[fetched], &[], limits(1 << 16, 1 << 20), &[]).unwrap();
+        let shown: Vec<(&str, u32)> = plan
+            .summary
+            .iter()
+            .map(|f| (f.path.as_str(), f.mode.bits()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("tls/certificate", 0o400),
+                ("tls/certificateChain", 0o400),
+                ("tls/privateKey", 0o400)
+            ]
+        );
+        assert_eq!(
+            plan.files[2].contents.expose(),
+            pem("PRIVATE KEY").as_bytes()
+        );
+    }
+
+    #[test]
     fn a_certificate_document_that_is_not_one_fails_its_object() {
         let specs = objects(
             "- {objectName: \"arn:aws:acm:us-east-1:1:certificate/c\", objectAlias: all.pem}\n",

@@ -33,9 +33,12 @@ async fn acm_in(aws: &AwsEnv, region: &str) -> aws_sdk_acm::Client {
 
 /// A private certificate (issued at once, exportable) for `domain` in `region`.
 async fn private_certificate(aws: &AwsEnv, region: &str, domain: &str) -> String {
-    acm_in(aws, region)
-        .await
-        .request_certificate()
+    request_private(&acm_in(aws, region).await, region, domain).await
+}
+
+/// A private certificate requested of `acm` (moto issues it at once and lets it export).
+pub async fn request_private(acm: &aws_sdk_acm::Client, region: &str, domain: &str) -> String {
+    acm.request_certificate()
         .domain_name(domain)
         .certificate_authority_arn(format!(
             "arn:aws:acm-pca:{region}:123456789012:certificate-authority/12345678-1234-1234-1234-123456789012"
@@ -49,7 +52,7 @@ async fn private_certificate(aws: &AwsEnv, region: &str, domain: &str) -> String
 }
 
 /// The class of the issue's example: tls.crt, tls.key and ca.crt, plus the bundle.
-fn tls_class(arn: &str) -> String {
+pub fn tls_class(arn: &str) -> String {
     format!(
         "- objectName: \"{arn}\"\n  objectAlias: bundle.pem\n  jmesPath:\n    - {{path: certificate, objectAlias: tls.crt}}\n    - {{path: privateKey, objectAlias: tls.key}}\n    - {{path: certificateChain, objectAlias: ca.crt}}\n"
     )
@@ -91,7 +94,7 @@ fn decimal_bytes(decimal: &str) -> Vec<u8> {
 
 /// Whether the PKCS #8 key in `key_pem` is the private half of the certificate's RSA key
 /// (ring reads the key; x509-cert the certificate's SubjectPublicKeyInfo).
-fn key_matches(certificate_pem: &str, key_pem: &str) -> bool {
+pub fn key_matches(certificate_pem: &str, key_pem: &str) -> bool {
     let certificate = x509_cert::Certificate::from_pem(certificate_pem.as_bytes()).unwrap();
     let public = certificate
         .tbs_certificate()

@@ -620,3 +620,53 @@ async fn failed_rotations_show_as_pod_events() {
         .await;
     assert!(metric >= 3, "events_recorded_total {metric}");
 }
+
+/// An ACM certificate exported by moto, through the real driver: `tls.crt` and `tls.key`
+/// in the pod's tmpfs (the key 0400, the private half of the certificate's key), and a
+/// `kubernetes.io/tls` Secret the driver syncs from them, which the API server accepts.
+#[tokio::test]
+async fn an_acm_certificate_mounts_and_syncs_as_a_tls_secret() {
+    let Some(scene) = scene("drv-acm", &["--acm-certificates"]).await else {
+        return;
+    };
+    let acm = aws_sdk_acm::Client::new(&common::seed_config(&scene.moto.url, REGION).await);
+    let arn = crate::acm::request_private(&acm, REGION, "web.example.com").await;
+    let secret_objects = serde_json::json!([{
+        "secretName": "web-tls",
+        "type": "kubernetes.io/tls",
+        "data": [
+            {"objectName": "tls.crt", "key": "tls.crt"},
+            {"objectName": "tls.key", "key": "tls.key"},
+        ],
+    }]);
+    scene
+        .class("tls", &crate::acm::tls_class(&arn), Some(secret_objects))
+        .await;
+    let volume = scene.pod("web-0", "tls").await;
+    scene.publish(&volume).await;
+    let target = &volume.target;
+    let (crt, key) = (read(target, "tls.crt"), read(target, "tls.key"));
+    assert!(
+        crate::acm::key_matches(&crt, &key),
+        "the key is the certificate's"
+    );
+    assert_eq!(
+        (
+            mode(target, "tls.key"),
+            mode(target, "bundle.pem"),
+            mode(target, "tls.crt")
+        ),
+        (0o400, 0o400, 0o644)
+    );
+    assert_eq!(scene.proxy.count("ExportCertificate"), 1);
+    eventually("the kubernetes.io/tls Secret is synced", async || {
+        scene.synced_secret("web-tls").await.is_some_and(|s| {
+            s.type_.as_deref() == Some("kubernetes.io/tls")
+                && s.data.is_some_and(|d| {
+                    d.get("tls.crt").is_some_and(|v| v.0 == crt.as_bytes())
+                        && d.get("tls.key").is_some_and(|v| v.0 == key.as_bytes())
+                })
+        })
+    })
+    .await;
+}
