@@ -148,6 +148,9 @@ class Walkthrough:
                 "enableSecretRotation": True,
                 "rotationPollInterval": "5s",
             },
+            # Issue #30's two opt-ins: pod events (all: failures and rotations) and ACM.
+            "events": {"enabled": True, "mode": "all"},
+            "acmCertificates": True,
         }
         path = work / "values.yaml"
         path.write_text(json.dumps(values, indent=2))
@@ -341,6 +344,110 @@ spec:
         self.kubectl("delete", "pod", "broken-pod", "--wait=true", "--timeout=60s")
         self.kubectl("delete", "secretproviderclass", "broken-class")
         return f"kubectl describe pod, {took:.1f} s after apply:\n        {found['line']}"
+
+    def failed_rotation(self):
+        """Driver v1.6 hides a failed remount from the kubelet; our pod events show it."""
+        pod = self.pod_of("app=nginx")
+        # SecretRotated events (mode all) of the earlier rotation, by name and resource
+        # version: a new one, or one series updated, shows the recovery below.
+        def rotated():
+            events = json.loads(self.kubectl("get", "events.events.k8s.io", "-o", "json").stdout)["items"]
+            return {e["metadata"]["name"]: e["metadata"]["resourceVersion"] for e in events
+                    if e.get("reason") == "SecretRotated" and e.get("regarding", {}).get("name") == pod}
+        before = rotated()
+        self.aws("client('secretsmanager').delete_secret(SecretId='MySecret', ForceDeleteWithoutRecovery=True)\n")
+        found = {}
+
+        def event(reason, *words):
+            def seen():
+                described = self.kubectl("describe", "pod", pod).stdout
+                hit = [line.strip() for line in described.splitlines()
+                       if reason in line and all(w in line for w in words)]
+                if hit:
+                    found[reason] = hit[-1]
+                return bool(hit)
+            return seen
+        took = self.until("a SecretRotationFailed event in kubectl describe pod",
+                          event("SecretRotationFailed", "MySecret"), 120)
+        if "hunter" in found["SecretRotationFailed"]:
+            raise StepFailed("the event carries a secret value")
+        if self.exec_cat(pod, "/mnt/secrets-store/MySecret") != ROTATED:
+            raise StepFailed(f"{pod} lost its file when the rotation failed")
+        self.aws(f"client('secretsmanager').create_secret(Name='MySecret', SecretString={ROTATED!r})\n")
+        again = self.until("a SecretRotated event once the secret is back",
+                           lambda: rotated() != before and event("SecretRotated")(), 120)
+        return (f"delete-secret; kubectl describe pod, {took:.1f} s later:\n"
+                f"        {found['SecretRotationFailed']}\n"
+                f"        the pod kept its file; create-secret again, {again:.1f} s later:\n"
+                f"        {found['SecretRotated']}")
+
+    def acm_certificate(self):
+        """An exported certificate as tls.crt and tls.key, and a kubernetes.io/tls Secret."""
+        arn = self.aws(
+            "print(client('acm').request_certificate(DomainName='web.example.com', CertificateAuthorityArn="
+            f"'arn:aws:acm-pca:{E2E.REGION}:123456789012:certificate-authority/"
+            "12345678-1234-1234-1234-123456789012')['CertificateArn'])\n").strip()
+        self.apply(f"""apiVersion: secrets-store.csi.x-k8s.io/v1
+kind: SecretProviderClass
+metadata:
+  name: web-tls
+  namespace: {NAMESPACE}
+spec:
+  provider: aws
+  parameters:
+    region: {E2E.REGION}
+    objects: |
+        - objectName: "{arn}"
+          objectAlias: web.pem
+          jmesPath:
+            - {{path: certificate, objectAlias: tls.crt}}
+            - {{path: privateKey, objectAlias: tls.key}}
+  secretObjects:
+    - secretName: web-tls
+      type: kubernetes.io/tls
+      data:
+        - {{objectName: tls.crt, key: tls.crt}}
+        - {{objectName: tls.key, key: tls.key}}
+""")
+        self.apply(json.dumps({"apiVersion": "v1", "kind": "Pod",
+                               "metadata": {"name": "web-tls", "namespace": NAMESPACE, "labels": {"app": "web-tls"}},
+                               "spec": app_pod_spec("web-tls", "nginx-deployment-sa")}))
+        took = self.until("the web-tls pod to run", lambda: self.pod_of("app=web-tls"), 120)
+        crt = self.exec_cat("web-tls", "/mnt/secrets-store/tls.crt")
+        key = self.exec_cat("web-tls", "/mnt/secrets-store/tls.key")
+        modes = self.kubectl("exec", "web-tls", "--", "stat", "-L", "-c", "%n %a", "/mnt/secrets-store/tls.crt",
+                             "/mnt/secrets-store/tls.key", "/mnt/secrets-store/web.pem").stdout.split()
+        if modes[1::2] != ["644", "400", "400"]:
+            raise StepFailed(f"modes {modes}")
+
+        def key_matches(certificate, private_key):
+            return self.aws(
+                "from cryptography import x509\n"
+                "from cryptography.hazmat.primitives import serialization\n"
+                f"c = x509.load_pem_x509_certificate({certificate!r}.encode())\n"
+                f"k = serialization.load_pem_private_key({private_key!r}.encode(), None)\n"
+                "print(c.public_key().public_numbers() == k.public_key().public_numbers())\n").strip() == "True"
+        if not key_matches(crt, key):
+            raise StepFailed("tls.key is not the private key of tls.crt")
+        found = {}
+
+        def synced():
+            secret = json.loads(self.kubectl("get", "secret", "web-tls", "-o", "json").stdout)
+            found.update(secret)
+            return (secret["type"] == "kubernetes.io/tls"
+                    and base64.b64decode(secret["data"]["tls.crt"]).decode() == crt)
+        sync = self.until("the kubernetes.io/tls Secret web-tls", synced, 120)
+        # The driver writes the key as PKCS #1 (RSA PRIVATE KEY) into the Secret.
+        if not key_matches(crt, base64.b64decode(found["data"]["tls.key"]).decode()):
+            raise StepFailed("the Secret's tls.key is not the private key of its tls.crt")
+        self.kubectl("delete", "pod", "web-tls", "--wait=true", "--timeout=60s")
+        self.kubectl("delete", "secretproviderclass", "web-tls")
+        # The Secret's owner was the pod; the driver's race (see uninstall) may write it again.
+        gone = lambda: not self.kubectl("delete", "secret", "web-tls", "--ignore-not-found",  # noqa: E731
+                                        "-o", "name").stdout.strip()
+        self.until("the Secret web-tls to stay deleted", lambda: gone() and (time.sleep(2) or gone()), 60)
+        return (f"pod running {took:.1f} s after apply; tls.crt 0644, tls.key and the bundle web.pem 0400, "
+                f"the key the certificate's; Secret web-tls (kubernetes.io/tls) synced {sync:.1f} s later")
 
     def status_of(self, pod):
         statuses = json.loads(self.kubectl("get", "secretproviderclasspodstatuses", "-o", "json").stdout)["items"]
@@ -610,6 +717,8 @@ spec:
             ("secretObjects: a Secret used as env", self.secret_objects_as_env),
             ("rotation reaches the running pod", self.rotation),
             ("a broken class, as kubectl describe pod shows it", self.broken_class),
+            ("a failed rotation, as kubectl describe pod shows it", self.failed_rotation),
+            ("an ACM certificate as tls.crt, tls.key and a kubernetes.io/tls Secret", self.acm_certificate),
             ("deleting the pod unmounts; its status is collected", self.delete_pod),
             ("helm upgrade over running pods", self.helm_upgrade),
             ("helm uninstall leaves nothing behind", self.uninstall),

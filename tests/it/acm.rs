@@ -92,8 +92,9 @@ fn decimal_bytes(decimal: &str) -> Vec<u8> {
     bytes
 }
 
-/// Whether the PKCS #8 key in `key_pem` is the private half of the certificate's RSA key
-/// (ring reads the key; x509-cert the certificate's SubjectPublicKeyInfo).
+/// Whether the key in `key_pem` (PKCS #8, or PKCS #1 as the driver writes a
+/// `kubernetes.io/tls` Secret's) is the private half of the certificate's RSA key (ring
+/// reads the key; x509-cert the certificate's SubjectPublicKeyInfo).
 pub fn key_matches(certificate_pem: &str, key_pem: &str) -> bool {
     let certificate = x509_cert::Certificate::from_pem(certificate_pem.as_bytes()).unwrap();
     let public = certificate
@@ -103,8 +104,11 @@ pub fn key_matches(certificate_pem: &str, key_pem: &str) -> bool {
         .raw_bytes()
         .to_vec();
     let (label, der) = x509_cert::der::pem::decode_vec(key_pem.as_bytes()).unwrap();
-    assert_eq!(label, "PRIVATE KEY");
-    let pair = ring::rsa::KeyPair::from_pkcs8(&der).expect("an RSA PKCS #8 key");
+    let pair = match label {
+        "PRIVATE KEY" => ring::rsa::KeyPair::from_pkcs8(&der).expect("an RSA PKCS #8 key"),
+        "RSA PRIVATE KEY" => ring::rsa::KeyPair::from_der(&der).expect("an RSA PKCS #1 key"),
+        other => panic!("a key labelled {other}"),
+    };
     use ring::signature::KeyPair;
     pair.public_key().as_ref() == public.as_slice()
 }
