@@ -415,10 +415,12 @@ spec:
         took = self.until("the web-tls pod to run", lambda: self.pod_of("app=web-tls"), 120)
         crt = self.exec_cat("web-tls", "/mnt/secrets-store/tls.crt")
         key = self.exec_cat("web-tls", "/mnt/secrets-store/tls.key")
-        modes = self.kubectl("exec", "web-tls", "--", "stat", "-L", "-c", "%n %a", "/mnt/secrets-store/tls.crt",
-                             "/mnt/secrets-store/tls.key", "/mnt/secrets-store/web.pem").stdout.split()
-        if modes[1::2] != ["644", "400", "400"]:
-            raise StepFailed(f"modes {modes}")
+        # The image's busybox has ls, not stat: -L shows the files the ..data links name.
+        listed = self.kubectl("exec", "web-tls", "--", "ls", "-lL", "/mnt/secrets-store/tls.crt",
+                              "/mnt/secrets-store/tls.key", "/mnt/secrets-store/web.pem").stdout.splitlines()
+        modes = [line.split()[0] for line in listed]
+        if modes != ["-rw-r--r--", "-r--------", "-r--------"]:
+            raise StepFailed(f"tls.crt, tls.key, web.pem have modes {modes}")
 
         def key_matches(certificate, private_key):
             return self.aws(
