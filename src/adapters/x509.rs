@@ -12,17 +12,20 @@ use pkcs8::{EncryptedPrivateKeyInfoRef, LineEnding, PrivateKeyInfoRef};
 use rand::distr::{Alphanumeric, SampleString};
 use zeroize::Zeroizing;
 
-/// Why an exported certificate or key was refused. Never carries key material.
+/// Why an exported certificate or key was refused. Never carries key material (the
+/// parsers' errors name a position or a tag, never a byte of the input).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     #[error("the certificate is not a PEM X.509 certificate")]
-    Certificate,
+    Certificate(#[source] pkcs8::der::Error),
     #[error("the private key is not an encrypted PKCS #8 PEM key")]
-    NotEncrypted,
+    NotEncrypted(#[source] pkcs8::Error),
     #[error("the private key is encrypted with {0}, which the provider does not accept")]
     Scheme(String),
     #[error("the private key does not decrypt with the export's passphrase")]
-    Decrypt,
+    Decrypt(#[source] pkcs8::pkcs5::Error),
+    #[error("the decrypted private key is not a PKCS #8 key")]
+    NotAKey(#[source] pkcs8::Error),
 }
 
 /// Most PBKDF2 iterations accepted. ACM and moto use a few thousand; an answer asking
@@ -40,15 +43,27 @@ pub fn passphrase() -> Zeroizing<String> {
     text
 }
 
-/// The certificate's serial, as ACM prints it (`0a:1b:…`, lower case).
+/// The certificate's serial as colon-separated lower-case hex bytes (`0a:1b:…`).
 pub fn serial(certificate_pem: &str) -> Result<String, KeyError> {
     let certificate = x509_cert::Certificate::from_pem(certificate_pem.trim().as_bytes())
-        .map_err(|_| KeyError::Certificate)?;
-    Ok(certificate
-        .tbs_certificate()
-        .serial_number()
-        .to_string()
-        .to_ascii_lowercase())
+        .map_err(KeyError::Certificate)?;
+    Ok(serial_text(
+        certificate.tbs_certificate().serial_number().as_bytes(),
+    ))
+}
+
+/// A serial's bytes as text, without the sign byte DER puts before a first byte of
+/// 0x80 or more (a serial is positive: the same number with or without it).
+fn serial_text(der: &[u8]) -> String {
+    let bytes = match der {
+        [0, next, ..] if *next >= 0x80 => &der[1..],
+        _ => der,
+    };
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// The private key, decrypted and re-armoured as `-----BEGIN PRIVATE KEY-----` PEM.
@@ -56,17 +71,29 @@ pub fn serial(certificate_pem: &str) -> Result<String, KeyError> {
 /// is what ACM sends, and scrypt's memory cost is the sender's to choose.
 pub fn decrypt_key(encrypted_pem: &str, passphrase: &[u8]) -> Result<Zeroizing<String>, KeyError> {
     let (label, document) =
-        SecretDocument::from_pem(encrypted_pem.trim()).map_err(|_| KeyError::NotEncrypted)?;
-    EncryptedPrivateKeyInfoRef::validate_pem_label(label).map_err(|_| KeyError::NotEncrypted)?;
+        SecretDocument::from_pem(encrypted_pem.trim()).map_err(not_encrypted)?;
+    EncryptedPrivateKeyInfoRef::validate_pem_label(label)
+        .map_err(|e| not_encrypted(pkcs8::der::Error::from(e)))?;
     let info = EncryptedPrivateKeyInfoRef::try_from(document.as_bytes())
-        .map_err(|_| KeyError::NotEncrypted)?;
+        .map_err(KeyError::NotEncrypted)?;
     accept_scheme(&info.encryption_algorithm)?;
-    let plain = info.decrypt(passphrase).map_err(|_| KeyError::Decrypt)?;
+    // Decrypted in a buffer of ours, wiped when dropped: pkcs5's `decrypt` returns a
+    // plain Vec, unwiped on its error path. (The AES key pkcs5 derives is not wiped by
+    // it: a gap of the crate, for the length of one call.)
+    let mut buffer = Zeroizing::new(info.encrypted_data.as_bytes().to_vec());
+    let plain = info
+        .encryption_algorithm
+        .decrypt_in_place(passphrase, &mut buffer)
+        .map_err(KeyError::Decrypt)?;
     // A wrong passphrase usually fails the padding; when it does not, the text is noise.
-    PrivateKeyInfoRef::try_from(plain.as_bytes()).map_err(|_| KeyError::Decrypt)?;
-    plain
-        .to_pem("PRIVATE KEY", LineEnding::LF)
-        .map_err(|_| KeyError::Decrypt)
+    PrivateKeyInfoRef::try_from(plain).map_err(KeyError::NotAKey)?;
+    let key = SecretDocument::try_from(plain).map_err(not_encrypted)?;
+    key.to_pem("PRIVATE KEY", LineEnding::LF)
+        .map_err(not_encrypted)
+}
+
+fn not_encrypted(e: pkcs8::der::Error) -> KeyError {
+    KeyError::NotEncrypted(e.into())
 }
 
 fn accept_scheme(scheme: &EncryptionScheme) -> Result<(), KeyError> {
@@ -116,19 +143,34 @@ mod tests {
     #[test]
     fn a_wrong_passphrase_or_a_foreign_text_is_refused_without_key_material() {
         let (_, pem) = encrypted_key("right", 2048);
-        assert_eq!(decrypt_key(&pem, b"wrong"), Err(KeyError::Decrypt));
-        let cut = format!("{}\n-----END ENCRYPTED PRIVATE KEY-----", &pem[..200]);
-        assert_eq!(decrypt_key(&cut, b"right"), Err(KeyError::NotEncrypted));
-        assert_eq!(
-            decrypt_key("hunter2", b"right"),
-            Err(KeyError::NotEncrypted)
+        let wrong = decrypt_key(&pem, b"wrong").unwrap_err();
+        assert!(
+            matches!(wrong, KeyError::Decrypt(_) | KeyError::NotAKey(_)),
+            "{wrong:?}"
         );
+        let cut = format!("{}\n-----END ENCRYPTED PRIVATE KEY-----", &pem[..200]);
+        assert!(matches!(
+            decrypt_key(&cut, b"right"),
+            Err(KeyError::NotEncrypted(_))
+        ));
+        assert!(matches!(
+            decrypt_key("hunter2", b"right"),
+            Err(KeyError::NotEncrypted(_))
+        ));
         let plain = decrypt_key(&pem, b"right").unwrap();
-        assert_eq!(
-            decrypt_key(&plain, b"right"),
-            Err(KeyError::NotEncrypted),
+        assert!(
+            matches!(
+                decrypt_key(&plain, b"right"),
+                Err(KeyError::NotEncrypted(_))
+            ),
             "an unencrypted key is not what ACM sends"
         );
+        for error in [wrong, decrypt_key(&cut, b"right").unwrap_err()] {
+            assert!(
+                !format!("{error} {error:?}").contains("PRIVATE KEY"),
+                "{error:?}"
+            );
+        }
     }
 
     #[test]
@@ -160,10 +202,16 @@ mod tests {
 
     #[test]
     fn a_certificate_that_is_not_one_has_no_serial() {
-        assert_eq!(
-            serial("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"),
-            Err(KeyError::Certificate)
-        );
-        assert_eq!(serial(""), Err(KeyError::Certificate));
+        let bad = serial("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----");
+        assert!(matches!(bad, Err(KeyError::Certificate(_))), "{bad:?}");
+        assert!(matches!(serial(""), Err(KeyError::Certificate(_))));
+    }
+
+    #[test]
+    fn a_serial_is_its_positive_number_in_hex_bytes() {
+        assert_eq!(serial_text(&[0x0a, 0x1b, 0xff]), "0a:1b:ff");
+        assert_eq!(serial_text(&[0x00, 0x8f, 0x01]), "8f:01", "DER's sign byte");
+        assert_eq!(serial_text(&[0x00, 0x7f]), "00:7f", "not a sign byte");
+        assert_eq!(serial_text(&[0x05]), "05");
     }
 }

@@ -6,7 +6,7 @@ use super::class_file::{parse_classes, ClassManifest};
 use crate::domain::attributes::MountAttributes;
 use crate::domain::class::{ClassError, ClassRules, ClassSpec};
 use crate::domain::naming::PathTranslation;
-use crate::domain::objects::ObjectKind;
+use crate::domain::objects::{ObjectKind, TURN_ON};
 use crate::domain::region::Region;
 
 /// What checking some files found.
@@ -103,7 +103,12 @@ pub fn validate_class(class: &ClassManifest, region: Option<&Region>, strict: bo
                     .objects
                     .iter()
                     .filter(|o| o.primary.kind == ObjectKind::Acm)
-                    .map(|o| format!("{}: an ACM certificate, served only by nodes started with --acm-certificates (chart value acmCertificates: true)", o.describe())),
+                    .map(|o| {
+                        format!(
+                            "{}: an ACM certificate, served only by nodes started with {TURN_ON}",
+                            o.describe()
+                        )
+                    }),
             );
         }
         Err(ClassError::Objects(errors)) => report

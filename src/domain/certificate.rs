@@ -8,6 +8,7 @@
 //! (the value cache, jmesPath, the files) works on the document like on any value.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
 use super::secret::SecretValue;
@@ -37,14 +38,16 @@ struct Out<'a> {
     private_key: &'a str,
 }
 
-/// The same, read back; each text is wiped when dropped.
+/// The same, read back as borrowed JSON text: serde_json would unescape each string
+/// into a scratch buffer of its own, which is freed without being wiped.
 #[derive(Deserialize)]
-struct In {
-    certificate: Zeroizing<String>,
-    #[serde(rename = "certificateChain", default)]
-    chain: Zeroizing<String>,
-    #[serde(rename = "privateKey")]
-    private_key: Zeroizing<String>,
+struct In<'a> {
+    #[serde(borrow)]
+    certificate: &'a RawValue,
+    #[serde(rename = "certificateChain", borrow)]
+    chain: &'a RawValue,
+    #[serde(rename = "privateKey", borrow)]
+    private_key: &'a RawValue,
 }
 
 /// The document of one export. The chain may be empty (a self-signed root has none);
@@ -69,8 +72,9 @@ pub fn document(
             return Err(CertificateError::NotPem(field));
         }
     }
-    // Sized for the worst case of PEM text (every line break escaped as two bytes), so
-    // the buffer never grows: growing would leave an unwiped copy of the key behind.
+    // Sized for the worst case of the text `looks_like_pem` lets through (printable ASCII
+    // and line breaks: at most two bytes each once escaped), so the buffer never grows:
+    // growing would leave an unwiped copy of the key behind.
     let room = 2 * (certificate.len() + chain.len() + private_key.len()) + 128;
     let mut out = Zeroizing::new(Vec::with_capacity(room));
     let fields = Out {
@@ -86,19 +90,43 @@ pub fn document(
 /// line break.
 pub fn bundle(document: &[u8]) -> Result<SecretValue, CertificateError> {
     let parts: In = serde_json::from_slice(document).map_err(|_| CertificateError::Document)?;
-    let texts = [&parts.certificate, &parts.chain, &parts.private_key];
-    let room = texts.iter().map(|t| t.len() + 1).sum();
+    let texts = [parts.certificate, parts.chain, parts.private_key];
+    // A text unescapes to fewer bytes than its JSON form: with one line break more
+    // each, the buffer never grows.
+    let room = texts.iter().map(|t| t.get().len() + 1).sum();
     let mut out = Zeroizing::new(Vec::with_capacity(room));
     for text in texts {
-        if text.is_empty() {
-            continue;
-        }
-        out.extend_from_slice(text.as_bytes());
-        if !text.ends_with('\n') {
+        let start = out.len();
+        unescape_into(text.get(), &mut out)?;
+        if out.len() > start && out.last() != Some(&b'\n') {
             out.push(b'\n');
         }
     }
     Ok(SecretValue::new(std::mem::take(&mut *out)))
+}
+
+/// A JSON string of the document (quotes included) unescaped onto `out`. Its texts are
+/// printable ASCII and line breaks, so only the short escapes can occur.
+fn unescape_into(json: &str, out: &mut Vec<u8>) -> Result<(), CertificateError> {
+    let text = json
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .ok_or(CertificateError::Document)?;
+    let mut bytes = text.bytes();
+    while let Some(byte) = bytes.next() {
+        out.push(match byte {
+            b'\\' => match bytes.next() {
+                Some(b'n') => b'\n',
+                Some(b'r') => b'\r',
+                Some(b'"') => b'"',
+                Some(b'\\') => b'\\',
+                Some(b'/') => b'/',
+                _ => return Err(CertificateError::Document),
+            },
+            other => other,
+        });
+    }
+    Ok(())
 }
 
 /// Whether a jmesPath entry's path picks only public parts (the certificate or its
@@ -107,9 +135,17 @@ pub fn selects_public_part(path: &str) -> bool {
     matches!(path.trim(), CERTIFICATE | CHAIN)
 }
 
+/// PEM armour around printable ASCII and line breaks: anything else (control bytes,
+/// which JSON escapes in six bytes) is not PEM, and is refused.
 fn looks_like_pem(text: &str) -> bool {
+    let printable = text
+        .bytes()
+        .all(|b| matches!(b, b' '..=b'~' | b'\n' | b'\r'));
     let text = text.trim();
-    text.starts_with("-----BEGIN ") && text.ends_with("-----") && text.contains("-----END ")
+    printable
+        && text.starts_with("-----BEGIN ")
+        && text.ends_with("-----")
+        && text.contains("-----END ")
 }
 
 #[cfg(test)]
@@ -144,6 +180,17 @@ mod tests {
     }
 
     #[test]
+    fn the_bundle_holds_the_texts_exactly_whatever_json_escaped() {
+        let key = "-----BEGIN PRIVATE KEY-----\r\nMI/\\\"E\r\n-----END PRIVATE KEY-----";
+        let doc = document(CERT, CHAIN_PEM, key).unwrap();
+        let bundle = bundle(doc.expose()).unwrap();
+        assert_eq!(
+            bundle.expose(),
+            format!("{CERT}{CHAIN_PEM}\n{key}\n").as_bytes()
+        );
+    }
+
+    #[test]
     fn a_certificate_without_chain_bundles_the_certificate_and_key() {
         let doc = document(CERT, "", KEY).unwrap();
         let text = String::from_utf8(bundle(doc.expose()).unwrap().expose().to_vec()).unwrap();
@@ -169,9 +216,21 @@ mod tests {
             Err(CertificateError::NotPem(PRIVATE_KEY))
         );
         assert_eq!(
-            bundle(b"{\"certificate\": 1}").unwrap_err(),
-            CertificateError::Document
+            document(
+                CERT,
+                CHAIN_PEM,
+                "-----BEGIN PRIVATE KEY-----\n\u{7}\n-----END PRIVATE KEY-----"
+            ),
+            Err(CertificateError::NotPem(PRIVATE_KEY)),
+            "a control byte"
         );
+        for foreign in [
+            &b"{\"certificate\": 1}"[..],
+            br#"{"certificate": "a", "certificateChain": "", "privateKey": "\u0041"}"#,
+            b"not json",
+        ] {
+            assert_eq!(bundle(foreign).unwrap_err(), CertificateError::Document);
+        }
     }
 
     #[test]

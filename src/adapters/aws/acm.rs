@@ -43,26 +43,27 @@ impl AwsStore {
             started,
         );
         let out = sent?;
-        let refused = |reason: String| {
-            Classified::plain(StoreError::new(
-                ErrorClass::Client(ClientKind::Invalid),
-                format!("{what}: {reason}"),
-            ))
+        // An answer we cannot use is the region's failure, not the class's: as a server
+        // error, the failover region and a stale cached value may still stand in.
+        let unusable = |e: &dyn std::error::Error| {
+            StoreError::new(ErrorClass::Server, format!("{what}: unusable answer: {e}"))
         };
         let (Some(certificate), Some(encrypted)) = (out.certificate(), out.private_key()) else {
-            return Err(refused(
-                "the answer lacks the certificate or its private key".to_string(),
-            ));
+            return Err(Classified::plain(StoreError::new(
+                ErrorClass::Server,
+                format!("{what}: unusable answer: it lacks the certificate or its private key"),
+            )));
         };
-        let key =
-            decrypt_key(encrypted, passphrase.as_bytes()).map_err(|e| refused(e.to_string()))?;
-        let version = serial(certificate).map_err(|e| refused(e.to_string()))?;
+        let key = decrypt_key(encrypted, passphrase.as_bytes())
+            .map_err(|e| Classified::plain(unusable(&e).caused_by(e)))?;
+        let version =
+            serial(certificate).map_err(|e| Classified::plain(unusable(&e).caused_by(e)))?;
         let value = document(
             certificate,
             out.certificate_chain().unwrap_or_default(),
             &key,
         )
-        .map_err(|e| refused(e.to_string()))?;
+        .map_err(|e| Classified::plain(unusable(&e).caused_by(e)))?;
         Ok(Fetched { value, version })
     }
 }

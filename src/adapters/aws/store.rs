@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -82,13 +82,15 @@ type ClientKey = (Region, Option<(String, String, Option<String>)>);
 pub(super) struct Clients {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
-    pub acm: aws_sdk_acm::Client,
+    /// Built on the first certificate asked with these credentials in this region:
+    /// most nodes never serve one, and a client costs memory in every cached set.
+    pub acm: Arc<OnceLock<aws_sdk_acm::Client>>,
 }
 
 /// Clients kept at once (regions × live credential sets); the least recently used goes
 /// first, one at a time. The Secrets Manager and SSM pair held about 40 KiB beyond the
-/// shared pool (measured over 3,000 fresh credential sets, debug build, before the ACM
-/// client joined them).
+/// shared pool (measured over 3,000 fresh credential sets, debug build); an ACM client
+/// joins a set only once a certificate is asked with it.
 const MAX_CLIENTS: usize = 256;
 /// Of those, clients of regions AWS does not list (newer or made-up ones): made-up
 /// regions can only push each other out, never the clients of listed regions.
@@ -194,18 +196,33 @@ impl AwsStore {
             let aws_region = aws_config::Region::new(region.to_string());
             let mut secrets =
                 aws_sdk_secretsmanager::config::Builder::from(&self.sdk).region(aws_region.clone());
-            let mut ssm = aws_sdk_ssm::config::Builder::from(&self.sdk).region(aws_region.clone());
-            let mut acm = aws_sdk_acm::config::Builder::from(&self.sdk).region(aws_region);
+            let mut ssm = aws_sdk_ssm::config::Builder::from(&self.sdk).region(aws_region);
             if let Signing::Pod(credentials) = signing {
                 secrets = secrets.credentials_provider(credentials.clone());
                 ssm = ssm.credentials_provider(credentials.clone());
-                acm = acm.credentials_provider(credentials.clone());
             }
             Clients {
                 secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
                 ssm: aws_sdk_ssm::Client::from_conf(ssm.build()),
-                acm: aws_sdk_acm::Client::from_conf(acm.build()),
+                acm: Arc::default(),
             }
+        })
+    }
+
+    /// The ACM client of `clients` (the same region and credentials), built on first use.
+    fn acm<'c>(
+        &self,
+        clients: &'c Clients,
+        region: &Region,
+        signing: &Signing,
+    ) -> &'c aws_sdk_acm::Client {
+        clients.acm.get_or_init(|| {
+            let aws_region = aws_config::Region::new(region.to_string());
+            let mut acm = aws_sdk_acm::config::Builder::from(&self.sdk).region(aws_region);
+            if let Signing::Pod(credentials) = signing {
+                acm = acm.credentials_provider(credentials.clone());
+            }
+            aws_sdk_acm::Client::from_conf(acm.build())
         })
     }
 
@@ -276,7 +293,7 @@ impl AwsStore {
             );
         }
         for &i in &plan.certificates {
-            let (client, object) = (&clients.acm, &objects[i]);
+            let (client, object) = (self.acm(&clients, region, signing), &objects[i]);
             calls.push(
                 async move {
                     let result = self.certificate(client, region, object).await;

@@ -45,7 +45,7 @@ pub struct RegionData {
 }
 
 /// One certificate: PEM texts, the chain optional. Its version is its serial, as with ACM.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct LocalCertificate {
     pub certificate: String,
@@ -196,6 +196,17 @@ fn local_certificate(found: &LocalCertificate, name: &str) -> Result<Fetched, St
     )
     .map_err(|e| invalid(&e))?;
     Ok(Fetched { value, version })
+}
+
+/// Without the key: a stray `{:?}` of the store must not print it.
+impl std::fmt::Debug for LocalCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCertificate")
+            .field("certificate", &self.certificate)
+            .field("certificate_chain", &self.certificate_chain)
+            .field("private_key", &"<redacted>")
+            .finish()
+    }
 }
 
 fn not_found(message: String) -> StoreError {
@@ -370,6 +381,19 @@ failures:
     }
 
     use ObjectKind::{SecretsManager as SM, SsmParameter as SSM};
+
+    #[test]
+    fn a_certificate_of_the_store_never_prints_its_key() {
+        let file = StoreFile::parse(
+            "acm:\n  arn:aws:acm:r:1:certificate/c: {certificate: C, privateKey: hunter2-key}\n",
+        )
+        .unwrap();
+        let shown = format!("{file:?}");
+        assert!(
+            shown.contains("certificate/c") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn secrets_by_stage_version_and_arn() {

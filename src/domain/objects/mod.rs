@@ -7,6 +7,7 @@ use std::fmt;
 pub use super::encoding::Encoding;
 pub use super::non_string::NonString;
 pub use super::object_kind::ObjectKind;
+pub use acm::{CERTIFICATES_OFF, TURN_ON};
 pub use selection::{Selection, SelectionSpec};
 
 use super::mode::FileMode;
@@ -17,6 +18,8 @@ use raw::{deserialize, RawObject};
 use rules::{Checked, ObjectChecker};
 use unique::check_uniqueness;
 
+mod acm;
+mod modes;
 mod raw;
 mod rules;
 mod selection;

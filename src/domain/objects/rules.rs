@@ -2,6 +2,7 @@
 //! mode, jmesPath entries, failoverObject, keys. Every broken rule is recorded with its
 //! object, so one pass reports them all.
 
+use super::modes::Modes;
 use super::raw::{Keys, RawFailover, RawJmes, RawObject};
 use super::{
     ClassContext, Encoding, JmesEntry, NonString, ObjectError, ObjectKind, ObjectRef, ObjectSpec,
@@ -9,7 +10,6 @@ use super::{
 };
 use crate::domain::arn::Arn;
 use crate::domain::attributes::parse_go_bool;
-use crate::domain::certificate;
 use crate::domain::mode::FileMode;
 use crate::domain::naming::FileName;
 use crate::domain::region::Region;
@@ -44,40 +44,6 @@ pub(super) fn arn_in_other_region(name: &str, region: &Region, which: &str) -> O
         )
     })
 }
-
-/// The default modes of one object's files. A file that may hold a private key (an ACM
-/// object's own file, and its jmesPath entries other than the certificate and chain)
-/// is 0400 unless the class says otherwise: readable by the pod's root user only.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Modes {
-    /// The object's filePermission, when given.
-    explicit: Option<FileMode>,
-    class_default: FileMode,
-    holds_key: bool,
-}
-
-impl Modes {
-    fn own_file(self) -> FileMode {
-        self.explicit.unwrap_or(if self.holds_key {
-            FileMode::KEY
-        } else {
-            self.class_default
-        })
-    }
-
-    /// The mode of a jmesPath entry that gives none.
-    fn entry(self, path: &str) -> FileMode {
-        let key = self.holds_key && !certificate::selects_public_part(path);
-        self.explicit.unwrap_or(if key {
-            FileMode::KEY
-        } else {
-            self.class_default
-        })
-    }
-}
-
-/// The refusal of an acm object where the operator has not turned certificates on.
-pub const CERTIFICATES_OFF: &str = "ACM certificates are off on this node: the operator turns them on with --acm-certificates (chart value acmCertificates: true)";
 
 /// One entry of the list, checked.
 pub(super) enum Checked {
@@ -224,9 +190,6 @@ impl ObjectChecker<'_, '_> {
                 );
             }
             if kind == ObjectKind::Acm {
-                if !self.ctx.certificates {
-                    self.fail(&name, Rule::Certificate, CERTIFICATES_OFF);
-                }
                 self.certificate_fields(&name, &raw);
             }
         }
@@ -289,35 +252,6 @@ impl ObjectChecker<'_, '_> {
             non_string,
             expand,
         })
-    }
-
-    /// What an ACM object cannot have: a version or label (ExportCertificate exports the
-    /// certificate's current issue), or an objectEncoding (the value is PEM text).
-    fn certificate_fields(&mut self, name: &str, raw: &RawObject) {
-        let given = |v: &Option<String>| v.as_deref().is_some_and(|t| !t.is_empty());
-        for (field, set) in [
-            ("objectVersion", given(&raw.object_version)),
-            ("objectVersionLabel", given(&raw.object_version_label)),
-        ] {
-            if set {
-                self.fail(
-                    name,
-                    Rule::Certificate,
-                    format!("an acm object cannot set {field}: ACM exports the certificate's current issue"),
-                );
-            }
-        }
-        if raw
-            .object_encoding
-            .as_deref()
-            .is_some_and(|e| Encoding::parse(e).is_ok_and(|e| e != Encoding::Utf8))
-        {
-            self.fail(
-                name,
-                Rule::Certificate,
-                "an acm object cannot set objectEncoding: its files are PEM text",
-            );
-        }
     }
 
     /// objectType, or the ARN's service when objectType is absent; both must agree.
@@ -388,15 +322,7 @@ impl ObjectChecker<'_, '_> {
                 return None;
             }
         };
-        if from_arn == ObjectKind::Acm && !arn.resource.starts_with("certificate/") {
-            self.fail(
-                name,
-                Rule::Certificate,
-                format!(
-                    "the ACM ARN's resource `{}` is not a certificate (certificate/<id>)",
-                    bounded(&arn.resource)
-                ),
-            );
+        if from_arn == ObjectKind::Acm && !self.certificate_resource(name, None, &arn) {
             return None;
         }
         if let Some(declared) = declared {
@@ -557,12 +483,8 @@ impl ObjectChecker<'_, '_> {
         {
             self.fail(name, Rule::SsmVersionAndLabel, "failoverObject of an SSM parameter may set objectVersion or objectVersionLabel, not both");
         }
-        if primary.kind == ObjectKind::Acm && !Arn::looks_like_arn(&fo_name) {
-            self.fail(
-                name,
-                Rule::Certificate,
-                "failoverObject.objectName of an acm object must be a certificate ARN",
-            );
+        if primary.kind == ObjectKind::Acm {
+            self.certificate_failover(name, &fo_name, raw.object_version_label.as_deref());
         } else if type_from_arn && !Arn::looks_like_arn(&fo_name) {
             self.fail(
                 name,
@@ -589,6 +511,9 @@ impl ObjectChecker<'_, '_> {
                                 primary.kind
                             ),
                         );
+                    }
+                    if primary.kind == ObjectKind::Acm {
+                        self.certificate_resource(name, Some("failoverObject"), &arn);
                     }
                     self.check_arn_region(&fo_name, self.ctx.failover_region, "failoverRegion");
                 }

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::acm::NO_CERTIFICATE_SELECTION;
 use super::raw::{RawObject, RawSelect};
 use super::rules::ObjectChecker;
 use super::{ObjectKind, Rule};
@@ -11,9 +12,6 @@ use crate::domain::attributes::parse_go_bool;
 use crate::domain::encoding::Encoding;
 use crate::domain::mode::FileMode;
 use crate::domain::text::bounded;
-
-const NO_CERTIFICATE_SELECTION: &str =
-    "select chooses secrets or parameters; list each acm certificate by its ARN";
 
 /// What one store is asked to choose.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -224,6 +222,8 @@ impl ObjectChecker<'_, '_> {
                     })
                 }
             }
+            // Refused above by objectType, the only way to an acm selection; kept so
+            // that a new path to it cannot select certificates silently.
             Some(ObjectKind::Acm) => {
                 self.fail(name, Rule::Select, NO_CERTIFICATE_SELECTION);
                 None

@@ -9,6 +9,15 @@ const OTHER: &str =
     "arn:aws:acm:us-west-2:123456789012:certificate/9f8e7d6c-1111-2222-3333-444455556666";
 
 fn parse_in(yaml: &str, failover: Option<&Region>) -> Result<Vec<ObjectSpec>, ClassErrors> {
+    parse_with(yaml, failover, true)
+}
+
+/// `certificates`: whether the operator turned them on.
+fn parse_with(
+    yaml: &str,
+    failover: Option<&Region>,
+    certificates: bool,
+) -> Result<Vec<ObjectSpec>, ClassErrors> {
     let east = Region::parse("us-east-1").unwrap();
     let ctx = ClassContext {
         translation: PathTranslation::default(),
@@ -17,7 +26,7 @@ fn parse_in(yaml: &str, failover: Option<&Region>) -> Result<Vec<ObjectSpec>, Cl
         failover_region: failover,
         limits: YamlLimits::default(),
         strict: false,
-        certificates: true,
+        certificates,
     };
     parse_objects(yaml, &ctx).map(|parsed| parsed.objects)
 }
@@ -151,22 +160,27 @@ fn a_certificate_fails_over_to_a_certificate_of_the_failover_region() {
     assert!(errors.has(Rule::ObjectTypeArnMismatch), "{errors}");
     let errors = parse_in(&yaml.replace(OTHER, "plain-name"), Some(&west)).unwrap_err();
     assert!(errors.has(Rule::Certificate), "{errors}");
+    let account = "arn:aws:acm:us-west-2:123456789012:account";
+    let errors = parse_in(&yaml.replace(OTHER, account), Some(&west)).unwrap_err();
+    assert!(
+        errors
+            .to_string()
+            .contains("failoverObject: the ACM ARN's resource `account` is not a certificate"),
+        "{errors}"
+    );
+    let labelled = yaml.replace("}}\n", ", objectVersionLabel: AWSCURRENT}}\n");
+    let errors = parse_in(&labelled, Some(&west)).unwrap_err();
+    assert!(
+        errors.has(Rule::Certificate)
+            && errors.to_string().contains("cannot set objectVersionLabel"),
+        "{errors}"
+    );
 }
 
 #[test]
 fn certificates_are_refused_where_the_operator_has_not_turned_them_on() {
-    let east = Region::parse("us-east-1").unwrap();
-    let ctx = ClassContext {
-        translation: PathTranslation::default(),
-        default_mode: FileMode::DEFAULT,
-        primary_region: Some(&east),
-        failover_region: None,
-        limits: YamlLimits::default(),
-        strict: false,
-        certificates: false,
-    };
     let yaml = format!("- {{objectName: \"{CERT}\", objectAlias: tls}}\n");
-    let errors = parse_objects(&yaml, &ctx).map(|_| ()).unwrap_err();
+    let errors = parse_with(&yaml, None, false).map(|_| ()).unwrap_err();
     assert!(errors.has(Rule::Certificate), "{errors}");
     assert!(
         errors.to_string().contains("--acm-certificates"),
@@ -174,7 +188,7 @@ fn certificates_are_refused_where_the_operator_has_not_turned_them_on() {
     );
     let secret = "- {objectName: s, objectType: secretsmanager}\n";
     assert!(
-        parse_objects(secret, &ctx).is_ok(),
+        parse_with(secret, None, false).is_ok(),
         "secrets are not affected"
     );
 }
