@@ -292,4 +292,32 @@ mod tests {
             strict.errors
         );
     }
+
+    #[test]
+    fn certificates_pass_with_a_warning_and_their_rules_still_hold() {
+        let arn = "arn:aws:acm:us-east-1:123456789012:certificate/c";
+        let c = class(&[(
+            "objects",
+            &format!("- {{objectName: \"{arn}\", objectAlias: tls}}"),
+        )]);
+        let report = validate_class(&c, None, false);
+        assert!(report.errors.is_empty(), "{:?}", report.errors);
+        assert_eq!(report.warnings.len(), 1);
+        assert!(
+            report.warnings[0].contains("--acm-certificates"),
+            "{:?}",
+            report.warnings
+        );
+        let c = class(&[(
+            "objects",
+            &format!("- {{objectName: \"{arn}\", objectAlias: tls, objectVersion: \"1\"}}"),
+        )]);
+        let errors = validate_class(&c, None, false).errors;
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("cannot set objectVersion")),
+            "{errors:?}"
+        );
+    }
 }
