@@ -33,6 +33,8 @@ const OTHER_TOOLS: &[(&str, &[&str])] = &[
             "workspace",
         ],
     ),
+    // The AWS CLI, for an SSO profile's credentials (docs/aws.md).
+    ("aws configure export-credentials", &["format", "profile"]),
     ("git", &["branch"]),
     ("helm", &["set"]),
     ("docker buildx", &["platform", "push"]),
