@@ -14,7 +14,7 @@ use crate::common;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
 
-use common::csi_cluster::{self, PodVolume};
+use common::csi_cluster::{self, PodVolume, DENIED_REGION, REGION, VALUE};
 use common::csi_node::{age, mounted_type, Node, NodeConfig};
 use common::fault_proxy::{Fault, Proxy};
 use common::kube_fixtures::{create, eventually, label_node, namespace, shared, ROLE};
@@ -24,14 +24,10 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use kube::api::{Api, DynamicObject, ListParams};
 
-const REGION: &str = "eu-west-1";
-/// A region whose every call the proxy refuses as IAM does.
-const DENIED_REGION: &str = "eu-west-2";
 const REMOUNT_FAILURES: &str = "secrets_store_provider_aws_remount_failures_total";
 const CLASS: &str = "aws-secrets";
 /// A class of one secret that does not exist.
 const MISSING_OBJECTS: &str = "- {objectName: NoSuchSecret, objectType: secretsmanager}";
-const VALUE: &str = r#"{"username":"memeuser","password":"hunter2"}"#;
 const OBJECTS: &str = r#"
 - objectName: MySecret
   objectType: secretsmanager
@@ -114,7 +110,7 @@ impl Scene {
 
     /// Reads of secret values our provider made (through the proxy).
     fn reads(&self) -> usize {
-        self.proxy.count("GetSecretValue") + self.proxy.count("BatchGetSecretValue")
+        csi_cluster::secret_reads(&self.proxy)
     }
 
     /// Puts a new value (a new version id) into MySecret; returns that version id.

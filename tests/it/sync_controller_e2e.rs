@@ -10,7 +10,7 @@
 
 use crate::common;
 
-use common::csi_cluster;
+use common::csi_cluster::{self, DENIED_REGION, REGION, VALUE};
 use common::fault_proxy::{Fault, Proxy};
 use common::kube_fixtures::{create, namespace, shared, ROLE};
 use common::moto::Moto;
@@ -19,13 +19,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 
 const NS: &str = "sync-controller";
-const REGION: &str = "eu-west-1";
-/// A region whose every call the proxy refuses as IAM does.
-const DENIED_REGION: &str = "eu-west-2";
 const MOUNTS: &str = "secrets_store_provider_aws_mounts_total";
 const CLASS: &str = "aws-secrets";
 const SYNC: &str = "web-synced";
-const VALUE: &str = r#"{"username":"memeuser","password":"hunter2"}"#;
 const OBJECTS: &str = r#"
 - objectName: MySecret
   objectType: secretsmanager
@@ -127,7 +123,7 @@ impl World {
     }
 
     fn reads(&self) -> usize {
-        self.proxy.count("GetSecretValue") + self.proxy.count("BatchGetSecretValue")
+        csi_cluster::secret_reads(&self.proxy)
     }
 
     async fn rotate(&self, value: &str) {

@@ -24,6 +24,18 @@ use super::csi_node::Node;
 use super::kube_fixtures::eventually;
 use super::kube_server::{wait_until_authorized, ControlPlane};
 
+/// The region of the cluster tests' AWS (moto behind the fault proxy).
+pub const REGION: &str = "eu-west-1";
+/// A region whose every call the proxy refuses as IAM does.
+pub const DENIED_REGION: &str = "eu-west-2";
+/// MySecret's value in the cluster tests.
+pub const VALUE: &str = r#"{"username":"memeuser","password":"hunter2"}"#;
+
+/// Reads of secret values our provider made through `proxy`.
+pub fn secret_reads(proxy: &super::fault_proxy::Proxy) -> usize {
+    proxy.count("GetSecretValue") + proxy.count("BatchGetSecretValue")
+}
+
 pub const DRIVER_NAME: &str = "secrets-store.csi.k8s.io";
 const DRIVER_NAMESPACE: &str = "kube-system";
 const DRIVER_SERVICE_ACCOUNT: &str = "secrets-store-csi-driver";
