@@ -45,14 +45,15 @@ impl AwsStore {
         let out = sent?;
         // An answer we cannot use is the region's failure, not the class's: as a server
         // error, the failover region and a stale cached value may still stand in.
-        let unusable = |e: &dyn std::error::Error| {
-            StoreError::new(ErrorClass::Server, format!("{what}: unusable answer: {e}"))
+        let unusable = |reason: &dyn std::fmt::Display| {
+            StoreError::new(
+                ErrorClass::Server,
+                format!("{what}: unusable answer: {reason}"),
+            )
         };
         let (Some(certificate), Some(encrypted)) = (out.certificate(), out.private_key()) else {
-            return Err(Classified::plain(StoreError::new(
-                ErrorClass::Server,
-                format!("{what}: unusable answer: it lacks the certificate or its private key"),
-            )));
+            let missing = "it lacks the certificate or its private key";
+            return Err(Classified::plain(unusable(&missing)));
         };
         let key = decrypt_key(encrypted, passphrase.as_bytes())
             .map_err(|e| Classified::plain(unusable(&e).caused_by(e)))?;

@@ -13,20 +13,28 @@ use crate::domain::text::bounded;
 /// How an operator turns certificates on, for every message that says so.
 pub const TURN_ON: &str = "--acm-certificates (chart value acmCertificates: true)";
 
-/// The refusal of an acm object where the operator has not turned certificates on.
-pub const CERTIFICATES_OFF: &str =
-    "ACM certificates are off on this node: the operator turns them on with --acm-certificates (chart value acmCertificates: true)";
-
 /// The refusal of `select` with `objectType: acm`.
 pub(super) const NO_CERTIFICATE_SELECTION: &str =
     "select chooses secrets or parameters; list each acm certificate by its ARN";
 
 impl ObjectChecker<'_, '_> {
-    /// What an ACM object cannot have: a version or label (ExportCertificate exports the
-    /// certificate's current issue), or an objectEncoding (the value is PEM text).
+    /// What an ACM object must be (turned on, named by an ARN: the ARN's own rules are
+    /// those of every ARN) and cannot have: a version or label (ExportCertificate exports
+    /// the certificate's current issue), or an objectEncoding (the value is PEM text).
     pub(super) fn certificate_fields(&mut self, name: &str, raw: &RawObject) {
         if !self.ctx.certificates {
-            self.fail(name, Rule::Certificate, CERTIFICATES_OFF);
+            self.fail(
+                name,
+                Rule::Certificate,
+                format!("ACM certificates are off on this node: the operator turns them on with {TURN_ON}"),
+            );
+        }
+        if !Arn::looks_like_arn(name) {
+            self.fail(
+                name,
+                Rule::Certificate,
+                "an acm object is named by its certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
+            );
         }
         for (field, set) in [
             ("objectVersion", raw.object_version.is_some()),

@@ -7,7 +7,7 @@ use std::fmt;
 pub use super::encoding::Encoding;
 pub use super::non_string::NonString;
 pub use super::object_kind::ObjectKind;
-pub use acm::{CERTIFICATES_OFF, TURN_ON};
+pub use acm::TURN_ON;
 pub use selection::{Selection, SelectionSpec};
 
 use super::mode::FileMode;
@@ -77,9 +77,8 @@ pub struct ObjectSpec {
 impl ObjectSpec {
     /// How many copies of its value a mount may hold at once (see [`value_copies`]).
     pub fn copies(&self) -> usize {
-        // A certificate's own file is the bundle made from its document: one more copy.
-        value_copies(self.encoding, self.jmes.len(), self.expand)
-            + usize::from(self.primary.kind == ObjectKind::Acm && !self.expand)
+        let bundle = self.primary.kind == ObjectKind::Acm && !self.expand;
+        value_copies(self.encoding, self.jmes.len(), self.expand, bundle)
     }
 
     /// How messages name this object.
@@ -93,10 +92,19 @@ impl ObjectSpec {
 }
 
 /// How many copies of one fetched value a mount may hold at once: the value, a decoded
-/// copy, one per jmesPath file, one for the expanded keys. One rule for listed objects
-/// and a selection's matches (which have neither jmesPath nor expansion).
-pub(crate) fn value_copies(encoding: Encoding, jmes_files: usize, expand: bool) -> usize {
-    1 + usize::from(encoding != Encoding::Utf8) + jmes_files + usize::from(expand)
+/// copy, one per jmesPath file, one for the expanded keys, one for a certificate's
+/// bundle (its own file, made from its document). One rule for listed objects and a
+/// selection's matches (which have none of these but decoding).
+pub(crate) fn value_copies(
+    encoding: Encoding,
+    jmes_files: usize,
+    expand: bool,
+    bundle: bool,
+) -> usize {
+    1 + usize::from(encoding != Encoding::Utf8)
+        + jmes_files
+        + usize::from(expand)
+        + usize::from(bundle)
 }
 
 /// The rule an object broke; each has its own unit test.

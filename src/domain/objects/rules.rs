@@ -282,14 +282,6 @@ impl ObjectChecker<'_, '_> {
             }
         };
         if !Arn::looks_like_arn(name) {
-            if declared == Some(ObjectKind::Acm) {
-                self.fail(
-                    name,
-                    Rule::Certificate,
-                    "an acm object is named by its certificate ARN (arn:aws:acm:<region>:<account>:certificate/<id>)",
-                );
-                return None;
-            }
             if declared.is_none() {
                 self.fail(
                     name,

@@ -89,7 +89,7 @@ impl SelectionSpec {
 
     /// How many copies of each match's value a mount may hold at once.
     pub fn copies(&self) -> usize {
-        super::value_copies(self.encoding, 0, false)
+        super::value_copies(self.encoding, 0, false, false)
     }
 }
 
@@ -132,10 +132,6 @@ impl ObjectChecker<'_, '_> {
                     Rule::ObjectTypeRequired,
                     "objectType is required with select (ssmparameter or secretsmanager)",
                 );
-                None
-            }
-            Some("acm") => {
-                self.fail(name, Rule::Select, NO_CERTIFICATE_SELECTION);
                 None
             }
             declared => self.kind(name, declared),
@@ -222,8 +218,6 @@ impl ObjectChecker<'_, '_> {
                     })
                 }
             }
-            // Refused above by objectType, the only way to an acm selection; kept so
-            // that a new path to it cannot select certificates silently.
             Some(ObjectKind::Acm) => {
                 self.fail(name, Rule::Select, NO_CERTIFICATE_SELECTION);
                 None
